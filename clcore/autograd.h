@@ -1,0 +1,72 @@
+/* Reverse-mode autograd: a tape of recorded ops.
+ *
+ * An op that produces `out` from inputs records a node when grad mode is on
+ * (ctx->no_grad == 0) and at least one input requires grad; `out` then
+ * requires grad too. clsynth_backward(loss) seeds d(loss)/d(loss) = 1 and runs
+ * the nodes' backward functions in reverse order. Backward functions
+ * *accumulate* (+=) into the inputs' gradients, which clsynth_grad_of()
+ * allocates zero-filled on first use; parameter gradients live in their
+ * group's flat gradient buffer and persist until clsynth_group_zero_grad().
+ * After backward the tape is cleared and the activations are released. */
+#ifndef CLSYNTH_AUTOGRAD_H
+#define CLSYNTH_AUTOGRAD_H
+
+#include "clcore/context.h"
+#include "clcore/tensor.h"
+
+#define CLSYNTH_NODE_MAX_IN 8
+
+struct clsynth_node;
+typedef int (*clsynth_backward_fn)(clsynth_ctx *ctx, struct clsynth_node *node);
+
+typedef struct clsynth_node {
+    const char *op;                 /* op name, for messages */
+    clsynth_backward_fn backward;
+    clsynth_tensor *out;
+    clsynth_tensor *in[CLSYNTH_NODE_MAX_IN];
+    int n_in;
+    clsynth_tensor *saved[4];       /* extra tensors saved by the forward */
+    int iarg[8];                    /* op parameters */
+    float farg[8];
+    void *extra;                    /* op-owned memory, free()d with the node */
+} clsynth_node;
+
+/* True if the op should record: grad mode on and some input requires grad. */
+bool clsynth_grad_needed(const clsynth_ctx *ctx, clsynth_tensor *const *in, int n_in);
+
+/* Records a node for out = op(in...) and marks out as requiring grad. Returns
+ * the node (to fill saved/iarg/farg/extra), or NULL when nothing needs
+ * recording (or on failure, with ctx->failed set). */
+clsynth_node *clsynth_tape_record(clsynth_ctx *ctx, const char *op, clsynth_backward_fn backward,
+                                  clsynth_tensor *out, clsynth_tensor *const *in, int n_in);
+
+/* Gradient tensor of t (zero-filled on first use). NULL on failure. */
+clsynth_tensor *clsynth_grad_of(clsynth_ctx *ctx, clsynth_tensor *t);
+
+/* loss must have one element. Runs the tape backwards, clears it and releases
+ * the activations (keep what you need with clsynth_tensor_keep). */
+int clsynth_backward(clsynth_ctx *ctx, clsynth_tensor *loss);
+
+/* Runs the tape backwards seeding d(loss)/d(out) = grad_out (same shape as
+ * out): the vector-Jacobian product of any op, used by gradient tests. Clears
+ * the tape and releases the activations like clsynth_backward. */
+int clsynth_backward_with(clsynth_ctx *ctx, clsynth_tensor *out, const clsynth_tensor *grad_out);
+
+/* Drops the tape without running it (e.g. after a no-grad evaluation). */
+void clsynth_tape_clear(clsynth_ctx *ctx);
+
+/* Number of recorded nodes (for tests). */
+int clsynth_tape_size(const clsynth_ctx *ctx);
+
+/* No-grad scopes nest. */
+static inline void clsynth_no_grad_begin(clsynth_ctx *ctx) { ctx->no_grad++; }
+static inline void clsynth_no_grad_end(clsynth_ctx *ctx) { ctx->no_grad--; }
+
+/* A view of t that does not require grad (the forward value, cut from the graph). */
+clsynth_tensor *clsynth_detach(clsynth_ctx *ctx, clsynth_tensor *t);
+
+/* internal */
+int clsynth_tape_create(clsynth_ctx *ctx);
+void clsynth_tape_destroy(clsynth_ctx *ctx);
+
+#endif

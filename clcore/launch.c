@@ -1,0 +1,157 @@
+/* Kernel argument setting and launches with legal local sizes. */
+#include "clcore/launch.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "clcore/program.h"
+
+clsynth_args clsynth_args_begin(clsynth_ctx *ctx, cl_kernel k, const char *kname)
+{
+    clsynth_args a = { ctx, k, kname, 0, k == NULL || ctx->failed };
+    return a;
+}
+
+static void set(clsynth_args *a, size_t size, const void *value)
+{
+    if (a->failed)
+        return;
+    cl_int rc = clSetKernelArg(a->k, a->idx, size, value);
+    if (rc != CL_SUCCESS) {
+        char what[96];
+        snprintf(what, sizeof what, "%s, argument %u", a->kname, (unsigned)a->idx);
+        clsynth_cl_fail(a->ctx, "clSetKernelArg", what, rc);
+        a->failed = 1;
+    }
+    a->idx++;
+}
+
+void clsynth_arg_tensor(clsynth_args *a, const clsynth_tensor *t)
+{
+    if (!t) {
+        if (!a->failed)
+            clsynth_ctx_fail(a->ctx, "kernel %s: argument %u is a missing tensor", a->kname, (unsigned)a->idx);
+        a->failed = 1;
+        return;
+    }
+    cl_int off = (cl_int)t->off;
+    set(a, sizeof(cl_mem), &t->mem);
+    set(a, sizeof off, &off);
+}
+
+void clsynth_arg_mem(clsynth_args *a, cl_mem m) { set(a, sizeof m, &m); }
+void clsynth_arg_int(clsynth_args *a, int v) { cl_int x = v; set(a, sizeof x, &x); }
+void clsynth_arg_uint(clsynth_args *a, cl_uint v) { set(a, sizeof v, &v); }
+void clsynth_arg_float(clsynth_args *a, float v) { cl_float x = v; set(a, sizeof x, &x); }
+void clsynth_arg_local(clsynth_args *a, size_t bytes) { set(a, bytes, NULL); }
+
+static size_t pow2_floor(size_t x)
+{
+    size_t p = 1;
+    while (p * 2 <= x)
+        p *= 2;
+    return p;
+}
+
+int clsynth_default_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, int dims, const size_t global[],
+                          size_t local[])
+{
+    size_t kmax = clsynth_kernel_max_wg(ctx, k, kname);
+    if (kmax == 0)
+        return -1;
+    static const size_t pref[3][3] = { { 256, 1, 1 }, { 16, 16, 1 }, { 8, 8, 4 } };
+    size_t budget = pow2_floor(kmax);
+    for (int d = 0; d < dims; d++) {
+        size_t l = pref[dims - 1][d];
+        if (l > ctx->max_item[d])
+            l = pow2_floor(ctx->max_item[d]);
+        /* no point in a group wider than the work in this dimension */
+        while (l > 1 && l / 2 >= global[d])
+            l /= 2;
+        local[d] = l;
+    }
+    /* shrink the largest dimension until the product fits */
+    for (;;) {
+        size_t prod = 1;
+        for (int d = 0; d < dims; d++)
+            prod *= local[d];
+        if (prod <= budget)
+            break;
+        int big = 0;
+        for (int d = 1; d < dims; d++)
+            if (local[d] > local[big])
+                big = d;
+        local[big] /= 2;
+    }
+    return 0;
+}
+
+int clsynth_local_is_legal(clsynth_ctx *ctx, cl_kernel k, const char *kname, int dims, const size_t local[],
+                           size_t local_mem_bytes)
+{
+    size_t kmax = clsynth_kernel_max_wg(ctx, k, kname);
+    if (kmax == 0)
+        return -1;
+    size_t prod = 1;
+    for (int d = 0; d < dims; d++) {
+        if (local[d] == 0 || local[d] > ctx->max_item[d])
+            return clsynth_ctx_fail(ctx, "kernel %s: local size %zu in dimension %d exceeds the device "
+                                         "limit %zu", kname, local[d], d, ctx->max_item[d]);
+        prod *= local[d];
+    }
+    if (prod > kmax)
+        return clsynth_ctx_fail(ctx, "kernel %s: work-group of %zu items exceeds its "
+                                     "CL_KERNEL_WORK_GROUP_SIZE / device limit %zu", kname, prod, kmax);
+    if (local_mem_bytes > ctx->local_mem)
+        return clsynth_ctx_fail(ctx, "kernel %s: needs %zu bytes of local memory, the device has %llu",
+                                kname, local_mem_bytes, (unsigned long long)ctx->local_mem);
+    return 0;
+}
+
+int clsynth_launch(clsynth_args *a, int dims, const size_t global[], const size_t *local, size_t local_mem_bytes,
+                   double *ms)
+{
+    clsynth_ctx *ctx = a->ctx;
+    if (a->failed || ctx->failed)
+        return -1;
+    if (dims < 1 || dims > 3)
+        return clsynth_ctx_fail(ctx, "kernel %s: %d dimensions", a->kname, dims);
+    size_t loc[3] = { 1, 1, 1 }, glob[3] = { 1, 1, 1 };
+    for (int d = 0; d < dims; d++)
+        if (global[d] == 0)
+            return 0; /* nothing to do */
+    if (local && local[0]) {
+        memcpy(loc, local, sizeof(size_t) * (size_t)dims);
+        if (clsynth_local_is_legal(ctx, a->k, a->kname, dims, loc, local_mem_bytes))
+            return -1;
+    } else {
+        if (clsynth_default_local(ctx, a->k, a->kname, dims, global, loc))
+            return -1;
+        if (local_mem_bytes > ctx->local_mem)
+            return clsynth_ctx_fail(ctx, "kernel %s: needs %zu bytes of local memory, the device has %llu",
+                                    a->kname, local_mem_bytes, (unsigned long long)ctx->local_mem);
+    }
+    for (int d = 0; d < dims; d++)
+        glob[d] = clsynth_round_up(global[d], loc[d]);
+    cl_event ev = NULL;
+    int want_event = ms != NULL || ctx->profile_launches;
+    CLSYNTH_CL(ctx, clEnqueueNDRangeKernel(ctx->queue, a->k, (cl_uint)dims, NULL, glob, loc, 0, NULL,
+                                           want_event ? &ev : NULL), a->kname);
+    ctx->launches++;
+    if (want_event) {
+        cl_ulong t0 = 0, t1 = 0;
+        cl_int rc = clWaitForEvents(1, &ev);
+        if (rc == CL_SUCCESS)
+            rc = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
+        if (rc == CL_SUCCESS)
+            rc = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL);
+        clReleaseEvent(ev);
+        if (rc != CL_SUCCESS)
+            return clsynth_cl_fail(ctx, "clGetEventProfilingInfo", a->kname, rc);
+        double t = (double)(t1 - t0) * 1e-6;
+        ctx->launch_ms_total += t;
+        if (ms)
+            *ms = t;
+    }
+    return 0;
+}

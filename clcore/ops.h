@@ -1,0 +1,140 @@
+/* Differentiable ops. Each returns a new activation tensor (or NULL with
+ * ctx->err set; an op given a NULL input or a failed ctx returns NULL, so a
+ * chain of ops is checked once at its end) and records a tape node when a
+ * gradient is needed. Shapes are (N, C, H, W). Every op has a plain-C
+ * reference in clcore/ref.h used by the tests. */
+#ifndef CLSYNTH_OPS_H
+#define CLSYNTH_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clcore/autograd.h"
+#include "clcore/context.h"
+#include "clcore/params.h"
+#include "clcore/tensor.h"
+
+/* ---- convolution (clcore/ops_conv.c, kernels/conv.cl, kernels/im2col.cl) ---- */
+typedef enum clsynth_conv_algo {
+    CLSYNTH_CONV_AUTO = 0,     /* tuned choice, else heuristic (1x1 -> GEMM) */
+    CLSYNTH_CONV_DIRECT,       /* direct tiled OpenCL kernel */
+    CLSYNTH_CONV_IM2COL_GEMM,  /* im2col + CLBlast GEMM (1x1: GEMM without im2col) */
+    CLSYNTH_CONV_ALGO_COUNT
+} clsynth_conv_algo;
+const char *clsynth_conv_algo_name(clsynth_conv_algo a);
+
+/* x (N,Cin,H,W), w (Cout,Cin,KH,KW), bias (1,Cout,1,1) or NULL.
+ * y (N,Cout,(H+2p-KH)/s+1,(W+2p-KW)/s+1). Zero padding, groups = 1. */
+clsynth_tensor *clsynth_conv2d(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
+                               clsynth_tensor *bias, int stride, int pad);
+clsynth_tensor *clsynth_conv2d_algo(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
+                                    clsynth_tensor *bias, int stride, int pad,
+                                    clsynth_conv_algo algo);
+
+/* x (N,In,...) flattened per sample (In = c*h*w), w (Out,In,1,1), bias (1,Out,1,1)
+ * or NULL -> (N,Out,1,1). */
+clsynth_tensor *clsynth_linear(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
+                               clsynth_tensor *bias);
+
+/* Conditional (per-sample, per-channel, per-pixel) depthwise 3x3 conv:
+ * y(n,c,h,w) = sum_{i,j} k(n, 9c+3i+j, h, w) * x(n, c, h+i-1, w+j-1), zero pad 1.
+ * x (N,C,H,W), k (N,9C,H,W) -> (N,C,H,W). No unfolded copy of x. */
+clsynth_tensor *clsynth_cond_dwconv(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *k);
+
+/* ---- elementwise (clcore/ops_elementwise.c, kernels/elementwise.cl) ---- */
+/* Broadcasting: each dim of a and b equals the output's or is 1. */
+clsynth_tensor *clsynth_add(clsynth_ctx *ctx, clsynth_tensor *a, clsynth_tensor *b);
+clsynth_tensor *clsynth_sub(clsynth_ctx *ctx, clsynth_tensor *a, clsynth_tensor *b);
+clsynth_tensor *clsynth_mul(clsynth_ctx *ctx, clsynth_tensor *a, clsynth_tensor *b);
+clsynth_tensor *clsynth_scale(clsynth_ctx *ctx, clsynth_tensor *x, float s);
+clsynth_tensor *clsynth_add_scalar(clsynth_ctx *ctx, clsynth_tensor *x, float s);
+clsynth_tensor *clsynth_relu(clsynth_ctx *ctx, clsynth_tensor *x);
+clsynth_tensor *clsynth_leaky_relu(clsynth_ctx *ctx, clsynth_tensor *x, float slope);
+clsynth_tensor *clsynth_tanh(clsynth_ctx *ctx, clsynth_tensor *x);
+clsynth_tensor *clsynth_sigmoid(clsynth_ctx *ctx, clsynth_tensor *x);
+clsynth_tensor *clsynth_exp(clsynth_ctx *ctx, clsynth_tensor *x);
+/* Concatenation along C of count tensors with equal N, H, W. */
+clsynth_tensor *clsynth_concat(clsynth_ctx *ctx, clsynth_tensor *const *xs, int count);
+/* Channels [c0, c0+count) of x. */
+clsynth_tensor *clsynth_slice_c(clsynth_ctx *ctx, clsynth_tensor *x, int c0, int count);
+/* Same data, new shape (equal numel); gradient flows through. */
+clsynth_tensor *clsynth_reshape(clsynth_ctx *ctx, clsynth_tensor *x, int n, int c, int h, int w);
+
+/* ---- normalization (clcore/ops_norm.c, kernels/norm.cl) ---- */
+/* Batch norm over (N,H,W) per channel. gamma/beta (1,C,1,1) or NULL (no affine).
+ * training: batch statistics (biased var for normalizing), running stats
+ * updated with momentum using the unbiased variance (as PyTorch); eval: running stats. */
+clsynth_tensor *clsynth_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                   clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                   clsynth_tensor *running_var, bool training, float momentum,
+                                   float eps);
+/* Instance norm over (H,W) per sample and channel; gamma/beta (1,C,1,1) or NULL. */
+clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                      clsynth_tensor *beta, float eps);
+/* SPADE modulation x * (1 + gamma) + beta, all (N,C,H,W). */
+clsynth_tensor *clsynth_spade_mod(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                  clsynth_tensor *beta);
+/* Spectral norm: returns w / sigma(w) with w viewed as (Cout, rest). u (1,Cout,1,1)
+ * is the persistent left singular vector estimate; when update_u, one power
+ * iteration updates it first (training). Gradient flows through sigma as in
+ * PyTorch (u, v treated as constants). */
+clsynth_tensor *clsynth_spectral_norm(clsynth_ctx *ctx, clsynth_tensor *w, clsynth_tensor *u,
+                                      bool update_u);
+
+/* ---- resampling (clcore/ops_resample.c, kernels/resample.cl) ---- */
+clsynth_tensor *clsynth_upsample_nearest2x(clsynth_ctx *ctx, clsynth_tensor *x);
+/* Nearest resize to (h, w), PyTorch 'nearest' index rule: src = floor(dst * in/out). */
+clsynth_tensor *clsynth_resize_nearest(clsynth_ctx *ctx, clsynth_tensor *x, int h, int w);
+/* Bilinear 2x, align_corners = false. */
+clsynth_tensor *clsynth_upsample_bilinear2x(clsynth_ctx *ctx, clsynth_tensor *x);
+/* Average pooling k x k, stride s, zero pad p, padding excluded from the count
+ * (count_include_pad = false). avg_pool2x2 = (2, 2, 0). */
+clsynth_tensor *clsynth_avg_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int s, int p);
+clsynth_tensor *clsynth_avg_pool2x2(clsynth_ctx *ctx, clsynth_tensor *x);
+/* Max pooling k x k stride s (VGG: 2, 2). */
+clsynth_tensor *clsynth_max_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int s);
+/* One-hot of integer label ids stored as floats (N,1,H,W) -> (N,num_channels,H,W).
+ * Values in [0, num_classes) set their channel; `dontcare` (e.g. 255) sets
+ * channel dontcare_channel (or nothing when it is -1); any other value is an error
+ * reported by the op (the kernel flags it). No gradient (labels are discrete). */
+clsynth_tensor *clsynth_one_hot(clsynth_ctx *ctx, clsynth_tensor *labels, int num_classes,
+                                int num_channels, int dontcare, int dontcare_channel);
+
+/* ---- reductions and losses (clcore/ops_loss.c, kernels/reduce.cl) ---- */
+clsynth_tensor *clsynth_sum(clsynth_ctx *ctx, clsynth_tensor *x);  /* -> (1,1,1,1) */
+clsynth_tensor *clsynth_mean(clsynth_ctx *ctx, clsynth_tensor *x); /* -> (1,1,1,1) */
+/* D hinge: mean(relu(1 - x)) for real, mean(relu(1 + x)) for fake. */
+clsynth_tensor *clsynth_hinge_d(clsynth_ctx *ctx, clsynth_tensor *x, bool real);
+/* G hinge: -mean(x). */
+clsynth_tensor *clsynth_hinge_g(clsynth_ctx *ctx, clsynth_tensor *x);
+clsynth_tensor *clsynth_l1_loss(clsynth_ctx *ctx, clsynth_tensor *a, clsynth_tensor *b);
+clsynth_tensor *clsynth_mse_loss(clsynth_ctx *ctx, clsynth_tensor *a, clsynth_tensor *b);
+/* Softmax cross-entropy: logits (N,K,H,W), labels (N,1,H,W) float ids; pixels
+ * with label == ignore are skipped; mean over the rest (0 if none). */
+clsynth_tensor *clsynth_cross_entropy(clsynth_ctx *ctx, clsynth_tensor *logits,
+                                      clsynth_tensor *labels, int ignore);
+/* VAE KL: -0.5 * sum(1 + logvar - mu^2 - exp(logvar)). */
+clsynth_tensor *clsynth_kl_loss(clsynth_ctx *ctx, clsynth_tensor *mu, clsynth_tensor *logvar);
+/* sum_c a(n,c,h,w) * b(n,c,h,w) -> (N,1,H,W). */
+clsynth_tensor *clsynth_channel_dot(clsynth_ctx *ctx, clsynth_tensor *a, clsynth_tensor *b);
+/* Reads a one-element tensor to the host (waits). */
+int clsynth_scalar(clsynth_ctx *ctx, const clsynth_tensor *t, float *out);
+
+/* ---- optimizer, init, RNG (clcore/ops_adam.c, clcore/rng.c, kernels/adam.cl, kernels/rng.cl) ---- */
+/* One Adam step over the group's flat buffers with bias correction; lr from g->lr. */
+int clsynth_adam_step(clsynth_ctx *ctx, clsynth_param_group *g);
+/* Counter-based RNG (Philox-4x32-10): element i of the stream (seed, stream) is
+ * a pure function of (seed, stream, i): deterministic on every device. */
+int clsynth_rand_normal(clsynth_ctx *ctx, clsynth_tensor *t, float mean, float std,
+                        uint64_t seed, uint64_t stream);
+int clsynth_rand_uniform(clsynth_ctx *ctx, clsynth_tensor *t, float lo, float hi,
+                         uint64_t seed, uint64_t stream);
+/* Xavier normal init for a conv/linear weight (Cout,Cin,KH,KW):
+ * std = gain * sqrt(2 / (fan_in + fan_out)), fan = C * KH * KW. */
+int clsynth_init_xavier(clsynth_ctx *ctx, clsynth_tensor *w, float gain, uint64_t seed,
+                        uint64_t stream);
+/* VAE reparameterization mu + eps * exp(0.5 * logvar), eps ~ N(0,1) from the RNG. */
+clsynth_tensor *clsynth_reparameterize(clsynth_ctx *ctx, clsynth_tensor *mu, clsynth_tensor *logvar,
+                                       uint64_t seed, uint64_t stream);
+
+#endif

@@ -1,0 +1,352 @@
+/* Program building, on-disk binary cache and kernel lookup. */
+#include "clcore/program.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clcore/kernels_embedded.h"
+
+#define CACHE_MAGIC "CLSYNBIN"
+#define CACHE_VERSION 1u
+
+typedef struct kernel_entry {
+    char name[64];
+    cl_kernel k;
+    struct kernel_entry *next;
+} kernel_entry;
+
+typedef struct program_entry {
+    uint64_t key; /* hash of file + options */
+    char file[64];
+    char *options;
+    cl_program prog;
+    kernel_entry *kernels;
+    struct program_entry *next;
+} program_entry;
+
+typedef struct clsynth_program_cache {
+    program_entry *head;
+    clsynth_program_stats stats;
+} clsynth_program_cache;
+
+/* Header of a cache file; the program binary follows. */
+typedef struct cache_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t reserved;
+    uint64_t key;
+    uint64_t size;
+    uint64_t checksum;
+} cache_header;
+
+uint64_t clsynth_fnv1a(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+    return clsynth_fnv1a(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+const char *clsynth_kernel_source(const char *file)
+{
+    for (const clsynth_embedded_kernel *e = clsynth_embedded_kernels; e->name; e++)
+        if (strcmp(e->name, file) == 0)
+            return e->source;
+    return NULL;
+}
+
+static clsynth_program_cache *cache_of(clsynth_ctx *ctx)
+{
+    if (!ctx->programs)
+        ctx->programs = calloc(1, sizeof *ctx->programs);
+    return ctx->programs;
+}
+
+clsynth_program_stats clsynth_program_get_stats(const clsynth_ctx *ctx)
+{
+    clsynth_program_stats s = {0, 0, 0};
+    return ctx->programs ? ctx->programs->stats : s;
+}
+
+static uint64_t disk_key(clsynth_ctx *ctx, const char *src, const char *options)
+{
+    uint64_t h = CLSYNTH_FNV_SEED;
+    h = hash_str(h, ctx->dev.platform_name);
+    h = hash_str(h, ctx->dev.vendor);
+    h = hash_str(h, ctx->dev.name);
+    h = hash_str(h, ctx->dev.driver);
+    h = hash_str(h, ctx->dev.version);
+    h = hash_str(h, src);
+    h = hash_str(h, options);
+    return h;
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int clsynth_program_cache_path(clsynth_ctx *ctx, const char *file, const char *options, char *out,
+                               size_t outlen)
+{
+    const char *src = clsynth_kernel_source(file);
+    if (!src)
+        return clsynth_ctx_fail(ctx, "no embedded kernel source named '%s'", file);
+    snprintf(out, outlen, "%s/programs/%016llx.bin", ctx->cache_dir,
+             (unsigned long long)disk_key(ctx, src, options));
+    return 0;
+}
+
+/* Reads a cache entry; returns a malloc'ed binary or NULL (absent or invalid;
+ * *corrupt tells which). */
+static unsigned char *cache_read(const char *path, uint64_t key, size_t *size, int *corrupt)
+{
+    *corrupt = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    cache_header h;
+    unsigned char *bin = NULL;
+    *corrupt = 1;
+    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CACHE_MAGIC, 8) != 0 ||
+        h.version != CACHE_VERSION || h.key != key || h.size == 0 || h.size > (1ULL << 30))
+        goto done;
+    if (fseek(f, 0, SEEK_END) || (uint64_t)ftell(f) != sizeof h + h.size || fseek(f, sizeof h, SEEK_SET))
+        goto done;
+    bin = malloc(h.size);
+    if (!bin || fread(bin, 1, h.size, f) != h.size ||
+        clsynth_fnv1a(CLSYNTH_FNV_SEED, bin, h.size) != h.checksum) {
+        free(bin);
+        bin = NULL;
+        goto done;
+    }
+    *size = h.size;
+    *corrupt = 0;
+done:
+    fclose(f);
+    return bin;
+}
+
+static void cache_write(clsynth_ctx *ctx, const char *path, uint64_t key, cl_program prog)
+{
+    size_t size = 0;
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || size == 0)
+        return; /* the driver offers no binary: nothing to cache */
+    unsigned char *bin = malloc(size);
+    unsigned char *bins[1] = { bin };
+    if (!bin || clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) != CL_SUCCESS) {
+        free(bin);
+        return;
+    }
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/programs", ctx->cache_dir);
+    if (mkdirs(dir)) {
+        clsynth_warn(ctx, "cannot create the program cache folder %s: %s", dir, strerror(errno));
+        free(bin);
+        return;
+    }
+    cache_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, CACHE_MAGIC, 8);
+    h.version = CACHE_VERSION;
+    h.key = key;
+    h.size = size;
+    h.checksum = clsynth_fnv1a(CLSYNTH_FNV_SEED, bin, size);
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(&h, sizeof h, 1, f) == 1 && fwrite(bin, 1, size, f) == size;
+    if (f)
+        ok = (fflush(f) == 0) && ok && fsync(fileno(f)) == 0;
+    if (f && fclose(f))
+        ok = 0;
+    if (!ok || rename(tmp, path)) {
+        clsynth_warn(ctx, "cannot write the program cache entry %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(bin);
+}
+
+static int build(clsynth_ctx *ctx, cl_program prog, const char *file, const char *options)
+{
+    cl_int rc = clBuildProgram(prog, 1, &ctx->dev.id, options, NULL, NULL);
+    if (rc == CL_SUCCESS)
+        return 0;
+    size_t len = 0;
+    clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, 0, NULL, &len);
+    char *log = malloc(len + 1);
+    if (log) {
+        log[0] = 0;
+        clGetProgramBuildInfo(prog, ctx->dev.id, CL_PROGRAM_BUILD_LOG, len, log, NULL);
+        log[len] = 0;
+    }
+    clsynth_ctx_fail(ctx, "clBuildProgram failed for kernels/%s (options '%s'): %s\n--- build log ---\n%s",
+                     file, options ? options : "", clsynth_cl_error_name(rc), log ? log : "(none)");
+    free(log);
+    return -1;
+}
+
+static cl_program load_program(clsynth_ctx *ctx, const char *file, const char *options)
+{
+    const char *src = clsynth_kernel_source(file);
+    if (!src) {
+        clsynth_ctx_fail(ctx, "no embedded kernel source named '%s'", file);
+        return NULL;
+    }
+    clsynth_program_cache *pc = cache_of(ctx);
+    char full_opts[1024];
+    snprintf(full_opts, sizeof full_opts, "-cl-std=CL1.2 %s", options ? options : "");
+    uint64_t key = disk_key(ctx, src, full_opts);
+    char path[700];
+    snprintf(path, sizeof path, "%s/programs/%016llx.bin", ctx->cache_dir, (unsigned long long)key);
+    cl_int rc;
+    if (ctx->program_cache_on) {
+        size_t size = 0;
+        int corrupt = 0;
+        unsigned char *bin = cache_read(path, key, &size, &corrupt);
+        if (bin) {
+            const unsigned char *bins[1] = { bin };
+            cl_int status = CL_SUCCESS;
+            cl_program prog = clCreateProgramWithBinary(ctx->context, 1, &ctx->dev.id, &size, bins, &status, &rc);
+            free(bin);
+            if (rc == CL_SUCCESS && status == CL_SUCCESS &&
+                clBuildProgram(prog, 1, &ctx->dev.id, full_opts, NULL, NULL) == CL_SUCCESS) {
+                pc->stats.loaded_from_cache++;
+                return prog;
+            }
+            if (prog)
+                clReleaseProgram(prog);
+            corrupt = 1;
+        }
+        if (corrupt) {
+            pc->stats.cache_rejected++;
+            clsynth_warn(ctx, "program cache entry %s (kernels/%s) is corrupt or stale; rebuilding it",
+                         path, file);
+            unlink(path);
+        }
+    }
+    cl_program prog = clCreateProgramWithSource(ctx->context, 1, &src, NULL, &rc);
+    if (rc != CL_SUCCESS) {
+        clsynth_cl_fail(ctx, "clCreateProgramWithSource", file, rc);
+        return NULL;
+    }
+    if (build(ctx, prog, file, full_opts)) {
+        clReleaseProgram(prog);
+        return NULL;
+    }
+    pc->stats.built_from_source++;
+    if (ctx->program_cache_on)
+        cache_write(ctx, path, key, prog);
+    return prog;
+}
+
+cl_kernel clsynth_kernel_get(clsynth_ctx *ctx, const char *file, const char *name, const char *options)
+{
+    if (ctx->failed)
+        return NULL;
+    clsynth_program_cache *pc = cache_of(ctx);
+    if (!pc) {
+        clsynth_ctx_fail(ctx, "out of host memory");
+        return NULL;
+    }
+    uint64_t key = hash_str(hash_str(CLSYNTH_FNV_SEED, file), options);
+    program_entry *pe = pc->head;
+    while (pe && !(pe->key == key && strcmp(pe->file, file) == 0 &&
+                   strcmp(pe->options, options ? options : "") == 0))
+        pe = pe->next;
+    if (!pe) {
+        cl_program prog = load_program(ctx, file, options);
+        if (!prog)
+            return NULL;
+        pe = calloc(1, sizeof *pe);
+        if (!pe || !(pe->options = strdup(options ? options : ""))) {
+            free(pe);
+            clReleaseProgram(prog);
+            clsynth_ctx_fail(ctx, "out of host memory");
+            return NULL;
+        }
+        pe->key = key;
+        snprintf(pe->file, sizeof pe->file, "%s", file);
+        pe->prog = prog;
+        pe->next = pc->head;
+        pc->head = pe;
+    }
+    for (kernel_entry *ke = pe->kernels; ke; ke = ke->next)
+        if (strcmp(ke->name, name) == 0)
+            return ke->k;
+    cl_int rc;
+    cl_kernel k = clCreateKernel(pe->prog, name, &rc);
+    if (rc != CL_SUCCESS) {
+        clsynth_cl_fail(ctx, "clCreateKernel", name, rc);
+        return NULL;
+    }
+    kernel_entry *ke = calloc(1, sizeof *ke);
+    if (!ke) {
+        clReleaseKernel(k);
+        clsynth_ctx_fail(ctx, "out of host memory");
+        return NULL;
+    }
+    snprintf(ke->name, sizeof ke->name, "%s", name);
+    ke->k = k;
+    ke->next = pe->kernels;
+    pe->kernels = ke;
+    return k;
+}
+
+size_t clsynth_kernel_max_wg(clsynth_ctx *ctx, cl_kernel k, const char *name)
+{
+    size_t wg = 0;
+    cl_int rc = clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+    if (rc != CL_SUCCESS) {
+        clsynth_cl_fail(ctx, "clGetKernelWorkGroupInfo", name, rc);
+        return 0;
+    }
+    return wg < ctx->max_wg ? wg : ctx->max_wg;
+}
+
+void clsynth_program_cache_free(clsynth_ctx *ctx)
+{
+    clsynth_program_cache *pc = ctx->programs;
+    if (!pc)
+        return;
+    program_entry *pe = pc->head;
+    while (pe) {
+        kernel_entry *ke = pe->kernels;
+        while (ke) {
+            kernel_entry *kn = ke->next;
+            clReleaseKernel(ke->k);
+            free(ke);
+            ke = kn;
+        }
+        program_entry *pn = pe->next;
+        clReleaseProgram(pe->prog);
+        free(pe->options);
+        free(pe);
+        pe = pn;
+    }
+    free(pc);
+    ctx->programs = NULL;
+}

@@ -1,0 +1,431 @@
+/* The OpenCL runtime layer: device discovery and selection, program binary
+ * cache, tensors, buffer pool, launches under several local sizes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clcore/context.h"
+#include "clcore/launch.h"
+#include "clcore/program.h"
+#include "clcore/tensor.h"
+#include "testutil.h"
+
+static clsynth_ctx *ctx;
+
+static void setup(void)
+{
+    clsynth_err err;
+    ctx = clsynth_ctx_create(NULL, &err);
+    ck_assert_msg(ctx != NULL, "context: %s", err.msg);
+    ctx->quiet = true;
+}
+
+static void teardown(void)
+{
+    clsynth_ctx_free(ctx);
+    ctx = NULL;
+}
+
+/* A fake device list: selection logic does not need real devices. */
+static void fake_devices(clsynth_device_info d[3])
+{
+    memset(d, 0, sizeof(clsynth_device_info) * 3);
+    const char *vendors[3] = { "Intel(R) Corporation", "NVIDIA Corporation", "Advanced Micro Devices, Inc." };
+    const char *names[3] = { "pthread-skylake", "NVIDIA H100 80GB HBM3", "gfx1030" };
+    cl_device_type types[3] = { CL_DEVICE_TYPE_CPU, CL_DEVICE_TYPE_GPU, CL_DEVICE_TYPE_GPU };
+    for (int i = 0; i < 3; i++) {
+        d[i].index = i;
+        snprintf(d[i].vendor, sizeof d[i].vendor, "%s", vendors[i]);
+        snprintf(d[i].name, sizeof d[i].name, "%s", names[i]);
+        snprintf(d[i].platform_name, sizeof d[i].platform_name, "platform %d", i);
+        d[i].type = types[i];
+    }
+}
+
+START_TEST(devices_are_listed_with_limits)
+{
+    clsynth_device_info *devs = NULL;
+    int n = 0;
+    clsynth_err err;
+    ck_assert_msg(clsynth_devices_list(&devs, &n, &err) == 0, "%s", err.msg);
+    ck_assert_int_ge(n, 1);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(devs[i].index, i);
+        ck_assert(devs[i].max_wg >= 1);
+        ck_assert(devs[i].global_mem > 0);
+        ck_assert(devs[i].max_alloc > 0 && devs[i].max_alloc <= devs[i].global_mem);
+        ck_assert(strlen(devs[i].name) > 0);
+    }
+    free(devs);
+}
+END_TEST
+
+START_TEST(select_by_index_substring_and_default)
+{
+    clsynth_device_info d[3];
+    fake_devices(d);
+    clsynth_err err;
+    int chosen = -1;
+    ck_assert_int_eq(clsynth_device_select(d, 3, NULL, &chosen, &err), 0);
+    ck_assert_int_eq(chosen, 1); /* first GPU beats the CPU listed before it */
+    ck_assert_int_eq(clsynth_device_select(d, 3, "2", &chosen, &err), 0);
+    ck_assert_int_eq(chosen, 2);
+    ck_assert_int_eq(clsynth_device_select(d, 3, "nViDiA", &chosen, &err), 0);
+    ck_assert_int_eq(chosen, 1);
+    ck_assert_int_eq(clsynth_device_select(d, 3, "gfx10", &chosen, &err), 0);
+    ck_assert_int_eq(chosen, 2);
+    ck_assert_int_eq(clsynth_device_select(d, 3, "PTHREAD", &chosen, &err), 0);
+    ck_assert_int_eq(chosen, 0);
+    d[1].type = d[2].type = CL_DEVICE_TYPE_CPU;
+    ck_assert_int_eq(clsynth_device_select(d, 3, "", &chosen, &err), 0);
+    ck_assert_int_eq(chosen, 0);
+}
+END_TEST
+
+START_TEST(select_without_match_lists_devices)
+{
+    clsynth_device_info d[3];
+    fake_devices(d);
+    clsynth_err err;
+    int chosen = -1;
+    ck_assert_int_eq(clsynth_device_select(d, 3, "radeon-9000", &chosen, &err), -1);
+    ck_assert_msg(strstr(err.msg, "radeon-9000") && strstr(err.msg, "NVIDIA H100") &&
+                      strstr(err.msg, "gfx1030") && strstr(err.msg, "pthread-skylake"),
+                  "message: %s", err.msg);
+    ck_assert_int_eq(clsynth_device_select(d, 3, "7", &chosen, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "'7'"));
+}
+END_TEST
+
+START_TEST(device_class_does_not_trust_vendor_id)
+{
+    clsynth_device_info d[3];
+    fake_devices(d);
+    snprintf(d[0].platform_name, sizeof d[0].platform_name, "Portable Computing Language");
+    ck_assert_str_eq(clsynth_device_class(&d[0]), "pocl-cpu");
+    ck_assert_str_eq(clsynth_device_class(&d[1]), "nvidia");
+    ck_assert_str_eq(clsynth_device_class(&d[2]), "amd");
+}
+END_TEST
+
+START_TEST(cl_error_names)
+{
+    ck_assert_str_eq(clsynth_cl_error_name(CL_OUT_OF_RESOURCES), "CL_OUT_OF_RESOURCES");
+    ck_assert_str_eq(clsynth_cl_error_name(CL_INVALID_WORK_GROUP_SIZE), "CL_INVALID_WORK_GROUP_SIZE");
+    ck_assert_str_eq(clsynth_cl_error_name(-12345), "CL_UNKNOWN_ERROR(-12345)");
+}
+END_TEST
+
+START_TEST(failing_call_names_call_kernel_and_error)
+{
+    cl_kernel k = clsynth_kernel_get(ctx, "tensor.cl", "tensor_fill", NULL);
+    ck_assert_ptr_nonnull(k);
+    clsynth_args a = clsynth_args_begin(ctx, k, "tensor_fill");
+    clsynth_arg_int(&a, 3); /* argument 0 is a buffer: wrong size */
+    ck_assert(a.failed);
+    ck_assert_msg(strstr(ctx->err.msg, "clSetKernelArg") && strstr(ctx->err.msg, "tensor_fill") &&
+                      strstr(ctx->err.msg, "CL_INVALID_"), "message: %s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    ck_assert_ptr_null(clsynth_kernel_get(ctx, "tensor.cl", "no_such_kernel", NULL));
+    ck_assert_msg(strstr(ctx->err.msg, "clCreateKernel") && strstr(ctx->err.msg, "no_such_kernel") &&
+                      strstr(ctx->err.msg, "CL_INVALID_KERNEL_NAME"), "message: %s", ctx->err.msg);
+}
+END_TEST
+
+START_TEST(build_failure_prints_build_log)
+{
+    ck_assert_ptr_null(clsynth_kernel_get(ctx, "tensor.cl", "tensor_fill", "-Dfloat=not_a_type"));
+    ck_assert_msg(strstr(ctx->err.msg, "clBuildProgram") && strstr(ctx->err.msg, "build log"),
+                  "message: %s", ctx->err.msg);
+}
+END_TEST
+
+static void use_private_cache(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", dir);
+    ctx->program_cache_on = true;
+}
+
+static clsynth_ctx *fresh_ctx_sharing_cache(const char *dir)
+{
+    clsynth_err err;
+    clsynth_ctx *c = clsynth_ctx_create(NULL, &err);
+    ck_assert_msg(c != NULL, "%s", err.msg);
+    c->quiet = true;
+    snprintf(c->cache_dir, sizeof c->cache_dir, "%s", dir);
+    c->program_cache_on = true;
+    return c;
+}
+
+START_TEST(program_cache_miss_hit_corrupt_rebuild)
+{
+    const char *dir = "cache-test";
+    use_private_cache(dir);
+    const char *opts = "-DCACHE_TEST=1";
+    ck_assert_ptr_nonnull(clsynth_kernel_get(ctx, "tensor.cl", "tensor_fill", opts));
+    clsynth_program_stats s = clsynth_program_get_stats(ctx);
+    ck_assert_int_eq(s.built_from_source, 1);
+    ck_assert_int_eq(s.loaded_from_cache, 0);
+    char path[700];
+    ck_assert_int_eq(clsynth_program_cache_path(ctx, "tensor.cl", "-cl-std=CL1.2 -DCACHE_TEST=1", path, sizeof path), 0);
+    struct stat st;
+    ck_assert_msg(stat(path, &st) == 0, "cache file %s missing", path);
+
+    /* hit */
+    clsynth_ctx *c2 = fresh_ctx_sharing_cache(dir);
+    ck_assert_ptr_nonnull(clsynth_kernel_get(c2, "tensor.cl", "tensor_fill", opts));
+    s = clsynth_program_get_stats(c2);
+    ck_assert_int_eq(s.loaded_from_cache, 1);
+    ck_assert_int_eq(s.built_from_source, 0);
+    clsynth_ctx_free(c2);
+
+    /* corrupt one byte in the middle: detected, rebuilt, and the kernel works */
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, st.st_size / 2, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, st.st_size / 2, SEEK_SET);
+    fputc(ch ^ 0x5a, f);
+    fclose(f);
+    c2 = fresh_ctx_sharing_cache(dir);
+    cl_kernel k = clsynth_kernel_get(c2, "tensor.cl", "tensor_fill", opts);
+    ck_assert_ptr_nonnull(k);
+    s = clsynth_program_get_stats(c2);
+    ck_assert_int_eq(s.cache_rejected, 1);
+    ck_assert_int_eq(s.built_from_source, 1);
+    clsynth_tensor *t = clsynth_tensor_new(c2, "t", 1, 1, 1, 37);
+    ck_assert_int_eq(clsynth_tensor_fill(c2, t, 2.5f), 0);
+    float out[37];
+    ck_assert_int_eq(clsynth_tensor_download(c2, t, out), 0);
+    ck_assert(out[36] == 2.5f);
+    clsynth_ctx_free(c2);
+
+    /* truncated entry: detected and rebuilt, never a crash */
+    ck_assert_int_eq(truncate(path, st.st_size / 3), 0);
+    c2 = fresh_ctx_sharing_cache(dir);
+    ck_assert_ptr_nonnull(clsynth_kernel_get(c2, "tensor.cl", "tensor_fill", opts));
+    s = clsynth_program_get_stats(c2);
+    ck_assert_int_eq(s.cache_rejected, 1);
+    clsynth_ctx_free(c2);
+
+    /* the rebuilt entry is whole again: next context hits */
+    c2 = fresh_ctx_sharing_cache(dir);
+    ck_assert_ptr_nonnull(clsynth_kernel_get(c2, "tensor.cl", "tensor_fill", opts));
+    ck_assert_int_eq(clsynth_program_get_stats(c2).loaded_from_cache, 1);
+    clsynth_ctx_free(c2);
+}
+END_TEST
+
+START_TEST(tensor_round_trip_at_odd_sizes)
+{
+    const int shapes[][4] = { { 1, 1, 1, 1 }, { 2, 3, 5, 7 }, { 3, 17, 9, 11 }, { 1, 5, 31, 1 } };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int *sh = shapes[s];
+        size_t n = (size_t)sh[0] * sh[1] * sh[2] * sh[3];
+        float *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
+        for (size_t i = 0; i < n; i++)
+            in[i] = (float)i * 0.5f - 3.0f;
+        clsynth_tensor *t = clsynth_tensor_from_host(ctx, "rt", sh[0], sh[1], sh[2], sh[3], in);
+        ck_assert_ptr_nonnull(t);
+        clsynth_tensor *u = clsynth_tensor_new(ctx, "copy", sh[0], sh[1], sh[2], sh[3]);
+        ck_assert_int_eq(clsynth_tensor_copy(ctx, u, t), 0);
+        ck_assert_int_eq(clsynth_tensor_download(ctx, u, out), 0);
+        ck_assert_int_eq(memcmp(in, out, n * sizeof *in), 0);
+        ck_assert_int_eq(clsynth_tensor_fill(ctx, u, -1.25f), 0);
+        ck_assert_int_eq(clsynth_tensor_download(ctx, u, out), 0);
+        for (size_t i = 0; i < n; i++)
+            ck_assert(out[i] == -1.25f);
+        free(in);
+        free(out);
+    }
+    clsynth_release_activations(ctx);
+}
+END_TEST
+
+START_TEST(views_see_their_slice)
+{
+    float in[2 * 3 * 2 * 2];
+    for (int i = 0; i < 24; i++)
+        in[i] = (float)i;
+    clsynth_tensor *t = clsynth_tensor_from_host(ctx, "base", 2, 3, 2, 2, in);
+    clsynth_tensor *second = clsynth_tensor_batch_slice(ctx, t, 1, 1);
+    ck_assert_ptr_nonnull(second);
+    float out[12];
+    ck_assert_int_eq(clsynth_tensor_download(ctx, second, out), 0);
+    for (int i = 0; i < 12; i++)
+        ck_assert(out[i] == (float)(12 + i));
+    ck_assert_int_eq(clsynth_tensor_fill(ctx, second, 0.0f), 0);
+    ck_assert_int_eq(clsynth_tensor_download(ctx, t, in), 0);
+    ck_assert(in[11] == 11.0f && in[12] == 0.0f && in[23] == 0.0f);
+    ck_assert_ptr_null(clsynth_tensor_view(ctx, t, "too-big", 20, 1, 1, 1, 5));
+    ck_assert_ptr_nonnull(strstr(ctx->err.msg, "too-big"));
+    clsynth_ctx_clear_error(ctx);
+    ck_assert_ptr_null(clsynth_tensor_batch_slice(ctx, t, 1, 2));
+    clsynth_ctx_clear_error(ctx);
+    clsynth_release_activations(ctx);
+}
+END_TEST
+
+START_TEST(allocation_beyond_max_alloc_names_tensor)
+{
+    /* ask for about twice the device's max allocation */
+    size_t want = (size_t)(ctx->dev.max_alloc / sizeof(float)) * 2 + 64;
+    int w = 64, h = (int)(want / (size_t)w / 4 / 4) + 1;
+    clsynth_tensor *t = clsynth_tensor_new(ctx, "huge_activation", 4, 4, h, w);
+    ck_assert_ptr_null(t);
+    ck_assert_msg(strstr(ctx->err.msg, "huge_activation") && strstr(ctx->err.msg, "bytes") &&
+                      strstr(ctx->err.msg, "per allocation") && strstr(ctx->err.msg, "global memory"),
+                  "message: %s", ctx->err.msg);
+    ck_assert(ctx->failed);
+    /* a failed context refuses further work until the error is handled */
+    ck_assert_ptr_null(clsynth_tensor_new(ctx, "after", 1, 1, 1, 1));
+    clsynth_ctx_clear_error(ctx);
+    ck_assert_ptr_nonnull(clsynth_tensor_new(ctx, "after", 1, 1, 1, 1));
+    clsynth_release_activations(ctx);
+}
+END_TEST
+
+static int fake_step(void)
+{
+    /* a "training step": same shapes every time */
+    const int sizes[][4] = { { 2, 3, 17, 13 }, { 2, 16, 9, 7 }, { 1, 1, 1, 1 }, { 2, 3, 17, 13 } };
+    for (int i = 0; i < 4; i++) {
+        clsynth_tensor *t = clsynth_tensor_new(ctx, "act", sizes[i][0], sizes[i][1], sizes[i][2], sizes[i][3]);
+        if (!t || clsynth_tensor_fill(ctx, t, 1.0f))
+            return -1;
+    }
+    clsynth_release_activations(ctx);
+    return 0;
+}
+
+START_TEST(repeated_step_allocates_nothing_new)
+{
+    ck_assert_int_eq(fake_step(), 0);
+    clsynth_pool_stats a = clsynth_pool_get_stats(ctx);
+    ck_assert_int_eq(a.bytes_in_use, 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(fake_step(), 0);
+    clsynth_pool_stats b = clsynth_pool_get_stats(ctx);
+    ck_assert_int_eq(b.device_allocs, a.device_allocs);
+    ck_assert_int_eq(b.peak_bytes_reserved, a.peak_bytes_reserved);
+    clsynth_pool_trim(ctx);
+    ck_assert_int_eq(clsynth_pool_get_stats(ctx).bytes_reserved, 0);
+}
+END_TEST
+
+START_TEST(kernel_result_is_identical_under_legal_local_sizes)
+{
+    cl_kernel k = clsynth_kernel_get(ctx, "tensor.cl", "tensor_axpby", NULL);
+    ck_assert_ptr_nonnull(k);
+    size_t kmax = clsynth_kernel_max_wg(ctx, k, "tensor_axpby");
+    const int n = 1000 + 3; /* not a multiple of any local size below */
+    float *x = malloc(n * sizeof *x), *y0 = malloc(n * sizeof *y0), *ref = malloc(n * sizeof *ref),
+          *out = malloc(n * sizeof *out), *first = malloc(n * sizeof *first);
+    for (int i = 0; i < n; i++) {
+        x[i] = sinf((float)i);
+        y0[i] = cosf((float)i * 0.3f);
+        ref[i] = 1.5f * x[i] + -0.25f * y0[i];
+    }
+    clsynth_tensor *tx = clsynth_tensor_from_host(ctx, "x", 1, 1, 1, n, x);
+    size_t locals[] = { 1, 7, 64, kmax };
+    for (size_t li = 0; li < sizeof locals / sizeof locals[0]; li++) {
+        if (locals[li] > kmax)
+            continue;
+        clsynth_tensor *ty = clsynth_tensor_from_host(ctx, "y", 1, 1, 1, n, y0);
+        clsynth_args a = clsynth_args_begin(ctx, k, "tensor_axpby");
+        clsynth_arg_float(&a, 1.5f);
+        clsynth_arg_tensor(&a, tx);
+        clsynth_arg_float(&a, -0.25f);
+        clsynth_arg_tensor(&a, ty);
+        clsynth_arg_int(&a, n);
+        size_t g = (size_t)n;
+        ck_assert_msg(clsynth_launch(&a, 1, &g, &locals[li], 0, NULL) == 0, "local %zu: %s", locals[li],
+                      ctx->err.msg);
+        ck_assert_int_eq(clsynth_tensor_download(ctx, ty, out), 0);
+        /* bit-identical across local sizes; close to the host (the device may fuse a multiply-add) */
+        if (li == 0)
+            memcpy(first, out, n * sizeof *out);
+        for (int i = 0; i < n; i++) {
+            ck_assert_msg(out[i] == first[i], "local %zu, element %d: %.9g vs %.9g with local 1", locals[li], i,
+                          out[i], first[i]);
+            ck_assert_msg(fabsf(out[i] - ref[i]) <= 1e-6f, "element %d: %g vs host %g", i, out[i], ref[i]);
+        }
+    }
+    /* an illegal local size is refused with a message, not launched */
+    size_t too_big = kmax * 2;
+    clsynth_args a = clsynth_args_begin(ctx, k, "tensor_axpby");
+    clsynth_arg_float(&a, 1.0f);
+    clsynth_arg_tensor(&a, tx);
+    clsynth_arg_float(&a, 1.0f);
+    clsynth_arg_tensor(&a, tx);
+    clsynth_arg_int(&a, n);
+    size_t g = (size_t)n;
+    ck_assert_int_eq(clsynth_launch(&a, 1, &g, &too_big, 0, NULL), -1);
+    ck_assert_ptr_nonnull(strstr(ctx->err.msg, "tensor_axpby"));
+    clsynth_ctx_clear_error(ctx);
+    free(x);
+    free(y0);
+    free(ref);
+    free(out);
+    free(first);
+    clsynth_release_activations(ctx);
+}
+END_TEST
+
+START_TEST(default_local_respects_emulated_limits)
+{
+    clsynth_ctx_emulate_limits(ctx, 32, 16 * 1024);
+    cl_kernel k = clsynth_kernel_get(ctx, "tensor.cl", "tensor_fill", NULL);
+    size_t g2[2] = { 100, 100 }, l2[2];
+    ck_assert_int_eq(clsynth_default_local(ctx, k, "tensor_fill", 2, g2, l2), 0);
+    ck_assert(l2[0] * l2[1] <= 32);
+    size_t g1 = 1000, l1;
+    ck_assert_int_eq(clsynth_default_local(ctx, k, "tensor_fill", 1, &g1, &l1), 0);
+    ck_assert(l1 <= 32 && l1 >= 1);
+    size_t big = 64;
+    ck_assert_int_eq(clsynth_local_is_legal(ctx, k, "tensor_fill", 1, &big, 0), -1);
+    clsynth_ctx_clear_error(ctx);
+    ck_assert_int_eq(clsynth_local_is_legal(ctx, k, "tensor_fill", 1, &l1, 32 * 1024), -1);
+    ck_assert_ptr_nonnull(strstr(ctx->err.msg, "local memory"));
+    clsynth_ctx_clear_error(ctx);
+    /* a small tensor still fills correctly under the lowered limits */
+    clsynth_tensor *t = clsynth_tensor_new(ctx, "t", 1, 1, 3, 333);
+    ck_assert_int_eq(clsynth_tensor_fill(ctx, t, 4.0f), 0);
+    float out[999];
+    ck_assert_int_eq(clsynth_tensor_download(ctx, t, out), 0);
+    ck_assert(out[0] == 4.0f && out[998] == 4.0f);
+    clsynth_release_activations(ctx);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create("runtime");
+    tcase_set_timeout(tc, 300);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, devices_are_listed_with_limits);
+    tcase_add_test(tc, select_by_index_substring_and_default);
+    tcase_add_test(tc, select_without_match_lists_devices);
+    tcase_add_test(tc, device_class_does_not_trust_vendor_id);
+    tcase_add_test(tc, cl_error_names);
+    tcase_add_test(tc, failing_call_names_call_kernel_and_error);
+    tcase_add_test(tc, build_failure_prints_build_log);
+    tcase_add_test(tc, program_cache_miss_hit_corrupt_rebuild);
+    tcase_add_test(tc, tensor_round_trip_at_odd_sizes);
+    tcase_add_test(tc, views_see_their_slice);
+    tcase_add_test(tc, allocation_beyond_max_alloc_names_tensor);
+    tcase_add_test(tc, repeated_step_allocates_nothing_new);
+    tcase_add_test(tc, kernel_result_is_identical_under_legal_local_sizes);
+    tcase_add_test(tc, default_local_respects_emulated_limits);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return clsynth_test_run(suite()); }

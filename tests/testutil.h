@@ -1,0 +1,56 @@
+/* Helpers shared by the Check tests. */
+#ifndef CLSYNTH_TESTUTIL_H
+#define CLSYNTH_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clcore/autograd.h"
+#include "clcore/context.h"
+#include "clcore/tensor.h"
+
+/* Runs the suite (CK_NORMAL output) and returns 0 when every test passed. */
+int clsynth_test_run(Suite *s);
+
+/* Path to ../shared next to the source tree (from CLSYNTH_SHARED_DIR), or NULL. */
+const char *clsynth_test_shared_dir(void);
+
+/* True when running under Oclgrind (CLSYNTH_OCLGRIND set): use small shapes. */
+int clsynth_test_under_oclgrind(void);
+
+/* Context on the default device (CLSYNTH_DEVICE honoured), quiet; fails the test on error. */
+clsynth_ctx *clsynth_test_ctx(void);
+
+/* Deterministic host data: uniform in [lo, hi) from a seed. */
+void clsynth_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
+
+/* Persistent input tensor that requires grad, filled from host data. */
+clsynth_tensor *clsynth_test_input(clsynth_ctx *ctx, const char *name, int n, int c, int h, int w,
+                                   const float *host);
+
+/* Downloads t into a new malloc'ed array (fails the test on error). */
+float *clsynth_test_download(clsynth_ctx *ctx, const clsynth_tensor *t);
+
+/* Max |a-b| / (atol + rtol*|b|) over n elements; <= 1 means within tolerance.
+ * *worst receives the index of the worst element. */
+double clsynth_test_compare(const float *a, const float *b, size_t n, double atol, double rtol, size_t *worst);
+
+/* Asserts a (device) matches b (reference) within atol + rtol*|b|, naming what. */
+void clsynth_test_assert_close(const char *what, const float *a, const float *b, size_t n, double atol,
+                               double rtol);
+
+/* Gradient check by central finite differences.
+ *   fn builds the forward pass from the inputs and returns the output tensor.
+ *   The scalar checked is L = sum(out * R) for a fixed random R, computed in
+ *   double on the host; analytic gradients come from clsynth_backward_with(out, R).
+ *   For each input, up to `samples` elements (spread over the tensor) are
+ *   perturbed by +-eps. Passes when |analytic - numeric| <= atol + rtol*|numeric|
+ *   for every sampled element; otherwise fails the test naming the input,
+ *   element, both values. Inputs must be persistent tensors (clsynth_test_input). */
+typedef clsynth_tensor *(*clsynth_test_forward_fn)(clsynth_ctx *ctx, clsynth_tensor **inputs, void *user);
+void clsynth_test_gradcheck(clsynth_ctx *ctx, const char *what, clsynth_test_forward_fn fn,
+                            clsynth_tensor **inputs, int n_inputs, void *user, float eps, double atol,
+                            double rtol, int samples);
+
+#endif

@@ -1,0 +1,40 @@
+/* clsynth: command-line entry point; dispatches to tools/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/commands.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    { "devices", clsynth_cmd_devices, "list every OpenCL device and its limits" },
+    { "demo", clsynth_cmd_demo, "the main job on the chosen device (see README)" },
+    { "dataset", clsynth_cmd_dataset, "dataset tools: 'dataset synth' writes the synthetic scenes" },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: clsynth <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nEvery command takes --device SPEC (an index, or part of the vendor or device name;\n"
+               "default: $CLSYNTH_DEVICE, else the first GPU, else accelerator, else CPU).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "clsynth: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

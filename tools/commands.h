@@ -1,0 +1,10 @@
+/* The clsynth sub-commands. Each takes the arguments after its name
+ * (argv[0] is the sub-command name) and returns the process exit status. */
+#ifndef CLSYNTH_COMMANDS_H
+#define CLSYNTH_COMMANDS_H
+
+int clsynth_cmd_devices(int argc, char **argv);
+int clsynth_cmd_demo(int argc, char **argv);
+int clsynth_cmd_dataset(int argc, char **argv);
+
+#endif
