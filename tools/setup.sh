@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The two README commands, in one script that works from any clone location:
+#   bash tools/setup.sh main   install what is missing, build (Release), run the main job
+#   bash tools/setup.sh test   install what is missing, build (Release), run the test suite
+# Idempotent: installed packages and an existing build are reused.
+set -euo pipefail
+
+mode=${1:-main}
+shift || true
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build="$root/build"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+packages=(ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev libclfft-dev libpng-dev
+          libjpeg62-turbo-dev check cmake pkg-config gcc make oclgrind)
+
+install_missing() {
+    local missing=()
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "clsynth setup: installing ${missing[*]}"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "clsynth setup: run as root (or install sudo) to install: ${missing[*]}" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+configure_and_build() {
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$build" -j "$jobs"
+}
+
+install_missing
+configure_and_build
+
+case "$mode" in
+main)
+    cd "$root"
+    exec "$build/clsynth" demo "$@"
+    ;;
+test)
+    cd "$build"
+    # "slow" tests are for people with time; "oclgrind" runs kernels under the
+    # Oclgrind simulator: `ctest -L oclgrind` (see README).
+    exec ctest --output-on-failure -LE 'slow|oclgrind' -j "$jobs" "$@"
+    ;;
+*)
+    echo "usage: bash tools/setup.sh main|test [extra arguments]" >&2
+    exit 2
+    ;;
+esac
