@@ -1,0 +1,27 @@
+/* Thin, checked wrappers around CLBlast's C API on the context's queue.
+ *
+ * CLBlast compiles its kernels on the first call of each routine and precision
+ * (measured on PoCL, 2 cores: Sgemm about 6 s, SgemmStridedBatched about 10 s;
+ * other shapes and transpositions of an already-used routine cost well under
+ * a second) and keeps the binaries in memory only. Every status is checked and
+ * a failure names the routine, the caller's label and the status. */
+#ifndef CLSYNTH_CLBLAST_UTIL_H
+#define CLSYNTH_CLBLAST_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "clcore/context.h"
+
+/* "CLBlastInvalidLeadDimA" etc.; "CLBlastUnknownStatus" for codes not in the table. */
+const char *clsynth_clblast_status_name(int status);
+
+/* Row-major C(m,n) = alpha * op(A)(m,k) * op(B)(k,n) + beta * C, offsets and
+ * leading dimensions in elements. `what` names the caller in errors (e.g.
+ * "conv2d forward 'x' (2, 3, 9, 7)"). When ctx->profile_launches is on, waits
+ * and adds the wall time to ctx->launch_ms_total. Returns 0 or -1. */
+int clsynth_sgemm(clsynth_ctx *ctx, const char *what, bool trans_a, bool trans_b, size_t m, size_t n,
+                  size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                  size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+
+#endif

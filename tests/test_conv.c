@@ -1,0 +1,480 @@
+/* Convolution (direct and im2col+GEMM) and linear: forward and backward
+ * against the plain-C reference, finite-difference gradients, agreement of the
+ * two algorithms, determinism, and the direct kernel under small device limits.
+ *
+ * CLSYNTH_OCLGRIND_OK: under Oclgrind (CLSYNTH_OCLGRIND=1) shapes are tiny and the
+ * CLBlast (GEMM and linear) tests are skipped with a message: CLBlast's kernels
+ * take minutes to simulate there.
+ *
+ * CLBlast compiles its GEMM once per context (about 6 s on PoCL), so all tests
+ * share one context and the suite runs without forking (CK_FORK=no unless set). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clcore/ops.h"
+#include "ref_conv.h"
+#include "testutil.h"
+
+static clsynth_ctx *ctx;
+
+static void setup_once(void) { ctx = clsynth_test_ctx(); }
+static void teardown_once(void)
+{
+    clsynth_ctx_free(ctx);
+    ctx = NULL;
+}
+
+typedef struct conv_case {
+    int N, Cin, H, W, Cout, K, stride, pad, bias;
+} conv_case;
+
+/* Awkward shapes: kernels 1, 3, 4, 7; strides 1, 2; pads 0..3; odd sizes; channel
+ * counts not multiples of the register block (4) or the local-memory chunk (8);
+ * outputs larger than one work-group tile (16x16). */
+static const conv_case fwd_cases[] = {
+    { 2, 3, 9, 7, 5, 3, 1, 1, 1 },    { 2, 5, 13, 11, 4, 3, 2, 1, 0 },  { 2, 17, 9, 7, 6, 1, 1, 0, 1 },
+    { 2, 3, 13, 11, 5, 1, 2, 0, 1 },  { 2, 5, 9, 7, 3, 4, 2, 1, 1 },    { 2, 3, 13, 11, 4, 7, 1, 3, 1 },
+    { 2, 17, 13, 11, 9, 3, 1, 2, 0 }, { 2, 5, 9, 7, 7, 7, 2, 3, 0 },    { 2, 3, 9, 7, 5, 4, 1, 0, 1 },
+    { 2, 17, 9, 7, 33, 3, 1, 1, 1 },  { 2, 16, 37, 35, 18, 3, 1, 1, 1 }, { 2, 5, 7, 9, 3, 7, 1, 0, 0 },
+    { 2, 3, 11, 13, 5, 4, 2, 2, 1 },  { 2, 5, 9, 7, 17, 1, 1, 1, 0 },
+};
+/* Tiny shapes for Oclgrind. */
+static const conv_case tiny_cases[] = {
+    { 2, 3, 5, 7, 5, 3, 1, 1, 1 }, { 2, 5, 7, 5, 3, 4, 2, 1, 0 }, { 2, 3, 7, 5, 2, 7, 2, 3, 1 },
+    { 2, 17, 3, 5, 3, 1, 1, 0, 1 },
+};
+
+static const conv_case *cases(int *count)
+{
+    if (clsynth_test_under_oclgrind()) {
+        *count = (int)(sizeof tiny_cases / sizeof tiny_cases[0]);
+        return tiny_cases;
+    }
+    *count = (int)(sizeof fwd_cases / sizeof fwd_cases[0]);
+    return fwd_cases;
+}
+
+static int out_h(const conv_case *c) { return ref_conv_out_size(c->H, c->K, c->stride, c->pad); }
+static int out_w(const conv_case *c) { return ref_conv_out_size(c->W, c->K, c->stride, c->pad); }
+
+static void describe(const conv_case *c, const char *algo, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s x (%d,%d,%d,%d) w (%d,%d,%d,%d) s%d p%d%s", algo, c->N, c->Cin, c->H, c->W, c->Cout,
+             c->Cin, c->K, c->K, c->stride, c->pad, c->bias ? " +bias" : "");
+}
+
+/* Host data of one case (seeded by its index). */
+typedef struct conv_data {
+    float *x, *w, *b, *dy;
+    size_t nx, nw, ny;
+} conv_data;
+
+static conv_data make_data(const conv_case *c, uint64_t seed)
+{
+    conv_data d;
+    d.nx = (size_t)c->N * c->Cin * c->H * c->W;
+    d.nw = (size_t)c->Cout * c->Cin * c->K * c->K;
+    d.ny = (size_t)c->N * c->Cout * out_h(c) * out_w(c);
+    d.x = malloc(d.nx * sizeof(float));
+    d.w = malloc(d.nw * sizeof(float));
+    d.b = malloc((size_t)c->Cout * sizeof(float));
+    d.dy = malloc(d.ny * sizeof(float));
+    clsynth_test_fill_uniform(d.x, d.nx, -1.0f, 1.0f, seed * 4 + 1);
+    clsynth_test_fill_uniform(d.w, d.nw, -0.5f, 0.5f, seed * 4 + 2);
+    clsynth_test_fill_uniform(d.b, (size_t)c->Cout, -0.5f, 0.5f, seed * 4 + 3);
+    clsynth_test_fill_uniform(d.dy, d.ny, -1.0f, 1.0f, seed * 4 + 4);
+    return d;
+}
+
+static void free_data(conv_data *d)
+{
+    free(d->x);
+    free(d->w);
+    free(d->b);
+    free(d->dy);
+}
+
+/* Device forward of case c with algo on context cx; returns the output on the host. */
+static float *device_forward(clsynth_ctx *cx, const conv_case *c, const conv_data *d, clsynth_conv_algo algo)
+{
+    clsynth_no_grad_begin(cx);
+    clsynth_tensor *x = clsynth_tensor_from_host(cx, "x", c->N, c->Cin, c->H, c->W, d->x);
+    clsynth_tensor *w = clsynth_tensor_from_host(cx, "w", c->Cout, c->Cin, c->K, c->K, d->w);
+    clsynth_tensor *b = c->bias ? clsynth_tensor_from_host(cx, "b", 1, c->Cout, 1, 1, d->b) : NULL;
+    clsynth_tensor *y = clsynth_conv2d_algo(cx, x, w, b, c->stride, c->pad, algo);
+    clsynth_no_grad_end(cx);
+    ck_assert_msg(y != NULL, "conv2d (%s): %s", clsynth_conv_algo_name(algo), cx->err.msg);
+    ck_assert_int_eq(y->h, out_h(c));
+    ck_assert_int_eq(y->w, out_w(c));
+    float *out = clsynth_test_download(cx, y);
+    clsynth_release_activations(cx);
+    return out;
+}
+
+/* Device backward of case c seeded with d->dy: fills dx, dw, db (host arrays). */
+static void device_backward(clsynth_ctx *cx, const conv_case *c, const conv_data *d, clsynth_conv_algo algo,
+                            float *dx, float *dw, float *db)
+{
+    clsynth_tensor *x = clsynth_test_input(cx, "x", c->N, c->Cin, c->H, c->W, d->x);
+    clsynth_tensor *w = clsynth_test_input(cx, "w", c->Cout, c->Cin, c->K, c->K, d->w);
+    clsynth_tensor *b = c->bias ? clsynth_test_input(cx, "b", 1, c->Cout, 1, 1, d->b) : NULL;
+    clsynth_tensor *y = clsynth_conv2d_algo(cx, x, w, b, c->stride, c->pad, algo);
+    ck_assert_msg(y != NULL, "conv2d (%s): %s", clsynth_conv_algo_name(algo), cx->err.msg);
+    clsynth_tensor *g = clsynth_tensor_from_host(cx, "dy", y->n, y->c, y->h, y->w, d->dy);
+    ck_assert_msg(clsynth_backward_with(cx, y, g) == 0, "backward: %s", cx->err.msg);
+    ck_assert_int_eq(clsynth_tensor_download(cx, x->grad, dx), 0);
+    ck_assert_int_eq(clsynth_tensor_download(cx, w->grad, dw), 0);
+    if (b)
+        ck_assert_int_eq(clsynth_tensor_download(cx, b->grad, db), 0);
+    clsynth_tensor_free(cx, x);
+    clsynth_tensor_free(cx, w);
+    clsynth_tensor_free(cx, b);
+}
+
+static bool skip_gemm(const char *test)
+{
+    if (!clsynth_test_under_oclgrind())
+        return false;
+    printf("%s: im2col+GEMM part skipped under Oclgrind (CLBlast is too slow to simulate)\n", test);
+    return true;
+}
+
+/* Forward tolerance: |device - reference| <= 1e-4 + 1e-4 * |reference| (float32
+ * sums of at most 17*7*7 products of values in [-1, 1] x [-0.5, 0.5]). */
+#define FWD_ATOL 1e-4
+#define FWD_RTOL 1e-4
+
+static void check_forward(clsynth_conv_algo algo)
+{
+    int n;
+    const conv_case *cs = cases(&n);
+    for (int i = 0; i < n; i++) {
+        const conv_case *c = &cs[i];
+        conv_data d = make_data(c, (uint64_t)i);
+        float *ref = malloc(d.ny * sizeof(float));
+        ref_conv2d_forward(d.x, d.w, c->bias ? d.b : NULL, ref, c->N, c->Cin, c->H, c->W, c->Cout, c->K, c->K,
+                           c->stride, c->pad);
+        float *y = device_forward(ctx, c, &d, algo);
+        char what[160];
+        describe(c, clsynth_conv_algo_name(algo), what, sizeof what);
+        clsynth_test_assert_close(what, y, ref, d.ny, FWD_ATOL, FWD_RTOL);
+        free(y);
+        free(ref);
+        free_data(&d);
+    }
+}
+
+START_TEST(direct_forward_matches_reference) { check_forward(CLSYNTH_CONV_DIRECT); }
+END_TEST
+
+START_TEST(gemm_forward_matches_reference)
+{
+    if (!skip_gemm("gemm_forward_matches_reference"))
+        check_forward(CLSYNTH_CONV_IM2COL_GEMM);
+}
+END_TEST
+
+START_TEST(auto_forward_matches_reference) { check_forward(CLSYNTH_CONV_AUTO); }
+END_TEST
+
+/* The two algorithms agree to float rounding: |direct - gemm| <= 2e-5 + 2e-5 |gemm|. */
+START_TEST(algorithms_agree)
+{
+    if (skip_gemm("algorithms_agree"))
+        return;
+    int n;
+    const conv_case *cs = cases(&n);
+    for (int i = 0; i < n; i++) {
+        const conv_case *c = &cs[i];
+        conv_data d = make_data(c, 100 + (uint64_t)i);
+        float *a = device_forward(ctx, c, &d, CLSYNTH_CONV_DIRECT);
+        float *b = device_forward(ctx, c, &d, CLSYNTH_CONV_IM2COL_GEMM);
+        char what[160];
+        describe(c, "direct vs im2col_gemm", what, sizeof what);
+        clsynth_test_assert_close(what, a, b, d.ny, 2e-5, 2e-5);
+        free(a);
+        free(b);
+        free_data(&d);
+    }
+}
+END_TEST
+
+/* Backward tolerance vs the double reference: 2e-4 + 1e-4 |reference|. */
+static void check_backward(clsynth_conv_algo algo)
+{
+    int n;
+    const conv_case *cs = cases(&n);
+    for (int i = 0; i < n; i++) {
+        const conv_case *c = &cs[i];
+        conv_data d = make_data(c, 200 + (uint64_t)i);
+        float *dx = malloc(d.nx * sizeof(float)), *dw = malloc(d.nw * sizeof(float)),
+              *db = malloc((size_t)c->Cout * sizeof(float));
+        float *rx = malloc(d.nx * sizeof(float)), *rw = malloc(d.nw * sizeof(float)),
+              *rb = malloc((size_t)c->Cout * sizeof(float));
+        ref_conv2d_backward(d.x, d.w, d.dy, rx, rw, rb, c->N, c->Cin, c->H, c->W, c->Cout, c->K, c->K, c->stride,
+                            c->pad);
+        device_backward(ctx, c, &d, algo, dx, dw, db);
+        char what[200], desc[160];
+        describe(c, clsynth_conv_algo_name(algo), desc, sizeof desc);
+        snprintf(what, sizeof what, "%s: dx", desc);
+        clsynth_test_assert_close(what, dx, rx, d.nx, 2e-4, 1e-4);
+        snprintf(what, sizeof what, "%s: dw", desc);
+        clsynth_test_assert_close(what, dw, rw, d.nw, 2e-4, 1e-4);
+        if (c->bias) {
+            snprintf(what, sizeof what, "%s: db", desc);
+            clsynth_test_assert_close(what, db, rb, (size_t)c->Cout, 2e-4, 1e-4);
+        }
+        free(dx), free(dw), free(db), free(rx), free(rw), free(rb);
+        free_data(&d);
+    }
+}
+
+START_TEST(direct_backward_matches_reference) { check_backward(CLSYNTH_CONV_DIRECT); }
+END_TEST
+
+START_TEST(gemm_backward_matches_reference)
+{
+    if (!skip_gemm("gemm_backward_matches_reference"))
+        check_backward(CLSYNTH_CONV_IM2COL_GEMM);
+}
+END_TEST
+
+/* A column budget of 24 KiB forces im2col in ranges of output pixels (at least 64
+ * per range; partial last range): forward and backward still match the reference. */
+START_TEST(gemm_in_pixel_chunks_matches_reference)
+{
+    if (skip_gemm("gemm_in_pixel_chunks_matches_reference"))
+        return;
+    setenv("CLSYNTH_CONV_COL_BYTES", "24576", 1);
+    check_forward(CLSYNTH_CONV_IM2COL_GEMM);
+    check_backward(CLSYNTH_CONV_IM2COL_GEMM);
+    unsetenv("CLSYNTH_CONV_COL_BYTES");
+}
+END_TEST
+
+/* ---- finite-difference gradients ---- */
+
+typedef struct fwd_user {
+    int stride, pad;
+    clsynth_conv_algo algo;
+} fwd_user;
+
+static clsynth_tensor *conv_fn(clsynth_ctx *cx, clsynth_tensor **in, void *user)
+{
+    const fwd_user *u = user;
+    return clsynth_conv2d_algo(cx, in[0], in[1], in[2], u->stride, u->pad, u->algo);
+}
+
+/* Conv is linear in each input, so central differences are exact up to float
+ * rounding: eps 1e-2, |analytic - numeric| <= 5e-3 + 1e-2 |numeric|, 8 sampled
+ * elements of x, w and bias each. */
+static void gradcheck(clsynth_conv_algo algo)
+{
+    static const conv_case small[] = { { 2, 3, 5, 7, 5, 3, 2, 1, 1 }, { 2, 5, 6, 5, 3, 4, 1, 2, 1 },
+                                       { 2, 3, 7, 5, 2, 7, 2, 3, 1 }, { 2, 5, 5, 3, 3, 1, 1, 0, 1 } };
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+        const conv_case *c = &small[i];
+        conv_data d = make_data(c, 300 + (uint64_t)i);
+        clsynth_tensor *in[3];
+        in[0] = clsynth_test_input(ctx, "x", c->N, c->Cin, c->H, c->W, d.x);
+        in[1] = clsynth_test_input(ctx, "w", c->Cout, c->Cin, c->K, c->K, d.w);
+        in[2] = clsynth_test_input(ctx, "bias", 1, c->Cout, 1, 1, d.b);
+        fwd_user u = { c->stride, c->pad, algo };
+        char what[160];
+        describe(c, clsynth_conv_algo_name(algo), what, sizeof what);
+        clsynth_test_gradcheck(ctx, what, conv_fn, in, 3, &u, 1e-2f, 5e-3, 1e-2, 8);
+        for (int k = 0; k < 3; k++)
+            clsynth_tensor_free(ctx, in[k]);
+        free_data(&d);
+    }
+}
+
+START_TEST(direct_gradients_match_finite_differences) { gradcheck(CLSYNTH_CONV_DIRECT); }
+END_TEST
+
+START_TEST(gemm_gradients_match_finite_differences)
+{
+    if (!skip_gemm("gemm_gradients_match_finite_differences"))
+        gradcheck(CLSYNTH_CONV_IM2COL_GEMM);
+}
+END_TEST
+
+/* Two backward passes give bit-identical gradients (no atomics, fixed sum order). */
+START_TEST(backward_is_deterministic)
+{
+    const conv_case c = { 2, 17, 13, 11, 9, 3, 2, 1, 1 };
+    conv_data d = make_data(&c, 400);
+    for (int a = CLSYNTH_CONV_DIRECT; a <= CLSYNTH_CONV_IM2COL_GEMM; a++) {
+        if (a == CLSYNTH_CONV_IM2COL_GEMM && skip_gemm("backward_is_deterministic"))
+            break;
+        float *g[2][3];
+        for (int r = 0; r < 2; r++) {
+            g[r][0] = malloc(d.nx * sizeof(float));
+            g[r][1] = malloc(d.nw * sizeof(float));
+            g[r][2] = malloc((size_t)c.Cout * sizeof(float));
+            device_backward(ctx, &c, &d, (clsynth_conv_algo)a, g[r][0], g[r][1], g[r][2]);
+        }
+        ck_assert_msg(memcmp(g[0][0], g[1][0], d.nx * sizeof(float)) == 0, "%s: dx differs between runs",
+                      clsynth_conv_algo_name((clsynth_conv_algo)a));
+        ck_assert_msg(memcmp(g[0][1], g[1][1], d.nw * sizeof(float)) == 0, "%s: dw differs between runs",
+                      clsynth_conv_algo_name((clsynth_conv_algo)a));
+        ck_assert_msg(memcmp(g[0][2], g[1][2], (size_t)c.Cout * sizeof(float)) == 0,
+                      "%s: db differs between runs", clsynth_conv_algo_name((clsynth_conv_algo)a));
+        for (int r = 0; r < 2; r++)
+            for (int k = 0; k < 3; k++)
+                free(g[r][k]);
+    }
+    free_data(&d);
+}
+END_TEST
+
+/* A device with 64 work-items per group and 16 KiB of local memory: smaller tiles
+ * and fewer input channels per patch, same per-output summation order, so the
+ * direct kernels give bit-identical results. */
+START_TEST(direct_kernel_same_under_small_device_limits)
+{
+    clsynth_ctx *small = clsynth_test_ctx();
+    clsynth_ctx_emulate_limits(small, 64, 16 * 1024);
+    ck_assert_uint_le(small->max_wg, 64);
+    static const conv_case cs[] = { { 2, 17, 37, 35, 9, 7, 2, 3, 1 }, { 2, 16, 37, 35, 18, 3, 1, 1, 1 },
+                                    { 2, 5, 9, 7, 3, 4, 2, 1, 0 } };
+    int n = clsynth_test_under_oclgrind() ? 1 : (int)(sizeof cs / sizeof cs[0]);
+    for (int i = 0; i < n; i++) {
+        const conv_case *c = clsynth_test_under_oclgrind() ? &tiny_cases[2] : &cs[i];
+        conv_data d = make_data(c, 500 + (uint64_t)i);
+        float *a = device_forward(ctx, c, &d, CLSYNTH_CONV_DIRECT);
+        float *b = device_forward(small, c, &d, CLSYNTH_CONV_DIRECT);
+        char what[160];
+        describe(c, "direct, 64 items / 16 KiB vs default limits", what, sizeof what);
+        ck_assert_msg(memcmp(a, b, d.ny * sizeof(float)) == 0, "%s: forward differs", what);
+        float *g[2][3];
+        for (int r = 0; r < 2; r++) {
+            g[r][0] = malloc(d.nx * sizeof(float));
+            g[r][1] = malloc(d.nw * sizeof(float));
+            g[r][2] = malloc((size_t)c->Cout * sizeof(float));
+            device_backward(r ? small : ctx, c, &d, CLSYNTH_CONV_DIRECT, g[r][0], g[r][1], g[r][2]);
+        }
+        ck_assert_msg(memcmp(g[0][0], g[1][0], d.nx * sizeof(float)) == 0, "%s: dx differs", what);
+        ck_assert_msg(memcmp(g[0][1], g[1][1], d.nw * sizeof(float)) == 0, "%s: dw differs", what);
+        if (c->bias)
+            clsynth_test_assert_close(what, g[1][2], g[0][2], (size_t)c->Cout, 1e-5, 1e-5);
+        for (int r = 0; r < 2; r++)
+            for (int k = 0; k < 3; k++)
+                free(g[r][k]);
+        free(a);
+        free(b);
+        free_data(&d);
+    }
+    clsynth_ctx_free(small);
+}
+END_TEST
+
+START_TEST(bad_shapes_name_the_tensors)
+{
+    clsynth_tensor *x = clsynth_tensor_new(ctx, "input_x", 2, 3, 9, 7);
+    clsynth_tensor *w = clsynth_tensor_new(ctx, "weight_w", 4, 5, 3, 3);
+    ck_assert_ptr_null(clsynth_conv2d(ctx, x, w, NULL, 1, 1));
+    ck_assert_msg(strstr(ctx->err.msg, "input_x") && strstr(ctx->err.msg, "weight_w") &&
+                      strstr(ctx->err.msg, "conv2d"), "message: %s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    clsynth_tensor *w7 = clsynth_tensor_new(ctx, "big_kernel", 4, 3, 11, 11);
+    ck_assert_ptr_null(clsynth_conv2d(ctx, x, w7, NULL, 1, 0));
+    ck_assert_msg(strstr(ctx->err.msg, "big_kernel") && strstr(ctx->err.msg, "larger"), "message: %s",
+                  ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    clsynth_tensor *w3 = clsynth_tensor_new(ctx, "w3", 4, 3, 3, 3), *b = clsynth_tensor_new(ctx, "bias_b", 1, 5, 1, 1);
+    ck_assert_ptr_null(clsynth_conv2d(ctx, x, w3, b, 1, 1));
+    ck_assert_msg(strstr(ctx->err.msg, "bias_b"), "message: %s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    ck_assert_ptr_null(clsynth_conv2d(ctx, x, w3, NULL, 0, 1));
+    ck_assert_msg(strstr(ctx->err.msg, "stride"), "message: %s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    clsynth_tensor *wl = clsynth_tensor_new(ctx, "lin_w", 4, 10, 1, 1);
+    ck_assert_ptr_null(clsynth_linear(ctx, x, wl, NULL));
+    ck_assert_msg(strstr(ctx->err.msg, "lin_w") && strstr(ctx->err.msg, "189"), "message: %s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    ck_assert_str_eq(clsynth_conv_algo_name(CLSYNTH_CONV_DIRECT), "direct");
+    ck_assert_str_eq(clsynth_conv_algo_name(CLSYNTH_CONV_IM2COL_GEMM), "im2col_gemm");
+    ck_assert_str_eq(clsynth_conv_algo_name(CLSYNTH_CONV_AUTO), "auto");
+    clsynth_release_activations(ctx);
+}
+END_TEST
+
+/* ---- linear ---- */
+
+static clsynth_tensor *linear_fn(clsynth_ctx *cx, clsynth_tensor **in, void *user)
+{
+    return clsynth_linear(cx, in[0], in[1], user ? in[2] : NULL);
+}
+
+/* x (3,5,3,2) -> In = 30, Out = 7: forward and backward vs the reference
+ * (2e-5 + 1e-4 |ref|) with and without bias, then finite differences. */
+START_TEST(linear_matches_reference_and_finite_differences)
+{
+    if (skip_gemm("linear_matches_reference_and_finite_differences"))
+        return;
+    const int N = 3, C = 5, H = 3, W = 2, In = C * H * W, Out = 7;
+    float x[3 * 30], w[7 * 30], b[7], dy[3 * 7], y[3 * 7], ref[3 * 7];
+    float dx[3 * 30], dw[7 * 30], db[7], rx[3 * 30], rw[7 * 30], rb[7];
+    clsynth_test_fill_uniform(x, sizeof x / sizeof x[0], -1, 1, 601);
+    clsynth_test_fill_uniform(w, sizeof w / sizeof w[0], -0.5f, 0.5f, 602);
+    clsynth_test_fill_uniform(b, 7, -0.5f, 0.5f, 603);
+    clsynth_test_fill_uniform(dy, 21, -1, 1, 604);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        clsynth_tensor *in[3];
+        in[0] = clsynth_test_input(ctx, "x", N, C, H, W, x);
+        in[1] = clsynth_test_input(ctx, "w", Out, In, 1, 1, w);
+        in[2] = clsynth_test_input(ctx, "bias", 1, Out, 1, 1, b);
+        clsynth_tensor *out = clsynth_linear(ctx, in[0], in[1], with_bias ? in[2] : NULL);
+        ck_assert_msg(out != NULL, "linear: %s", ctx->err.msg);
+        ck_assert(out->n == N && out->c == Out && out->h == 1 && out->w == 1);
+        ck_assert_int_eq(clsynth_tensor_download(ctx, out, y), 0);
+        ref_linear_forward(x, w, with_bias ? b : NULL, ref, N, In, Out);
+        clsynth_test_assert_close("linear forward", y, ref, 21, 2e-5, 1e-4);
+        clsynth_tensor *g = clsynth_tensor_from_host(ctx, "dy", N, Out, 1, 1, dy);
+        ck_assert_msg(clsynth_backward_with(ctx, out, g) == 0, "linear backward: %s", ctx->err.msg);
+        ck_assert_int_eq(clsynth_tensor_download(ctx, in[0]->grad, dx), 0);
+        ck_assert_int_eq(clsynth_tensor_download(ctx, in[1]->grad, dw), 0);
+        ref_linear_backward(x, w, dy, rx, rw, rb, N, In, Out);
+        clsynth_test_assert_close("linear dx", dx, rx, (size_t)N * In, 2e-5, 1e-4);
+        clsynth_test_assert_close("linear dw", dw, rw, (size_t)Out * In, 2e-5, 1e-4);
+        if (with_bias) {
+            ck_assert_int_eq(clsynth_tensor_download(ctx, in[2]->grad, db), 0);
+            clsynth_test_assert_close("linear db", db, rb, (size_t)Out, 2e-5, 1e-4);
+        } else {
+            ck_assert_ptr_null(in[2]->grad);
+        }
+        clsynth_test_gradcheck(ctx, with_bias ? "linear + bias" : "linear", linear_fn, in, with_bias ? 3 : 2,
+                               with_bias ? (void *)in : NULL, 1e-2f, 5e-3, 1e-2, 8);
+        for (int k = 0; k < 3; k++)
+            clsynth_tensor_free(ctx, in[k]);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    /* one process, one context: CLBlast compiles its kernels once per context */
+    setenv("CK_FORK", "no", 0);
+    Suite *s = suite_create("conv");
+    TCase *tc = tcase_create("conv");
+    tcase_add_unchecked_fixture(tc, setup_once, teardown_once);
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, direct_forward_matches_reference);
+    tcase_add_test(tc, gemm_forward_matches_reference);
+    tcase_add_test(tc, auto_forward_matches_reference);
+    tcase_add_test(tc, algorithms_agree);
+    tcase_add_test(tc, direct_backward_matches_reference);
+    tcase_add_test(tc, gemm_backward_matches_reference);
+    tcase_add_test(tc, gemm_in_pixel_chunks_matches_reference);
+    tcase_add_test(tc, direct_gradients_match_finite_differences);
+    tcase_add_test(tc, gemm_gradients_match_finite_differences);
+    tcase_add_test(tc, backward_is_deterministic);
+    tcase_add_test(tc, direct_kernel_same_under_small_device_limits);
+    tcase_add_test(tc, bad_shapes_name_the_tensors);
+    tcase_add_test(tc, linear_matches_reference_and_finite_differences);
+    suite_add_tcase(s, tc);
+    return clsynth_test_run(s);
+}
