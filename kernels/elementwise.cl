@@ -1,0 +1,156 @@
+/* Elementwise ops (clcore/ops_elementwise.c). One work-item per output element,
+ * 1-D launches with the launch helper's default local size.
+ *
+ *   ew_binary        y = a op b with broadcasting (op 0 add, 1 sub, 2 mul). Output
+ *                    (N,C,H,W); a and b are read through element strides that are 0
+ *                    in broadcast dims. Traffic: 12 bytes per output (less when an
+ *                    input is broadcast and cached).
+ *   ew_binary_same   same without index arithmetic when a, b, y have one shape.
+ *   ew_grad_full     backward into an input of the output's shape:
+ *                    op 0: gx += sign * g;  op 1: gx += g * other(broadcast).  12-16 B/elt
+ *   ew_unary         y = f(x, p): 0 scale, 1 add scalar, 2 relu, 3 leaky relu,
+ *                    4 tanh, 5 sigmoid, 6 exp.  8 B/elt
+ *   ew_unary_backward gx += gy * f'(x) (tanh, sigmoid, exp use y).  16 B/elt
+ *   ew_copy_channels dst[n, dc0 + c] (=|+=) src[n, sc0 + c] for c < count: concat,
+ *                    slice and their gradients.  8 (12 when accumulating) B/elt
+ *
+ * Tunables: none (-D); local size = launch default (tunable by the launch helper only).
+ */
+
+/* Offset of output element i = ((n*C + c)*H + h)*W + w in a tensor with element
+ * strides (sn, sc, sh, sw) (0 in broadcast dims). */
+int bcast_off(const int i, const int C, const int H, const int W, const int sn, const int sc, const int sh,
+              const int sw)
+{
+    const int w = i % W;
+    int t = i / W;
+    const int h = t % H;
+    t /= H;
+    const int c = t % C;
+    const int n = t / C;
+    return n * sn + c * sc + h * sh + w * sw;
+}
+
+float binop(const int op, const float a, const float b)
+{
+    return op == 0 ? a + b : (op == 1 ? a - b : a * b);
+}
+
+__kernel void ew_binary(__global const float *a, const int a_off, __global const float *b, const int b_off,
+                        __global float *y, const int y_off, const int op, const int total, const int C,
+                        const int H, const int W, const int an, const int ac, const int ah, const int aw,
+                        const int bn, const int bc, const int bh, const int bw)
+{
+    const int i = get_global_id(0);
+    if (i >= total)
+        return;
+    const int w = i % W;
+    int t = i / W;
+    const int h = t % H;
+    t /= H;
+    const int c = t % C;
+    const int n = t / C;
+    const float av = a[a_off + n * an + c * ac + h * ah + w * aw];
+    const float bv = b[b_off + n * bn + c * bc + h * bh + w * bw];
+    y[y_off + i] = binop(op, av, bv);
+}
+
+__kernel void ew_binary_same(__global const float *a, const int a_off, __global const float *b,
+                             const int b_off, __global float *y, const int y_off, const int op,
+                             const int total)
+{
+    const int i = get_global_id(0);
+    if (i < total)
+        y[y_off + i] = binop(op, a[a_off + i], b[b_off + i]);
+}
+
+__kernel void ew_grad_full(__global float *gx, const int gx_off, __global const float *g, const int g_off,
+                           __global const float *other, const int o_off, const int op, const float sign,
+                           const int total, const int C, const int H, const int W, const int on,
+                           const int oc, const int oh, const int ow)
+{
+    const int i = get_global_id(0);
+    if (i >= total)
+        return;
+    if (op == 0)
+        gx[gx_off + i] += sign * g[g_off + i];
+    else
+        gx[gx_off + i] += g[g_off + i] * other[o_off + bcast_off(i, C, H, W, on, oc, oh, ow)];
+}
+
+float unary_f(const int op, const float x, const float p)
+{
+    switch (op) {
+    case 0:
+        return x * p;
+    case 1:
+        return x + p;
+    case 2:
+        return x > 0.0f ? x : 0.0f;
+    case 3:
+        return x > 0.0f ? x : x * p;
+    case 4:
+        return tanh(x);
+    case 5:
+        return 1.0f / (1.0f + exp(-x));
+    default:
+        return exp(x);
+    }
+}
+
+float unary_df(const int op, const float x, const float y, const float p)
+{
+    switch (op) {
+    case 0:
+        return p;
+    case 1:
+        return 1.0f;
+    case 2:
+        return x > 0.0f ? 1.0f : 0.0f;
+    case 3:
+        return x > 0.0f ? 1.0f : p;
+    case 4:
+        return 1.0f - y * y;
+    case 5:
+        return y * (1.0f - y);
+    default:
+        return y;
+    }
+}
+
+__kernel void ew_unary(__global const float *x, const int x_off, __global float *y, const int y_off,
+                       const int op, const float p, const int total)
+{
+    const int i = get_global_id(0);
+    if (i < total)
+        y[y_off + i] = unary_f(op, x[x_off + i], p);
+}
+
+__kernel void ew_unary_backward(__global float *gx, const int gx_off, __global const float *gy,
+                                const int gy_off, __global const float *x, const int x_off,
+                                __global const float *y, const int y_off, const int op, const float p,
+                                const int total)
+{
+    const int i = get_global_id(0);
+    if (i < total)
+        gx[gx_off + i] += gy[gy_off + i] * unary_df(op, x[x_off + i], y[y_off + i], p);
+}
+
+__kernel void ew_copy_channels(__global const float *src, const int src_off, const int src_c,
+                               const int src_c0, __global float *dst, const int dst_off, const int dst_c,
+                               const int dst_c0, const int count, const int HW, const int total,
+                               const int accumulate)
+{
+    const int i = get_global_id(0);
+    if (i >= total)
+        return;
+    const int hw = i % HW;
+    const int c = (i / HW) % count;
+    const int n = i / (HW * count);
+    const float v = src[src_off + (n * src_c + src_c0 + c) * HW + hw];
+    const int d = dst_off + (n * dst_c + dst_c0 + c) * HW + hw;
+    if (accumulate)
+        dst[d] += v;
+    else
+        dst[d] = v;
+}
