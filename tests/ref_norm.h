@@ -1,0 +1,31 @@
+/* Plain-C references for the normalization ops (clcore/ops_norm.c,
+ * clcore/ops_spectral.c): straightforward loops, double accumulation. All
+ * tensors are NCHW-contiguous host arrays. */
+#ifndef CLSYNTH_REF_NORM_H
+#define CLSYNTH_REF_NORM_H
+
+#include <stdbool.h>
+
+/* Batch norm, training: batch mean / biased variance per channel over (N,H,W);
+ * y = (x - mean) / sqrt(var + eps) * gamma + beta (gamma/beta NULL = 1/0).
+ * running_mean/var (C, may be NULL) updated in place with the unbiased
+ * variance: r = (1 - momentum) * r + momentum * batch. */
+void ref_batch_norm_train(const float *x, int N, int C, int H, int W, const float *gamma, const float *beta,
+                          float *running_mean, float *running_var, float momentum, float eps, float *y);
+/* Batch norm, eval: normalizes with running_mean / running_var. */
+void ref_batch_norm_eval(const float *x, int N, int C, int H, int W, const float *gamma, const float *beta,
+                         const float *running_mean, const float *running_var, float eps, float *y);
+/* Instance norm: statistics per (n, c) over (H, W), biased variance. */
+void ref_instance_norm(const float *x, int N, int C, int H, int W, const float *gamma, const float *beta,
+                       float eps, float *y);
+/* y = x * (1 + gamma) + beta over n elements. */
+void ref_spade_mod(const float *x, const float *gamma, const float *beta, int n, float *y);
+
+/* Spectral norm of w (Cout x K), one power iteration as clsynth_spectral_norm:
+ * v = normalize(W^T u); update_u: u <- normalize(W v) (in place), else u is
+ * used as u / ||u|| and left unchanged; sigma = u . W v; out = w / sigma.
+ * Normalization divides by max(norm, 1e-12). v_out (K) and sigma_out may be NULL. */
+void ref_spectral_norm(const float *w, int Cout, int K, float *u, bool update_u, float *out, float *v_out,
+                       double *sigma_out);
+
+#endif

@@ -1,0 +1,609 @@
+/* Normalization ops: batch norm (training, eval, running stats), instance norm,
+ * SPADE modulation, spectral norm. Forward results against the plain-C
+ * references in ref_norm.c, gradients against central finite differences.
+ *
+ * Tolerances (|device - reference| <= atol + rtol * |reference|):
+ *   normalized outputs atol 2e-5, rtol 1e-4; running stats atol 1e-6, rtol 1e-5;
+ *   large-mean batch (x ~ 1000 + U(-1, 1)) atol 5e-4 (float ulp of 1000 is 6e-5);
+ *   SPADE atol 1e-6, rtol 1e-6; spectral norm output atol 1e-6, rtol 1e-4, u 1e-5;
+ *   gradchecks eps 1e-2, atol 2e-3, rtol 2e-2 (float forward, central differences).
+ *
+ * CLSYNTH_OCLGRIND_OK: under Oclgrind (CLSYNTH_OCLGRIND=1) only tiny shapes run. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clcore/ops.h"
+#include "ref_norm.h"
+#include "testutil.h"
+
+static clsynth_ctx *ctx;
+
+static void setup(void) { ctx = clsynth_test_ctx(); }
+
+static void teardown(void)
+{
+    clsynth_release_activations(ctx);
+    clsynth_ctx_free(ctx);
+    ctx = NULL;
+}
+
+static int tiny(void) { return clsynth_test_under_oclgrind(); }
+
+static float *rnd(size_t n, float lo, float hi, uint64_t seed)
+{
+    float *a = malloc(n * sizeof *a);
+    ck_assert_ptr_nonnull(a);
+    clsynth_test_fill_uniform(a, n, lo, hi, seed);
+    return a;
+}
+
+/* Persistent tensor that does not require grad (running stats, u). */
+static clsynth_tensor *state(const char *name, int n, int c, int h, int w, const float *host)
+{
+    clsynth_tensor *t = clsynth_tensor_new_persistent(ctx, name, n, c, h, w);
+    ck_assert_msg(t != NULL, "%s: %s", name, ctx->err.msg);
+    ck_assert_int_eq(clsynth_tensor_upload(ctx, t, host), 0);
+    return t;
+}
+
+typedef struct bn_args {
+    clsynth_tensor *rm, *rv;
+    bool training, affine, instance;
+} bn_args;
+
+static clsynth_tensor *fwd_norm(clsynth_ctx *c, clsynth_tensor **in, void *user)
+{
+    bn_args *b = user;
+    clsynth_tensor *g = b->affine ? in[1] : NULL, *be = b->affine ? in[2] : NULL;
+    if (b->instance)
+        return clsynth_instance_norm(c, in[0], g, be, 1e-5f);
+    return clsynth_batch_norm(c, in[0], g, be, b->rm, b->rv, b->training, 0.1f, 1e-5f);
+}
+
+/* Forward of batch norm (training) vs the reference, output and running stats. */
+static void check_bn_train(int N, int C, int H, int W, float lo, float hi, double atol, uint64_t seed)
+{
+    size_t n = (size_t)N * C * H * W;
+    float *x = rnd(n, lo, hi, seed), *g = rnd((size_t)C, 0.5f, 1.5f, seed + 1), *b = rnd((size_t)C, -0.5f, 0.5f, seed + 2);
+    float *rm = rnd((size_t)C, -0.2f, 0.2f, seed + 3), *rv = rnd((size_t)C, 0.5f, 1.5f, seed + 4);
+    float *y = malloc(n * sizeof *y);
+    clsynth_tensor *tx = clsynth_test_input(ctx, "x", N, C, H, W, x);
+    clsynth_tensor *tg = clsynth_test_input(ctx, "gamma", 1, C, 1, 1, g);
+    clsynth_tensor *tb = clsynth_test_input(ctx, "beta", 1, C, 1, 1, b);
+    clsynth_tensor *trm = state("running_mean", 1, C, 1, 1, rm), *trv = state("running_var", 1, C, 1, 1, rv);
+    clsynth_no_grad_begin(ctx);
+    clsynth_tensor *ty = clsynth_batch_norm(ctx, tx, tg, tb, trm, trv, true, 0.1f, 1e-5f);
+    clsynth_no_grad_end(ctx);
+    ck_assert_msg(ty != NULL, "batch_norm: %s", ctx->err.msg);
+    ref_batch_norm_train(x, N, C, H, W, g, b, rm, rv, 0.1f, 1e-5f, y);
+    float *dy = clsynth_test_download(ctx, ty), *drm = clsynth_test_download(ctx, trm),
+          *drv = clsynth_test_download(ctx, trv);
+    char what[96];
+    snprintf(what, sizeof what, "batch_norm y (%d, %d, %d, %d)", N, C, H, W);
+    clsynth_test_assert_close(what, dy, y, n, atol, 1e-4);
+    clsynth_test_assert_close("running_mean", drm, rm, (size_t)C, 1e-6, 1e-5);
+    clsynth_test_assert_close("running_var", drv, rv, (size_t)C, 1e-6, 1e-5);
+    free(dy);
+    free(drm);
+    free(drv);
+    clsynth_release_activations(ctx);
+    clsynth_tensor *ts[] = { tx, tg, tb, trm, trv };
+    for (int i = 0; i < 5; i++)
+        clsynth_tensor_free(ctx, ts[i]);
+    free(x);
+    free(g);
+    free(b);
+    free(rm);
+    free(rv);
+    free(y);
+}
+
+START_TEST(batch_norm_training_matches_reference)
+{
+    check_bn_train(2, 3, 5, 7, -2.0f, 3.0f, 2e-5, 1);
+    check_bn_train(3, 2, 1, 1, -1.0f, 1.0f, 2e-5, 2); /* H = W = 1, M = 3 */
+    if (tiny())
+        return;
+    check_bn_train(2, 17, 9, 11, -2.0f, 3.0f, 2e-5, 3);
+    check_bn_train(3, 5, 37, 37, -2.0f, 3.0f, 2e-5, 4); /* several chunks per channel, crossing samples */
+    check_bn_train(5, 3, 1, 1, -1.0f, 1.0f, 2e-5, 5);
+}
+END_TEST
+
+START_TEST(batch_norm_is_stable_with_large_mean)
+{
+    /* sum(x^2) - sum(x)^2 in float would lose the variance (0.33) entirely */
+    if (tiny())
+        check_bn_train(2, 2, 3, 5, 999.0f, 1001.0f, 5e-4, 11);
+    else
+        check_bn_train(2, 3, 45, 45, 999.0f, 1001.0f, 5e-4, 11);
+}
+END_TEST
+
+START_TEST(batch_norm_running_stats_after_three_steps)
+{
+    const int N = 2, C = 5, H = 3, W = 5;
+    size_t n = (size_t)N * C * H * W;
+    float *rm = rnd((size_t)C, -0.2f, 0.2f, 21), *rv = rnd((size_t)C, 0.5f, 1.5f, 22);
+    float *y = malloc(n * sizeof *y);
+    clsynth_tensor *trm = state("running_mean", 1, C, 1, 1, rm), *trv = state("running_var", 1, C, 1, 1, rv);
+    for (int step = 0; step < 3; step++) {
+        float *x = rnd(n, -1.0f + step, 2.0f + 0.5f * step, 30 + (uint64_t)step);
+        clsynth_tensor *tx = clsynth_tensor_from_host(ctx, "x", N, C, H, W, x);
+        clsynth_tensor *ty = clsynth_batch_norm(ctx, tx, NULL, NULL, trm, trv, true, 0.1f, 1e-5f);
+        ck_assert_msg(ty != NULL, "step %d: %s", step, ctx->err.msg);
+        ref_batch_norm_train(x, N, C, H, W, NULL, NULL, rm, rv, 0.1f, 1e-5f, y);
+        float *drm = clsynth_test_download(ctx, trm), *drv = clsynth_test_download(ctx, trv);
+        char what[64];
+        snprintf(what, sizeof what, "running_mean after step %d", step + 1);
+        clsynth_test_assert_close(what, drm, rm, (size_t)C, 1e-6, 1e-5);
+        snprintf(what, sizeof what, "running_var after step %d", step + 1);
+        clsynth_test_assert_close(what, drv, rv, (size_t)C, 1e-6, 1e-5);
+        free(drm);
+        free(drv);
+        free(x);
+        clsynth_release_activations(ctx);
+    }
+    clsynth_tensor_free(ctx, trm);
+    clsynth_tensor_free(ctx, trv);
+    free(rm);
+    free(rv);
+    free(y);
+}
+END_TEST
+
+START_TEST(batch_norm_eval_uses_running_stats)
+{
+    const int N = 2, C = 3, H = 5, W = 7;
+    size_t n = (size_t)N * C * H * W;
+    float *x = rnd(n, -2.0f, 3.0f, 41), *g = rnd((size_t)C, 0.5f, 1.5f, 42), *b = rnd((size_t)C, -0.5f, 0.5f, 43);
+    float *rm = rnd((size_t)C, -0.5f, 0.5f, 44), *rv = rnd((size_t)C, 0.5f, 2.0f, 45);
+    float *y = malloc(n * sizeof *y);
+    clsynth_tensor *in[3] = { clsynth_test_input(ctx, "x", N, C, H, W, x),
+                              clsynth_test_input(ctx, "gamma", 1, C, 1, 1, g),
+                              clsynth_test_input(ctx, "beta", 1, C, 1, 1, b) };
+    bn_args a = { state("running_mean", 1, C, 1, 1, rm), state("running_var", 1, C, 1, 1, rv), false, true, false };
+    clsynth_no_grad_begin(ctx);
+    clsynth_tensor *ty = fwd_norm(ctx, in, &a);
+    clsynth_no_grad_end(ctx);
+    ck_assert_msg(ty != NULL, "%s", ctx->err.msg);
+    ref_batch_norm_eval(x, N, C, H, W, g, b, rm, rv, 1e-5f, y);
+    float *dy = clsynth_test_download(ctx, ty);
+    clsynth_test_assert_close("batch_norm eval y", dy, y, n, 2e-5, 1e-4);
+    float *drm = clsynth_test_download(ctx, a.rm), *drv = clsynth_test_download(ctx, a.rv);
+    ck_assert_msg(memcmp(drm, rm, (size_t)C * sizeof *rm) == 0 && memcmp(drv, rv, (size_t)C * sizeof *rv) == 0,
+                  "eval mode changed the running stats");
+    clsynth_test_gradcheck(ctx, "batch_norm eval", fwd_norm, in, 3, &a, 1e-2f, 2e-3, 2e-2, tiny() ? 3 : 12);
+    /* eval without running stats is refused */
+    ck_assert_ptr_null(clsynth_batch_norm(ctx, in[0], NULL, NULL, NULL, NULL, false, 0.1f, 1e-5f));
+    ck_assert_ptr_nonnull(strstr(ctx->err.msg, "batch_norm"));
+    clsynth_ctx_clear_error(ctx);
+    free(dy);
+    free(drm);
+    free(drv);
+    for (int i = 0; i < 3; i++)
+        clsynth_tensor_free(ctx, in[i]);
+    clsynth_tensor_free(ctx, a.rm);
+    clsynth_tensor_free(ctx, a.rv);
+    free(x);
+    free(g);
+    free(b);
+    free(rm);
+    free(rv);
+    free(y);
+}
+END_TEST
+
+static void gradcheck_norm(const char *what, int N, int C, int H, int W, bool instance, bool affine, bool with_running)
+{
+    size_t n = (size_t)N * C * H * W;
+    float *x = rnd(n, -2.0f, 2.0f, 51), *g = rnd((size_t)C, 0.5f, 1.5f, 52), *b = rnd((size_t)C, -0.5f, 0.5f, 53);
+    float *rm = rnd((size_t)C, 0, 0, 54), *rv = rnd((size_t)C, 1, 1, 55);
+    clsynth_tensor *in[3] = { clsynth_test_input(ctx, "x", N, C, H, W, x), NULL, NULL };
+    int n_in = 1;
+    if (affine) {
+        in[1] = clsynth_test_input(ctx, "gamma", 1, C, 1, 1, g);
+        in[2] = clsynth_test_input(ctx, "beta", 1, C, 1, 1, b);
+        n_in = 3;
+    }
+    bn_args a = { NULL, NULL, true, affine, instance };
+    if (with_running) {
+        a.rm = state("running_mean", 1, C, 1, 1, rm);
+        a.rv = state("running_var", 1, C, 1, 1, rv);
+    }
+    clsynth_test_gradcheck(ctx, what, fwd_norm, in, n_in, &a, 1e-2f, 2e-3, 2e-2, tiny() ? 3 : 12);
+    for (int i = 0; i < n_in; i++)
+        clsynth_tensor_free(ctx, in[i]);
+    clsynth_tensor_free(ctx, a.rm);
+    clsynth_tensor_free(ctx, a.rv);
+    free(x);
+    free(g);
+    free(b);
+    free(rm);
+    free(rv);
+}
+
+START_TEST(batch_norm_training_gradients)
+{
+    gradcheck_norm("batch_norm training (2,3,5,7)", 2, 3, 5, 7, false, true, true);
+    if (!tiny())
+        gradcheck_norm("batch_norm training (2,17,3,5)", 2, 17, 3, 5, false, true, true);
+}
+END_TEST
+
+START_TEST(batch_norm_without_affine_gradients)
+{
+    gradcheck_norm("batch_norm no affine (2,5,3,5)", 2, 5, 3, 5, false, false, false);
+}
+END_TEST
+
+START_TEST(batch_norm_single_value_per_channel_is_an_error)
+{
+    float x[4] = { 1, 2, 3, 4 };
+    clsynth_tensor *t = clsynth_tensor_from_host(ctx, "x1", 1, 4, 1, 1, x);
+    ck_assert_ptr_null(clsynth_batch_norm(ctx, t, NULL, NULL, NULL, NULL, true, 0.1f, 1e-5f));
+    ck_assert_msg(strstr(ctx->err.msg, "batch_norm") && strstr(ctx->err.msg, "(1, 4, 1, 1)"), "message: %s",
+                  ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    /* a gamma of the wrong shape names both tensors */
+    clsynth_tensor *t2 = clsynth_tensor_from_host(ctx, "x2", 2, 2, 1, 1, x);
+    clsynth_tensor *bad = clsynth_tensor_from_host(ctx, "gamma3", 1, 3, 1, 1, x);
+    ck_assert_ptr_null(clsynth_batch_norm(ctx, t2, bad, NULL, NULL, NULL, true, 0.1f, 1e-5f));
+    ck_assert_msg(strstr(ctx->err.msg, "gamma3") && strstr(ctx->err.msg, "x2"), "message: %s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    /* two values per channel are fine (N = 2, 1x1) */
+    ck_assert_ptr_nonnull(clsynth_batch_norm(ctx, t2, NULL, NULL, NULL, NULL, true, 0.1f, 1e-5f));
+}
+END_TEST
+
+/* Odd work-group sizes (7: not a power of two) and several chunks per channel:
+ * same results as the reference, bit-identical on a rerun, gradients right. */
+START_TEST(batch_norm_odd_local_size_is_deterministic)
+{
+    clsynth_ctx_emulate_limits(ctx, 7, 0);
+    const int N = 3, C = 5, H = tiny() ? 3 : 13, W = tiny() ? 5 : 11;
+    size_t n = (size_t)N * C * H * W;
+    float *x = rnd(n, -2.0f, 3.0f, 61), *g = rnd((size_t)C, 0.5f, 1.5f, 62), *b = rnd((size_t)C, -0.5f, 0.5f, 63);
+    float *y = malloc(n * sizeof *y);
+    clsynth_tensor *in[3] = { clsynth_test_input(ctx, "x", N, C, H, W, x),
+                              clsynth_test_input(ctx, "gamma", 1, C, 1, 1, g),
+                              clsynth_test_input(ctx, "beta", 1, C, 1, 1, b) };
+    bn_args a = { NULL, NULL, true, true, false };
+    float *first = NULL, *first_dx = NULL;
+    for (int run = 0; run < 2; run++) {
+        clsynth_tensor *ty = fwd_norm(ctx, in, &a);
+        ck_assert_msg(ty != NULL, "%s", ctx->err.msg);
+        float *dy = clsynth_test_download(ctx, ty);
+        clsynth_tensor *seed = clsynth_tensor_from_host(ctx, "seed", N, C, H, W, x);
+        ck_assert_msg(clsynth_backward_with(ctx, ty, seed) == 0, "%s", ctx->err.msg);
+        float *dx = clsynth_test_download(ctx, in[0]->grad);
+        ck_assert_int_eq(clsynth_tensor_fill(ctx, in[0]->grad, 0.0f), 0);
+        if (run == 0) {
+            ref_batch_norm_train(x, N, C, H, W, g, b, NULL, NULL, 0.1f, 1e-5f, y);
+            clsynth_test_assert_close("batch_norm y, local size 7", dy, y, n, 2e-5, 1e-4);
+            first = dy;
+            first_dx = dx;
+        } else {
+            ck_assert_msg(memcmp(first, dy, n * sizeof *dy) == 0, "forward differs between runs");
+            ck_assert_msg(memcmp(first_dx, dx, n * sizeof *dx) == 0, "backward differs between runs");
+            free(dy);
+            free(dx);
+        }
+    }
+    clsynth_test_gradcheck(ctx, "batch_norm local size 7", fwd_norm, in, 3, &a, 1e-2f, 2e-3, 2e-2, tiny() ? 3 : 8);
+    for (int i = 0; i < 3; i++)
+        clsynth_tensor_free(ctx, in[i]);
+    free(first);
+    free(first_dx);
+    free(x);
+    free(g);
+    free(b);
+    free(y);
+}
+END_TEST
+
+static void check_in(int N, int C, int H, int W, bool affine, uint64_t seed)
+{
+    size_t n = (size_t)N * C * H * W;
+    float *x = rnd(n, -2.0f, 3.0f, seed), *g = rnd((size_t)C, 0.5f, 1.5f, seed + 1),
+          *b = rnd((size_t)C, -0.5f, 0.5f, seed + 2), *y = malloc(n * sizeof *y);
+    clsynth_tensor *tx = clsynth_tensor_from_host(ctx, "x", N, C, H, W, x);
+    clsynth_tensor *tg = clsynth_tensor_from_host(ctx, "gamma", 1, C, 1, 1, g);
+    clsynth_tensor *tb = clsynth_tensor_from_host(ctx, "beta", 1, C, 1, 1, b);
+    clsynth_tensor *ty = clsynth_instance_norm(ctx, tx, affine ? tg : NULL, affine ? tb : NULL, 1e-5f);
+    ck_assert_msg(ty != NULL, "%s", ctx->err.msg);
+    ref_instance_norm(x, N, C, H, W, affine ? g : NULL, affine ? b : NULL, 1e-5f, y);
+    float *d = clsynth_test_download(ctx, ty);
+    char what[96];
+    snprintf(what, sizeof what, "instance_norm y (%d, %d, %d, %d)%s", N, C, H, W, affine ? "" : " no affine");
+    clsynth_test_assert_close(what, d, y, n, 2e-5, 1e-4);
+    free(d);
+    free(x);
+    free(g);
+    free(b);
+    free(y);
+    clsynth_release_activations(ctx);
+}
+
+START_TEST(instance_norm_matches_reference)
+{
+    check_in(2, 3, 5, 7, true, 71);
+    check_in(2, 3, 5, 7, false, 72);
+    if (tiny())
+        return;
+    check_in(2, 17, 9, 11, true, 73);
+    check_in(2, 3, 47, 45, true, 74); /* several chunks per (n, c) */
+    check_in(3, 5, 1, 1, false, 75);  /* one value: normalizes to beta */
+}
+END_TEST
+
+START_TEST(instance_norm_gradients)
+{
+    gradcheck_norm("instance_norm (2,3,5,7)", 2, 3, 5, 7, true, true, false);
+}
+END_TEST
+
+START_TEST(instance_norm_without_affine_gradients)
+{
+    gradcheck_norm("instance_norm no affine (2,5,3,5)", 2, 5, 3, 5, true, false, false);
+}
+END_TEST
+
+static clsynth_tensor *fwd_spade(clsynth_ctx *c, clsynth_tensor **in, void *user)
+{
+    (void)user;
+    return clsynth_spade_mod(c, in[0], in[1], in[2]);
+}
+
+START_TEST(spade_mod_matches_reference_and_gradients)
+{
+    const int N = 2, C = tiny() ? 3 : 5, H = tiny() ? 3 : 7, W = tiny() ? 5 : 9;
+    size_t n = (size_t)N * C * H * W;
+    float *x = rnd(n, -2, 2, 81), *g = rnd(n, -1, 1, 82), *b = rnd(n, -1, 1, 83), *y = malloc(n * sizeof *y);
+    clsynth_tensor *in[3] = { clsynth_test_input(ctx, "x", N, C, H, W, x),
+                              clsynth_test_input(ctx, "gamma", N, C, H, W, g),
+                              clsynth_test_input(ctx, "beta", N, C, H, W, b) };
+    clsynth_no_grad_begin(ctx);
+    clsynth_tensor *ty = fwd_spade(ctx, in, NULL);
+    clsynth_no_grad_end(ctx);
+    ck_assert_msg(ty != NULL, "%s", ctx->err.msg);
+    ref_spade_mod(x, g, b, (int)n, y);
+    float *d = clsynth_test_download(ctx, ty);
+    clsynth_test_assert_close("spade_mod y", d, y, n, 1e-6, 1e-6);
+    clsynth_test_gradcheck(ctx, "spade_mod", fwd_spade, in, 3, NULL, 1e-2f, 2e-3, 2e-2, tiny() ? 3 : 12);
+    /* mismatched shapes are refused, naming the tensors */
+    clsynth_tensor *small = clsynth_tensor_new(ctx, "small_gamma", N, C, H, W - 1);
+    ck_assert_ptr_null(clsynth_spade_mod(ctx, in[0], small, in[2]));
+    ck_assert_msg(strstr(ctx->err.msg, "spade_mod") && strstr(ctx->err.msg, "small_gamma"), "%s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    for (int i = 0; i < 3; i++)
+        clsynth_tensor_free(ctx, in[i]);
+    free(d);
+    free(x);
+    free(g);
+    free(b);
+    free(y);
+}
+END_TEST
+
+/* ---- spectral norm ---- */
+
+static void check_sn(int Cout, int Cin, int KH, int KW, uint64_t seed)
+{
+    const int K = Cin * KH * KW;
+    size_t n = (size_t)Cout * K;
+    float *w = rnd(n, -1, 1, seed), *u = rnd((size_t)Cout, -1, 1, seed + 1), *out = malloc(n * sizeof *out);
+    clsynth_tensor *tw = clsynth_tensor_from_host(ctx, "w", Cout, Cin, KH, KW, w);
+    clsynth_tensor *tu = state("u", 1, Cout, 1, 1, u);
+    char what[96];
+    /* u as the caller initialized it (not unit), one power iteration, then u kept */
+    const int updates[3] = { 0, 1, 0 };
+    for (int step = 0; step < 3; step++) {
+        const int update = updates[step];
+        float *u_before = clsynth_test_download(ctx, tu);
+        clsynth_tensor *ts = clsynth_spectral_norm(ctx, tw, tu, update);
+        ck_assert_msg(ts != NULL, "%s", ctx->err.msg);
+        double sigma;
+        ref_spectral_norm(w, Cout, K, u, update, out, NULL, &sigma);
+        float *d = clsynth_test_download(ctx, ts), *du = clsynth_test_download(ctx, tu);
+        snprintf(what, sizeof what, "spectral_norm (%d, %d, %d, %d) update_u %d", Cout, Cin, KH, KW, update);
+        clsynth_test_assert_close(what, d, out, n, 1e-6, 1e-4);
+        if (update)
+            clsynth_test_assert_close("u after the power iteration", du, u, (size_t)Cout, 1e-5, 1e-4);
+        else
+            ck_assert_msg(memcmp(du, u_before, (size_t)Cout * sizeof *du) == 0, "update_u false changed u");
+        free(d);
+        free(du);
+        free(u_before);
+    }
+    clsynth_tensor_free(ctx, tu);
+    clsynth_release_activations(ctx);
+    free(w);
+    free(u);
+    free(out);
+}
+
+START_TEST(spectral_norm_matches_reference)
+{
+    check_sn(5, 3, 3, 3, 91);
+    if (tiny())
+        return;
+    check_sn(17, 5, 3, 3, 92);
+    check_sn(64, 32, 3, 3, 93);
+    check_sn(3, 300, 1, 1, 94); /* K > work-group size: strided rows */
+    /* u of the wrong size is refused */
+    clsynth_tensor *w = clsynth_tensor_new(ctx, "w", 4, 2, 3, 3), *u = clsynth_tensor_new(ctx, "u5", 1, 5, 1, 1);
+    ck_assert_ptr_null(clsynth_spectral_norm(ctx, w, u, true));
+    ck_assert_msg(strstr(ctx->err.msg, "spectral_norm") && strstr(ctx->err.msg, "u5"), "%s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+}
+END_TEST
+
+/* W = H1 diag(s) H2^T with Householder reflections H1 (Cout x Cout), H2 (K x K):
+ * its largest singular value is s[0] = 3; power iteration must reach it. */
+START_TEST(spectral_norm_converges_to_largest_singular_value)
+{
+    enum { Cout = 6, K = 10 };
+    const double s[Cout] = { 3.0, 2.0, 1.5, 1.0, 0.5, 0.25 };
+    float a1[Cout], a2[K];
+    clsynth_test_fill_uniform(a1, Cout, -1, 1, 101);
+    clsynth_test_fill_uniform(a2, K, -1, 1, 102);
+    double n1 = 0, n2 = 0, H1[Cout][Cout], H2[K][K];
+    for (int i = 0; i < Cout; i++)
+        n1 += (double)a1[i] * a1[i];
+    for (int i = 0; i < K; i++)
+        n2 += (double)a2[i] * a2[i];
+    for (int i = 0; i < Cout; i++)
+        for (int j = 0; j < Cout; j++)
+            H1[i][j] = (i == j) - 2.0 * a1[i] * a1[j] / n1;
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < K; j++)
+            H2[i][j] = (i == j) - 2.0 * a2[i] * a2[j] / n2;
+    float w[Cout * K], u[Cout], out[Cout * K];
+    for (int o = 0; o < Cout; o++)
+        for (int k = 0; k < K; k++) {
+            double v = 0;
+            for (int i = 0; i < Cout; i++)
+                v += H1[o][i] * s[i] * H2[k][i];
+            w[o * K + k] = (float)v;
+        }
+    clsynth_test_fill_uniform(u, Cout, -1, 1, 103);
+    clsynth_tensor *tw = state("w", Cout, K, 1, 1, w);
+    clsynth_tensor *tu = state("u", 1, Cout, 1, 1, u);
+    const int iters = 40;
+    double ref_sigma = 0;
+    for (int it = 0; it < iters; it++) {
+        ck_assert_msg(clsynth_spectral_norm(ctx, tw, tu, true) != NULL, "%s", ctx->err.msg);
+        ref_spectral_norm(w, Cout, K, u, true, NULL, NULL, &ref_sigma);
+        clsynth_release_activations(ctx);
+    }
+    clsynth_tensor *ts = clsynth_spectral_norm(ctx, tw, tu, false);
+    ck_assert_msg(ts != NULL, "%s", ctx->err.msg);
+    ck_assert_int_eq(clsynth_tensor_download(ctx, ts, out), 0);
+    /* the reference itself: float weights are within 1e-6 of the exact matrix */
+    ck_assert_msg(fabs(ref_sigma - 3.0) < 1e-5, "reference sigma %.9g after %d iterations, expected 3", ref_sigma,
+                  iters);
+    double nw = 0, no = 0;
+    for (int i = 0; i < Cout * K; i++) {
+        nw += (double)w[i] * w[i];
+        no += (double)out[i] * out[i];
+    }
+    double sigma = sqrt(nw / no);
+    ck_assert_msg(fabs(sigma - 3.0) < 3e-5 * 3.0, "device sigma %.9g after %d iterations, expected 3", sigma, iters);
+    clsynth_tensor_free(ctx, tw);
+    clsynth_tensor_free(ctx, tu);
+    clsynth_release_activations(ctx);
+}
+END_TEST
+
+static clsynth_tensor *fwd_sn(clsynth_ctx *c, clsynth_tensor **in, void *user)
+{
+    return clsynth_spectral_norm(c, in[0], (clsynth_tensor *)user, false);
+}
+
+START_TEST(spectral_norm_gradient_through_sigma)
+{
+    const int Cout = 5, Cin = 3, KH = 3, KW = 3;
+    size_t n = (size_t)Cout * Cin * KH * KW;
+    float *w = rnd(n, -1, 1, 111), *u = rnd((size_t)Cout, -1, 1, 112);
+    clsynth_tensor *in[1] = { clsynth_test_input(ctx, "w", Cout, Cin, KH, KW, w) };
+    clsynth_tensor *tu = state("u", 1, Cout, 1, 1, u);
+    /* one power iteration first, so u is a realistic (unit) estimate */
+    clsynth_no_grad_begin(ctx);
+    ck_assert_ptr_nonnull(clsynth_spectral_norm(ctx, in[0], tu, true));
+    clsynth_no_grad_end(ctx);
+    clsynth_release_activations(ctx);
+    clsynth_test_gradcheck(ctx, "spectral_norm", fwd_sn, in, 1, tu, 1e-2f, 2e-3, 2e-2, tiny() ? 4 : 20);
+    clsynth_tensor_free(ctx, in[0]);
+    clsynth_tensor_free(ctx, tu);
+    free(w);
+    free(u);
+}
+END_TEST
+
+/* Tensors are views at element offsets (batch slices, group parameters). */
+START_TEST(ops_read_views_at_offsets)
+{
+    const int N = 3, C = 3, H = 3, W = 5, Cout = 4, K = 6;
+    size_t per = (size_t)C * H * W, n = 2 * per;
+    float *x = rnd((size_t)N * per, -2, 2, 121), *y = malloc(n * sizeof *y);
+    clsynth_tensor *base = clsynth_tensor_from_host(ctx, "base", N, C, H, W, x);
+    clsynth_tensor *xs = clsynth_tensor_batch_slice(ctx, base, 1, 2);
+    clsynth_param_group *g = clsynth_group_new(ctx, "g");
+    clsynth_tensor *pad = clsynth_group_param(ctx, g, "pad", 1, 1, 1, 7);
+    clsynth_tensor *gamma = clsynth_group_param(ctx, g, "gamma", 1, C, 1, 1);
+    clsynth_tensor *beta = clsynth_group_param(ctx, g, "beta", 1, C, 1, 1);
+    clsynth_tensor *w = clsynth_group_param(ctx, g, "w", Cout, K, 1, 1);
+    clsynth_tensor *rm = clsynth_group_buffer(ctx, g, "rm", 1, C, 1, 1);
+    clsynth_tensor *rv = clsynth_group_buffer(ctx, g, "rv", 1, C, 1, 1);
+    clsynth_tensor *u = clsynth_group_buffer(ctx, g, "u", 1, Cout, 1, 1);
+    ck_assert_msg(clsynth_group_finalize(ctx, g) == 0, "%s", ctx->err.msg);
+    ck_assert(pad != NULL && gamma->off > 0 && w->off > 0);
+    float gh[3] = { 0.5f, 1.0f, 2.0f }, bh[3] = { 0.1f, -0.2f, 0.3f }, rmh[3] = { 0, 0, 0 }, rvh[3] = { 1, 1, 1 };
+    float *wh = rnd((size_t)Cout * K, -1, 1, 122), *uh = rnd((size_t)Cout, -1, 1, 123);
+    float *out = malloc((size_t)Cout * K * sizeof *out);
+    ck_assert_int_eq(clsynth_tensor_upload(ctx, gamma, gh) | clsynth_tensor_upload(ctx, beta, bh) |
+                         clsynth_tensor_upload(ctx, rm, rmh) | clsynth_tensor_upload(ctx, rv, rvh) |
+                         clsynth_tensor_upload(ctx, w, wh) | clsynth_tensor_upload(ctx, u, uh),
+                     0);
+    clsynth_no_grad_begin(ctx);
+    clsynth_tensor *ty = clsynth_batch_norm(ctx, xs, gamma, beta, rm, rv, true, 0.1f, 1e-5f);
+    ck_assert_msg(ty != NULL, "%s", ctx->err.msg);
+    ref_batch_norm_train(x + per, 2, C, H, W, gh, bh, rmh, rvh, 0.1f, 1e-5f, y);
+    float *d = clsynth_test_download(ctx, ty), *drv = clsynth_test_download(ctx, rv);
+    clsynth_test_assert_close("batch_norm of a batch slice", d, y, n, 2e-5, 1e-4);
+    clsynth_test_assert_close("running_var in a group", drv, rvh, (size_t)C, 1e-6, 1e-5);
+    free(d);
+    ty = clsynth_instance_norm(ctx, xs, gamma, beta, 1e-5f);
+    ck_assert_msg(ty != NULL, "%s", ctx->err.msg);
+    ref_instance_norm(x + per, 2, C, H, W, gh, bh, 1e-5f, y);
+    d = clsynth_test_download(ctx, ty);
+    clsynth_test_assert_close("instance_norm of a batch slice", d, y, n, 2e-5, 1e-4);
+    free(d);
+    ty = clsynth_spectral_norm(ctx, w, u, true);
+    ck_assert_msg(ty != NULL, "%s", ctx->err.msg);
+    ref_spectral_norm(wh, Cout, K, uh, true, out, NULL, NULL);
+    d = clsynth_test_download(ctx, ty);
+    clsynth_test_assert_close("spectral_norm of a group parameter", d, out, (size_t)Cout * K, 1e-6, 1e-4);
+    clsynth_no_grad_end(ctx);
+    free(d);
+    free(drv);
+    free(wh);
+    free(uh);
+    free(out);
+    free(x);
+    free(y);
+    clsynth_release_activations(ctx);
+    clsynth_group_free(ctx, g);
+}
+END_TEST
+
+static Suite *norm_suite(void)
+{
+    Suite *s = suite_create("norm");
+    TCase *tc = tcase_create("norm");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, batch_norm_training_matches_reference);
+    tcase_add_test(tc, batch_norm_is_stable_with_large_mean);
+    tcase_add_test(tc, batch_norm_running_stats_after_three_steps);
+    tcase_add_test(tc, batch_norm_eval_uses_running_stats);
+    tcase_add_test(tc, batch_norm_training_gradients);
+    tcase_add_test(tc, batch_norm_without_affine_gradients);
+    tcase_add_test(tc, batch_norm_single_value_per_channel_is_an_error);
+    tcase_add_test(tc, batch_norm_odd_local_size_is_deterministic);
+    tcase_add_test(tc, instance_norm_matches_reference);
+    tcase_add_test(tc, instance_norm_gradients);
+    tcase_add_test(tc, instance_norm_without_affine_gradients);
+    tcase_add_test(tc, spade_mod_matches_reference_and_gradients);
+    tcase_add_test(tc, spectral_norm_matches_reference);
+    tcase_add_test(tc, spectral_norm_converges_to_largest_singular_value);
+    tcase_add_test(tc, spectral_norm_gradient_through_sigma);
+    tcase_add_test(tc, ops_read_views_at_offsets);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return clsynth_test_run(norm_suite()); }
