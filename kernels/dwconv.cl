@@ -1,0 +1,200 @@
+/* Conditional (per-sample, per-channel, per-pixel) depthwise 3x3 convolution.
+ *
+ *   x (N,C,H,W), k (N,9C,H,W) with channel 9c + 3i + j holding tap (i, j):
+ *   y(n,c,h,w)  = sum_{i,j} k(n,9c+3i+j,h,w) * x(n,c,h+i-1,w+j-1)            zero padding 1
+ *   dx(n,c,h,w) = sum_{i,j} dy(n,c,h-i+1,w-j+1) * k(n,9c+3i+j,h-i+1,w-j+1)   (gather form)
+ *   dk(n,9c+3i+j,h,w) = dy(n,c,h,w) * x(n,c,h+i-1,w+j-1)
+ *
+ * Launch (both kernels): 3-D NDRange; dimension 2 = n*C + c with local size 1
+ * in it; dimensions 0/1 = one work-group per TILE_W x TILE_H output tile:
+ * global (tiles_x * lx, tiles_y * ly, N*C). The work-group loads the
+ * (TILE_H+2) x (TILE_W+2) input tile (1-pixel halo, zeros outside the image)
+ * into local memory, then work-item (l0, l1) computes the VW pixels
+ * (l0*VW .. l0*VW+VW-1) of tile row l1, with vector loads/stores of k, y (and
+ * dk, dx) where the whole segment is inside the image and a scalar path at the
+ * right edge. The local size must be exactly (TILE_W/VW, TILE_H, 1)
+ * (reqd_work_group_size): the host derives legal tunables from the device
+ * limits.
+ * Every output is summed over the taps in the fixed order (0,0), (0,1), ...,
+ * (2,2), in the vector and the scalar path alike, so results do not depend on
+ * the tile or the local size.
+ *
+ * Tunables (-D):
+ *   VW      pixels per work-item along w, vector width: 1, 2, 4, 8, 16 (default 4)
+ *   TILE_W  tile width, a multiple of VW, <= 256 (default 32)
+ *   TILE_H  tile height, 1..256 (default 8)
+ *   work-group (TILE_W/VW) * TILE_H items, which must fit the device's limits;
+ *   local memory: dwconv_fwd (TILE_H+2)*(TILE_W+2)*4 bytes, dwconv_bwd twice that.
+ *
+ * Memory traffic per output pixel, in floats (halo factor
+ * h = (TILE_W+2)(TILE_H+2)/(TILE_W*TILE_H), 1.33 at 32x8):
+ *   dwconv_fwd: read x h, read k 9, write y 1                            ~11.3
+ *   dwconv_bwd: read dy h, x h (only for dk), k 9 (only for dx; each element
+ *               once, at shifted positions), read+write dx 2 and dk 18
+ *               (gradients are accumulated)                            ~31.7
+ * No unfolded (9x) copy of x is ever materialized. */
+#ifndef VW
+#define VW 4
+#endif
+#ifndef TILE_W
+#define TILE_W 32
+#endif
+#ifndef TILE_H
+#define TILE_H 8
+#endif
+#if TILE_W % VW != 0
+#error "TILE_W must be a multiple of VW"
+#endif
+
+#define TPW (TILE_W + 2) /* tile pitch with halo */
+#define TPH (TILE_H + 2)
+#define NV (TILE_W / VW) /* row segments per tile row */
+
+#define DW_CAT_(a, b) a##b
+#define DW_CAT(a, b) DW_CAT_(a, b)
+#if VW == 1
+#define floatV float
+#define LOADV(p) (*(p))
+#define STOREV(v, p) (*(p) = (v))
+#else
+#define floatV DW_CAT(float, VW)
+#define LOADV(p) DW_CAT(vload, VW)(0, (p))
+#define STOREV(v, p) DW_CAT(vstore, VW)((v), 0, (p))
+#endif
+
+/* Loads the haloed tile of plane p (H x W) whose top-left output pixel is (h0, w0). */
+void dw_load_tile(__local float *t, __global const float *p, const int h0, const int w0, const int H,
+                  const int W)
+{
+    const int sx = (int)get_local_size(0);
+    const int lid = (int)get_local_id(1) * sx + (int)get_local_id(0);
+    const int lsize = sx * (int)get_local_size(1);
+    for (int i = lid; i < TPH * TPW; i += lsize) {
+        const int ty = i / TPW, tx = i - ty * TPW;
+        const int gh = h0 + ty - 1, gw = w0 + tx - 1;
+        t[i] = (gh >= 0 && gh < H && gw >= 0 && gw < W) ? p[gh * W + gw] : 0.0f;
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(NV, TILE_H, 1)))
+void dwconv_fwd(__global const float *x, const int x_off, __global const float *k, const int k_off,
+                __global float *y, const int y_off, const int NC, const int C, const int H, const int W)
+{
+    __local float tile[TPH * TPW];
+    /* no return before the barrier: PoCL 3.1 miscompiled kernels with one
+     * (out-of-bounds writes after the barrier); nc < NC always holds with
+     * the host's launch (global size N*C, local size 1 in dimension 2) */
+    const int nc = min((int)get_global_id(2), NC - 1);
+    const int HW = H * W;
+    const int h0 = (int)get_group_id(1) * TILE_H, w0 = (int)get_group_id(0) * TILE_W;
+    const int n = nc / C, c = nc - n * C;
+    dw_load_tile(tile, x + x_off + nc * HW, h0, w0, H, W);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const int ty = (int)get_local_id(1), q = (int)get_local_id(0);
+    const int gh = h0 + ty, gw = w0 + q * VW;
+    if (gh >= H || gw >= W)
+        return;
+    __global const float *kp = k + k_off + (n * 9 * C + 9 * c) * HW;
+    __global float *yp = y + y_off + nc * HW;
+    const int p = gh * W + gw;
+    __local const float *t = tile + ty * TPW + q * VW;
+    if (gw + VW <= W) {
+        floatV acc = (floatV)(0.0f);
+        acc += LOADV(kp + 0 * HW + p) * LOADV(t);
+        acc += LOADV(kp + 1 * HW + p) * LOADV(t + 1);
+        acc += LOADV(kp + 2 * HW + p) * LOADV(t + 2);
+        acc += LOADV(kp + 3 * HW + p) * LOADV(t + TPW);
+        acc += LOADV(kp + 4 * HW + p) * LOADV(t + TPW + 1);
+        acc += LOADV(kp + 5 * HW + p) * LOADV(t + TPW + 2);
+        acc += LOADV(kp + 6 * HW + p) * LOADV(t + 2 * TPW);
+        acc += LOADV(kp + 7 * HW + p) * LOADV(t + 2 * TPW + 1);
+        acc += LOADV(kp + 8 * HW + p) * LOADV(t + 2 * TPW + 2);
+        STOREV(acc, yp + p);
+    } else {
+        for (int r = 0; r < W - gw; r++) {
+            float acc = 0.0f;
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++)
+                    acc += kp[(3 * i + j) * HW + p + r] * t[i * TPW + j + r];
+            yp[p + r] = acc;
+        }
+    }
+}
+
+/* need_dx / need_dk select the gradients to accumulate; a gradient not needed
+ * may be passed as any buffer (it is neither read nor written). */
+__kernel __attribute__((reqd_work_group_size(NV, TILE_H, 1)))
+void dwconv_bwd(__global const float *x, const int x_off, __global const float *k, const int k_off,
+                __global const float *dy, const int dy_off, __global float *dx, const int dx_off,
+                __global float *dk, const int dk_off, const int need_dx, const int need_dk, const int NC,
+                const int C, const int H, const int W)
+{
+    __local float tx_[TPH * TPW];
+    __local float tdy[TPH * TPW];
+    const int nc = min((int)get_global_id(2), NC - 1); /* see dwconv_fwd */
+    const int HW = H * W;
+    const int h0 = (int)get_group_id(1) * TILE_H, w0 = (int)get_group_id(0) * TILE_W;
+    const int n = nc / C, c = nc - n * C;
+    if (need_dk)
+        dw_load_tile(tx_, x + x_off + nc * HW, h0, w0, H, W);
+    dw_load_tile(tdy, dy + dy_off + nc * HW, h0, w0, H, W);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const int ty = (int)get_local_id(1), q = (int)get_local_id(0);
+    const int gh = h0 + ty, gw = w0 + q * VW;
+    if (gh >= H || gw >= W)
+        return;
+    const int kbase = (n * 9 * C + 9 * c) * HW;
+    __global const float *kp = k + k_off + kbase;
+    __global float *dkp = dk + dk_off + kbase;
+    __global float *dxp = dx + dx_off + nc * HW;
+    const int p = gh * W + gw;
+    if (need_dx) {
+        /* output pixel (gh+1-i, gw+r+1-j) used x(gh, gw+r) through its tap (i, j);
+         * dy is zero in the tile's halo outside the image, k must not be read there */
+        __local const float *d = tdy + ty * TPW + q * VW;
+        if (gw >= 1 && gw + VW + 1 <= W) {
+            floatV acc = (floatV)(0.0f);
+            for (int i = 0; i < 3; i++) {
+                const int oh = gh + 1 - i;
+                if (oh < 0 || oh >= H)
+                    continue;
+                for (int j = 0; j < 3; j++)
+                    acc += LOADV(d + (2 - i) * TPW + 2 - j) * LOADV(kp + (3 * i + j) * HW + oh * W + gw + 1 - j);
+            }
+            STOREV(LOADV(dxp + p) + acc, dxp + p);
+        } else {
+            const int rn = min(VW, W - gw);
+            for (int r = 0; r < rn; r++) {
+                float acc = 0.0f;
+                for (int i = 0; i < 3; i++) {
+                    const int oh = gh + 1 - i;
+                    if (oh < 0 || oh >= H)
+                        continue;
+                    for (int j = 0; j < 3; j++) {
+                        const int ow = gw + r + 1 - j;
+                        if (ow >= 0 && ow < W)
+                            acc += d[(2 - i) * TPW + 2 - j + r] * kp[(3 * i + j) * HW + oh * W + ow];
+                    }
+                }
+                dxp[p + r] += acc;
+            }
+        }
+    }
+    if (need_dk) {
+        __local const float *t = tx_ + ty * TPW + q * VW;
+        __local const float *d = tdy + (ty + 1) * TPW + q * VW + 1;
+        if (gw + VW <= W) {
+            const floatV g = LOADV(d);
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) {
+                    __global float *o = dkp + (3 * i + j) * HW + p;
+                    STOREV(LOADV(o) + g * LOADV(t + i * TPW + j), o);
+                }
+        } else {
+            for (int r = 0; r < W - gw; r++)
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++)
+                        dkp[(3 * i + j) * HW + p + r] += d[r] * t[i * TPW + j + r];
+        }
+    }
+}

@@ -1,0 +1,228 @@
+/* Resampling: nearest resize, bilinear 2x upsampling, average and max pooling,
+ * one-hot encoding. Every kernel is 1-D over the elements it writes (launch
+ * default local size, no local memory), with div/mod to recover (nc, h, w).
+ * Backward kernels are gather-form: each input element sums the output
+ * gradients that depend on it (no atomics); results do not depend on the
+ * schedule. Gradients are accumulated (+=).
+ * Tunables: none.
+ *
+ * Memory traffic (x: input elements, y: output elements):
+ *   resize_nearest_fwd   read y, write y          (reads x once per output)
+ *   resize_nearest_bwd   read y (dy), read+write x (dx)
+ *   bilinear2x_fwd       read 4y (cached), write y; bwd: read ~4x*4 dy (cached), rw x
+ *   avgpool_fwd          read y*k*k (cached), write y; bwd: read dy over the windows, rw x
+ *   maxpool_fwd          read y*k*k, write y; bwd: recomputes each window's argmax:
+ *                        read ~k*k*ceil(k/s)^2 per input (cached), rw x (no index tensor kept)
+ *   one_hot              read N*H*W labels, write N*num_channels*H*W */
+
+/* ---- nearest: src = floor(dst * in / out) in integer arithmetic ---- */
+__kernel void resize_nearest_fwd(__global const float *x, const int x_off, __global float *y, const int y_off,
+                                 const int NC, const int H, const int W, const int OH, const int OW)
+{
+    const int i = (int)get_global_id(0);
+    if (i >= NC * OH * OW)
+        return;
+    const int ow = i % OW, t = i / OW, oh = t % OH, nc = t / OH;
+    const int ih = oh * H / OH, iw = ow * W / OW;
+    y[y_off + i] = x[x_off + (nc * H + ih) * W + iw];
+}
+
+/* Input row ih is the source of output rows [ceil(ih*OH/H), ceil((ih+1)*OH/H)). */
+__kernel void resize_nearest_bwd(__global const float *dy, const int dy_off, __global float *dx, const int dx_off,
+                                 const int NC, const int H, const int W, const int OH, const int OW)
+{
+    const int i = (int)get_global_id(0);
+    if (i >= NC * H * W)
+        return;
+    const int iw = i % W, t = i / W, ih = t % H, nc = t / H;
+    const int oh0 = (ih * OH + H - 1) / H, oh1 = ((ih + 1) * OH + H - 1) / H;
+    const int ow0 = (iw * OW + W - 1) / W, ow1 = ((iw + 1) * OW + W - 1) / W;
+    float acc = 0.0f;
+    for (int oh = oh0; oh < oh1; oh++)
+        for (int ow = ow0; ow < ow1; ow++)
+            acc += dy[dy_off + (nc * OH + oh) * OW + ow];
+    dx[dx_off + i] += acc;
+}
+
+/* ---- bilinear 2x, align_corners = false (PyTorch): src = max((dst + 0.5) * 0.5 - 0.5, 0),
+ * i0 = floor(src), i1 = min(i0 + 1, n - 1), weights (1 - frac, frac); exact in float ---- */
+void bl_src(const int o, const int n, int *i0, int *i1, float *l0, float *l1)
+{
+    float s = ((float)o + 0.5f) * 0.5f - 0.5f;
+    s = s < 0.0f ? 0.0f : s;
+    const int a = (int)s;
+    *i0 = a;
+    *i1 = a < n - 1 ? a + 1 : a;
+    *l1 = s - (float)a;
+    *l0 = 1.0f - *l1;
+}
+
+__kernel void bilinear2x_fwd(__global const float *x, const int x_off, __global float *y, const int y_off,
+                             const int NC, const int H, const int W)
+{
+    const int OH = 2 * H, OW = 2 * W;
+    const int i = (int)get_global_id(0);
+    if (i >= NC * OH * OW)
+        return;
+    const int ow = i % OW, t = i / OW, oh = t % OH, nc = t / OH;
+    int h0, h1, w0, w1;
+    float a0, a1, b0, b1;
+    bl_src(oh, H, &h0, &h1, &a0, &a1);
+    bl_src(ow, W, &w0, &w1, &b0, &b1);
+    __global const float *p = x + x_off + nc * H * W;
+    y[y_off + i] = a0 * (b0 * p[h0 * W + w0] + b1 * p[h0 * W + w1]) +
+                   a1 * (b0 * p[h1 * W + w0] + b1 * p[h1 * W + w1]);
+}
+
+/* Weight of input index in (size n) in output index o. */
+float bl_weight(const int o, const int n, const int in)
+{
+    int i0, i1;
+    float l0, l1;
+    bl_src(o, n, &i0, &i1, &l0, &l1);
+    return (i0 == in ? l0 : 0.0f) + (i1 == in ? l1 : 0.0f);
+}
+
+/* Only outputs 2i-1 .. 2i+2 read input i (see bl_src). */
+__kernel void bilinear2x_bwd(__global const float *dy, const int dy_off, __global float *dx, const int dx_off,
+                             const int NC, const int H, const int W)
+{
+    const int OH = 2 * H, OW = 2 * W;
+    const int i = (int)get_global_id(0);
+    if (i >= NC * H * W)
+        return;
+    const int iw = i % W, t = i / W, ih = t % H, nc = t / H;
+    __global const float *g = dy + dy_off + nc * OH * OW;
+    float acc = 0.0f;
+    for (int oh = max(2 * ih - 1, 0); oh <= min(2 * ih + 2, OH - 1); oh++) {
+        const float wy = bl_weight(oh, H, ih);
+        if (wy == 0.0f)
+            continue;
+        float row = 0.0f;
+        for (int ow = max(2 * iw - 1, 0); ow <= min(2 * iw + 2, OW - 1); ow++)
+            row += bl_weight(ow, W, iw) * g[oh * OW + ow];
+        acc += wy * row;
+    }
+    dx[dx_off + i] += acc;
+}
+
+/* ---- average pooling k x k, stride s, zero pad p, count_include_pad = false ---- */
+__kernel void avgpool_fwd(__global const float *x, const int x_off, __global float *y, const int y_off,
+                          const int NC, const int H, const int W, const int OH, const int OW, const int K,
+                          const int S, const int P)
+{
+    const int i = (int)get_global_id(0);
+    if (i >= NC * OH * OW)
+        return;
+    const int ow = i % OW, t = i / OW, oh = t % OH, nc = t / OH;
+    const int hs = max(oh * S - P, 0), he = min(oh * S - P + K, H);
+    const int ws = max(ow * S - P, 0), we = min(ow * S - P + K, W);
+    __global const float *p = x + x_off + nc * H * W;
+    float acc = 0.0f;
+    for (int h = hs; h < he; h++)
+        for (int w = ws; w < we; w++)
+            acc += p[h * W + w];
+    y[y_off + i] = acc / (float)((he - hs) * (we - ws));
+}
+
+/* Outputs whose window holds input (ih, iw): o*S - P <= i < o*S - P + K. */
+__kernel void avgpool_bwd(__global const float *dy, const int dy_off, __global float *dx, const int dx_off,
+                          const int NC, const int H, const int W, const int OH, const int OW, const int K,
+                          const int S, const int P)
+{
+    const int i = (int)get_global_id(0);
+    if (i >= NC * H * W)
+        return;
+    const int iw = i % W, t = i / W, ih = t % H, nc = t / H;
+    const int ah = ih + P - K + 1, aw = iw + P - K + 1;
+    const int oh0 = ah <= 0 ? 0 : (ah + S - 1) / S, oh1 = min((ih + P) / S, OH - 1);
+    const int ow0 = aw <= 0 ? 0 : (aw + S - 1) / S, ow1 = min((iw + P) / S, OW - 1);
+    __global const float *g = dy + dy_off + nc * OH * OW;
+    float acc = 0.0f;
+    for (int oh = oh0; oh <= oh1; oh++) {
+        const int hs = max(oh * S - P, 0), he = min(oh * S - P + K, H);
+        for (int ow = ow0; ow <= ow1; ow++) {
+            const int ws = max(ow * S - P, 0), we = min(ow * S - P + K, W);
+            acc += g[oh * OW + ow] / (float)((he - hs) * (we - ws));
+        }
+    }
+    dx[dx_off + i] += acc;
+}
+
+/* ---- max pooling k x k, stride s, no padding. The argmax is the first
+ * maximum in scan order (row-major in the window); a NaN wins over numbers
+ * (first NaN), as PyTorch propagates NaN. ---- */
+int mp_argmax(__global const float *p, const int W, const int h0, const int w0, const int K)
+{
+    int best = h0 * W + w0;
+    float bv = p[best];
+    for (int a = 0; a < K; a++)
+        for (int b = 0; b < K; b++) {
+            const int q = (h0 + a) * W + w0 + b;
+            const float v = p[q];
+            if ((v > bv) || (isnan(v) && !isnan(bv))) {
+                bv = v;
+                best = q;
+            }
+        }
+    return best;
+}
+
+__kernel void maxpool_fwd(__global const float *x, const int x_off, __global float *y, const int y_off,
+                          const int NC, const int H, const int W, const int OH, const int OW, const int K,
+                          const int S)
+{
+    const int i = (int)get_global_id(0);
+    if (i >= NC * OH * OW)
+        return;
+    const int ow = i % OW, t = i / OW, oh = t % OH, nc = t / OH;
+    __global const float *p = x + x_off + nc * H * W;
+    y[y_off + i] = p[mp_argmax(p, W, oh * S, ow * S, K)];
+}
+
+__kernel void maxpool_bwd(__global const float *x, const int x_off, __global const float *dy, const int dy_off,
+                          __global float *dx, const int dx_off, const int NC, const int H, const int W,
+                          const int OH, const int OW, const int K, const int S)
+{
+    const int i = (int)get_global_id(0);
+    if (i >= NC * H * W)
+        return;
+    const int iw = i % W, t = i / W, ih = t % H, nc = t / H;
+    const int ah = ih - K + 1, aw = iw - K + 1;
+    const int oh0 = ah <= 0 ? 0 : (ah + S - 1) / S, oh1 = min(ih / S, OH - 1);
+    const int ow0 = aw <= 0 ? 0 : (aw + S - 1) / S, ow1 = min(iw / S, OW - 1);
+    __global const float *p = x + x_off + nc * H * W;
+    __global const float *g = dy + dy_off + nc * OH * OW;
+    const int self = ih * W + iw;
+    float acc = 0.0f;
+    for (int oh = oh0; oh <= oh1; oh++)
+        for (int ow = ow0; ow <= ow1; ow++)
+            if (mp_argmax(p, W, oh * S, ow * S, K) == self)
+                acc += g[oh * OW + ow];
+    dx[dx_off + i] += acc;
+}
+
+/* ---- one-hot: labels (N,1,H,W) float ids -> (N,num_channels,H,W). A value
+ * that is neither a class id in [0, num_classes) nor `dontcare` records the
+ * smallest such pixel index in *bad (atomic_min on an int: deterministic). ---- */
+__kernel void one_hot(__global const float *lab, const int lab_off, __global float *y, const int y_off,
+                      __global int *bad, const int bad_off, const int N, const int HW, const int num_classes,
+                      const int num_channels, const int dontcare, const int dontcare_channel)
+{
+    const int i = (int)get_global_id(0);
+    if (i >= N * HW)
+        return;
+    const int n = i / HW, pix = i - n * HW;
+    const float v = lab[lab_off + i];
+    int ch = -1;
+    if (v >= 0.0f && v < (float)num_classes && v == floor(v)) {
+        ch = (int)v;
+    } else if (v == (float)dontcare) {
+        ch = dontcare_channel;
+    } else {
+        atomic_min(bad + bad_off, i);
+    }
+    __global float *o = y + y_off + n * num_channels * HW + pix;
+    for (int c = 0; c < num_channels; c++)
+        o[c * HW] = c == ch ? 1.0f : 0.0f;
+}
