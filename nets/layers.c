@@ -1,0 +1,221 @@
+/* Convolution, normalization and conv → norm → LeakyReLU layers. */
+#include "nets/layers.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clcore/ops.h"
+
+const char *nets_name(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+int nets_norm_parse(const char *s, const char *option, nets_norm_cfg *out, clsynth_err *err)
+{
+    const char *p = s;
+    out->spectral = false;
+    out->kind = NETS_NORM_NONE;
+    if (strncmp(p, "spectral", 8) == 0) {
+        out->spectral = true;
+        p += 8;
+    }
+    if (strncmp(p, "spade", 5) == 0)
+        p += 5;
+    size_t n = strlen(p);
+    if (n >= 3 && strcmp(p + n - 3, "3x3") == 0)
+        n -= 3;
+    if (n == 5 && strncmp(p, "batch", 5) == 0)
+        out->kind = NETS_NORM_BATCH;
+    else if (n == 9 && strncmp(p, "syncbatch", 9) == 0)
+        out->kind = NETS_NORM_BATCH;
+    else if (n == 8 && strncmp(p, "instance", 8) == 0)
+        out->kind = NETS_NORM_INSTANCE;
+    else if ((n == 4 && strncmp(p, "none", 4) == 0) || n == 0)
+        out->kind = NETS_NORM_NONE;
+    else
+        return clsynth_fail(err, "%s: '%s' is not a normalization (expected [spectral][spade]"
+                                 "batch|syncbatch|instance|none[3x3], e.g. spectralinstance)",
+                            option, s);
+    return 0;
+}
+
+/* ---- convolution ---- */
+
+int nets_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
+                   int k, int stride, int pad, bool bias, bool spectral, nets_conv *out)
+{
+    char buf[64];
+    memset(out, 0, sizeof *out);
+    out->cin = cin;
+    out->cout = cout;
+    out->k = k;
+    out->stride = stride;
+    out->pad = pad;
+    out->w = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.w", name), cout, cin, k, k);
+    if (bias)
+        out->b = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.b", name), 1, cout, 1, 1);
+    if (spectral)
+        out->u = clsynth_group_buffer(ctx, g, nets_name(buf, sizeof buf, "%s.u", name), 1, cout, 1, 1);
+    return ctx->failed ? -1 : 0;
+}
+
+/* y = conv(x, sn(w)) + b   x (N, cin, H, W) -> (N, cout, H', W') */
+clsynth_tensor *nets_conv_forward(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x)
+{
+    clsynth_ctx *ctx = f->ctx;
+    clsynth_tensor *w = c->w;
+    if (c->u)
+        w = clsynth_spectral_norm(ctx, c->w, c->u, f->update_u);
+    return clsynth_conv2d(ctx, x, w, c->b, c->stride, c->pad);
+}
+
+int nets_linear_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int in, int out,
+                     bool bias, bool spectral, nets_conv *outl)
+{
+    return nets_conv_make(ctx, g, name, in, out, 1, 1, 0, bias, spectral, outl);
+}
+
+/* x (N, in...) -> (N, out, 1, 1) */
+clsynth_tensor *nets_linear_forward(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x)
+{
+    clsynth_ctx *ctx = f->ctx;
+    clsynth_tensor *w = c->w;
+    if (c->u)
+        w = clsynth_spectral_norm(ctx, c->w, c->u, f->update_u);
+    return clsynth_linear(ctx, x, w, c->b);
+}
+
+/* ---- normalization ---- */
+
+int nets_norm_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, nets_norm_kind kind,
+                   int c, bool affine, nets_norm *out)
+{
+    char buf[64];
+    memset(out, 0, sizeof *out);
+    out->kind = kind;
+    out->c = c;
+    if (kind == NETS_NORM_NONE)
+        return 0;
+    if (affine) {
+        out->gamma = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.gamma", name), 1, c, 1, 1);
+        out->beta = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.beta", name), 1, c, 1, 1);
+    }
+    if (kind == NETS_NORM_BATCH) {
+        out->running_mean =
+            clsynth_group_buffer(ctx, g, nets_name(buf, sizeof buf, "%s.running_mean", name), 1, c, 1, 1);
+        out->running_var =
+            clsynth_group_buffer(ctx, g, nets_name(buf, sizeof buf, "%s.running_var", name), 1, c, 1, 1);
+    }
+    return ctx->failed ? -1 : 0;
+}
+
+clsynth_tensor *nets_norm_forward(const nets_fwd *f, const nets_norm *n, clsynth_tensor *x)
+{
+    switch (n->kind) {
+    case NETS_NORM_BATCH:
+        return clsynth_batch_norm(f->ctx, x, n->gamma, n->beta, n->running_mean, n->running_var,
+                                  f->training, NETS_BN_MOMENTUM, NETS_NORM_EPS);
+    case NETS_NORM_INSTANCE:
+        return clsynth_instance_norm(f->ctx, x, n->gamma, n->beta, NETS_NORM_EPS);
+    case NETS_NORM_NONE:
+    default:
+        return x;
+    }
+}
+
+/* ---- conv → norm → LeakyReLU ---- */
+
+int nets_cna_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
+                  int k, int stride, int pad, nets_norm_cfg cfg, bool act, nets_cna *out)
+{
+    char buf[64];
+    memset(out, 0, sizeof *out);
+    out->act = act;
+    bool has_norm = cfg.kind != NETS_NORM_NONE;
+    if (nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv", name), cin, cout, k, stride, pad,
+                       !has_norm, cfg.spectral, &out->conv))
+        return -1;
+    return nets_norm_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm", name), cfg.kind, cout,
+                          cfg.kind == NETS_NORM_BATCH, &out->norm);
+}
+
+clsynth_tensor *nets_cna_forward(const nets_fwd *f, const nets_cna *l, clsynth_tensor *x)
+{
+    clsynth_tensor *y = nets_conv_forward(f, &l->conv, x);
+    y = nets_norm_forward(f, &l->norm, y);
+    return l->act ? clsynth_leaky_relu(f->ctx, y, NETS_LRELU_SLOPE) : y;
+}
+
+/* ---- initialization ---- */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+int nets_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, uint64_t stream_base)
+{
+    if (ctx->failed)
+        return -1;
+    for (int i = 0; i < g->n_params; i++) {
+        clsynth_tensor *p = g->params[i];
+        int rc;
+        if (ends_with(p->name, ".w"))
+            rc = clsynth_init_xavier(ctx, p, 0.02f, seed, stream_base + (uint64_t)i);
+        else if (ends_with(p->name, ".gamma"))
+            rc = clsynth_tensor_fill(ctx, p, 1.0f);
+        else
+            rc = clsynth_tensor_fill(ctx, p, 0.0f); /* ".b", ".beta" */
+        if (rc)
+            return -1;
+    }
+    float *host = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < g->n_buffers; i++) {
+        clsynth_tensor *b = g->buffers[i];
+        int rc = 0;
+        if (ends_with(b->name, ".running_var")) {
+            rc = clsynth_tensor_fill(ctx, b, 1.0f);
+        } else if (ends_with(b->name, ".u")) {
+            /* u ~ N(0, 1), normalized as PyTorch's spectral_norm does */
+            if (b->numel > cap) {
+                float *grown = realloc(host, b->numel * sizeof *host);
+                if (!grown) {
+                    free(host);
+                    return clsynth_ctx_fail(ctx, "out of host memory");
+                }
+                host = grown;
+                cap = b->numel;
+            }
+            rc = clsynth_rand_normal(ctx, b, 0.0f, 1.0f, seed, stream_base + 100000u + (uint64_t)i);
+            if (!rc)
+                rc = clsynth_tensor_download(ctx, b, host);
+            if (!rc) {
+                double s = 0;
+                for (size_t j = 0; j < b->numel; j++)
+                    s += (double)host[j] * host[j];
+                float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 1.0f;
+                for (size_t j = 0; j < b->numel; j++)
+                    host[j] *= inv;
+                rc = clsynth_tensor_upload(ctx, b, host);
+            }
+        } else {
+            rc = clsynth_tensor_fill(ctx, b, 0.0f);
+        }
+        if (rc) {
+            free(host);
+            return -1;
+        }
+    }
+    free(host);
+    return 0;
+}

@@ -1,0 +1,102 @@
+/* Building blocks shared by every network in nets/: a convolution (optionally
+ * spectral-normalized), a normalization layer and their combination
+ * conv → norm → LeakyReLU(0.2) used by the pyramids, encoders and
+ * discriminators.
+ *
+ * A layer is declared into a parameter group (clsynth_group_param /
+ * clsynth_group_buffer) before the group is finalized; its tensors are then
+ * views into the group's flat buffers. Names are "<prefix>.w", "<prefix>.b",
+ * "<prefix>.u" (spectral-norm left singular vector, a buffer),
+ * "<prefix>.gamma", "<prefix>.beta", "<prefix>.running_mean",
+ * "<prefix>.running_var"; nets_init_group() initializes a group from those
+ * suffixes. */
+#ifndef CLSYNTH_NETS_LAYERS_H
+#define CLSYNTH_NETS_LAYERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clcore/context.h"
+#include "clcore/error.h"
+#include "clcore/params.h"
+#include "clcore/tensor.h"
+
+/* How a forward pass runs. */
+typedef struct nets_fwd {
+    clsynth_ctx *ctx;
+    bool training; /* batch norm: batch statistics + running-stat update (else running stats) */
+    bool update_u; /* spectral norm: one power iteration on u before normalizing */
+} nets_fwd;
+
+typedef enum nets_norm_kind {
+    NETS_NORM_NONE = 0,
+    NETS_NORM_BATCH,    /* "batch" and "syncbatch" (one device: the same thing) */
+    NETS_NORM_INSTANCE,
+} nets_norm_kind;
+
+/* A parsed --norm_G / --norm_D / --norm_E string, SPADE style:
+ * ["spectral"] ["spade"] ("batch" | "syncbatch" | "instance" | "none") ["3x3"],
+ * e.g. "spectralinstance", "spectralspadesyncbatch3x3". */
+typedef struct nets_norm_cfg {
+    bool spectral;
+    nets_norm_kind kind;
+} nets_norm_cfg;
+
+int nets_norm_parse(const char *s, const char *option, nets_norm_cfg *out, clsynth_err *err);
+
+#define NETS_LRELU_SLOPE 0.2f
+#define NETS_BN_MOMENTUM 0.1f
+#define NETS_NORM_EPS 1e-5f
+
+/* ---- convolution ---- */
+typedef struct nets_conv {
+    clsynth_tensor *w; /* (cout, cin, k, k) */
+    clsynth_tensor *b; /* (1, cout, 1, 1) or NULL */
+    clsynth_tensor *u; /* (1, cout, 1, 1) spectral-norm vector, or NULL */
+    int cin, cout, k, stride, pad;
+} nets_conv;
+
+int nets_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
+                   int k, int stride, int pad, bool bias, bool spectral, nets_conv *out);
+clsynth_tensor *nets_conv_forward(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x);
+
+/* A linear layer is a nets_conv with k = 1 applied to a flattened input. */
+int nets_linear_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int in, int out,
+                     bool bias, bool spectral, nets_conv *outl);
+clsynth_tensor *nets_linear_forward(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x);
+
+/* ---- normalization ---- */
+typedef struct nets_norm {
+    nets_norm_kind kind;
+    int c;
+    clsynth_tensor *gamma, *beta;            /* (1, c, 1, 1) when affine, else NULL */
+    clsynth_tensor *running_mean, *running_var; /* (1, c, 1, 1) batch norm only */
+} nets_norm;
+
+int nets_norm_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, nets_norm_kind kind,
+                   int c, bool affine, nets_norm *out);
+clsynth_tensor *nets_norm_forward(const nets_fwd *f, const nets_norm *n, clsynth_tensor *x);
+
+/* ---- conv → norm → LeakyReLU(0.2) (SPADE's get_nonspade_norm_layer + activation) ----
+ * The conv has a bias only without a norm (a bias before a norm has no
+ * effect, SPADE removes it); the norm is affine for batch norm and not for
+ * instance norm, as SPADE's get_nonspade_norm_layer. */
+typedef struct nets_cna {
+    nets_conv conv;
+    nets_norm norm;
+    bool act;
+} nets_cna;
+
+int nets_cna_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
+                  int k, int stride, int pad, nets_norm_cfg cfg, bool act, nets_cna *out);
+clsynth_tensor *nets_cna_forward(const nets_fwd *f, const nets_cna *l, clsynth_tensor *x);
+
+/* Initializes every tensor of a finalized group from its name: ".w" xavier
+ * normal (gain 0.02, stream = stream_base + index), ".b"/".beta"/
+ * ".running_mean" 0, ".gamma"/".running_var" 1, ".u" N(0,1) normalized. */
+int nets_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, uint64_t stream_base);
+
+/* "name" formatted into a caller buffer (layer names are built from parts). */
+const char *nets_name(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

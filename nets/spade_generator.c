@@ -1,0 +1,88 @@
+/* SPADE's generator parts: the SPADE normalization layer (also the shortcut
+ * of the CC block) and the SPADE residual block of the "spade" generator
+ * (--netG spade), as in NVlabs/SPADE:
+ *
+ *   SPADE(x, cond) = norm(x) · (1 + γ(cond)) + β(cond)
+ *     norm: parameter-free batch (or instance) norm of x
+ *     a = ReLU(3×3 conv cond → nhidden); γ, β = 3×3 conv a → C (no spectral norm)
+ *
+ *   SPADEResnetBlock(x, cond), fmiddle = min(fin, fout):
+ *     dx  = conv_0(LReLU(SPADE_0(x)))      3×3 fin → fmiddle
+ *     dx  = conv_1(LReLU(SPADE_1(dx)))     3×3 fmiddle → fout
+ *     x_s = conv_s(SPADE_s(x)) if fin != fout (1×1, no bias) else x
+ *     out = x_s + dx
+ *   conv_0, conv_1, conv_s spectral-normalized when --norm_G starts with "spectral". */
+#include <stdio.h>
+
+#include "clcore/ops.h"
+#include "nets/generator.h"
+
+int nets_spade_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int norm_nc, int cond_nc,
+                    int nhidden, nets_norm_kind kind, nets_spade *out)
+{
+    char buf[64];
+    if (kind == NETS_NORM_NONE)
+        kind = NETS_NORM_BATCH; /* SPADE always normalizes first */
+    nets_norm_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm", name), kind, norm_nc, false, &out->norm);
+    /* (nhidden, cond_nc, 3, 3) */
+    nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.mlp_shared", name), cond_nc, nhidden, 3, 1, 1, true,
+                   false, &out->shared);
+    /* (norm_nc, nhidden, 3, 3) each */
+    nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.mlp_gamma", name), nhidden, norm_nc, 3, 1, 1, true,
+                   false, &out->gamma);
+    nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.mlp_beta", name), nhidden, norm_nc, 3, 1, 1, true,
+                   false, &out->beta);
+    return ctx->failed ? -1 : 0;
+}
+
+clsynth_tensor *nets_spade_forward(const nets_fwd *f, const nets_spade *s, clsynth_tensor *x,
+                                   clsynth_tensor *cond)
+{
+    clsynth_ctx *ctx = f->ctx;
+    clsynth_tensor *normalized = nets_norm_forward(f, &s->norm, x);                      /* (N, C, h, w) */
+    clsynth_tensor *actv = clsynth_relu(ctx, nets_conv_forward(f, &s->shared, cond));    /* (N, nhidden, h, w) */
+    clsynth_tensor *gamma = nets_conv_forward(f, &s->gamma, actv);                       /* (N, C, h, w) */
+    clsynth_tensor *beta = nets_conv_forward(f, &s->beta, actv);                         /* (N, C, h, w) */
+    return clsynth_spade_mod(ctx, normalized, gamma, beta);
+}
+
+int nets_spadeblock_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int fin, int fout,
+                         int cond_nc, int nhidden, nets_norm_cfg cfg, nets_spadeblock *out)
+{
+    char buf[64];
+    out->fin = fin;
+    out->fout = fout;
+    out->fmiddle = fin < fout ? fin : fout;
+    out->learned_shortcut = fin != fout;
+    /* conv_0 (fmiddle, fin, 3, 3), conv_1 (fout, fmiddle, 3, 3) */
+    nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv_0", name), fin, out->fmiddle, 3, 1, 1, true,
+                   cfg.spectral, &out->conv_0);
+    nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv_1", name), out->fmiddle, fout, 3, 1, 1, true,
+                   cfg.spectral, &out->conv_1);
+    nets_spade_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm_0", name), fin, cond_nc, nhidden, cfg.kind,
+                    &out->norm_0);
+    nets_spade_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm_1", name), out->fmiddle, cond_nc, nhidden,
+                    cfg.kind, &out->norm_1);
+    if (out->learned_shortcut) {
+        /* conv_s (fout, fin, 1, 1) */
+        nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv_s", name), fin, fout, 1, 1, 0, false,
+                       cfg.spectral, &out->conv_s);
+        nets_spade_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm_s", name), fin, cond_nc, nhidden,
+                        cfg.kind, &out->norm_s);
+    }
+    return ctx->failed ? -1 : 0;
+}
+
+clsynth_tensor *nets_spadeblock_forward(const nets_fwd *f, const nets_spadeblock *b, clsynth_tensor *x,
+                                        clsynth_tensor *cond)
+{
+    clsynth_ctx *ctx = f->ctx;
+    clsynth_tensor *x_s = x;
+    if (b->learned_shortcut)
+        x_s = nets_conv_forward(f, &b->conv_s, nets_spade_forward(f, &b->norm_s, x, cond)); /* (N, fout, h, w) */
+    clsynth_tensor *dx = nets_spade_forward(f, &b->norm_0, x, cond);
+    dx = nets_conv_forward(f, &b->conv_0, clsynth_leaky_relu(ctx, dx, NETS_LRELU_SLOPE)); /* (N, fmiddle, h, w) */
+    dx = nets_spade_forward(f, &b->norm_1, dx, cond);
+    dx = nets_conv_forward(f, &b->conv_1, clsynth_leaky_relu(ctx, dx, NETS_LRELU_SLOPE)); /* (N, fout, h, w) */
+    return clsynth_add(ctx, x_s, dx);
+}
