@@ -1,5 +1,6 @@
 /* Checked CLBlast calls (see clblast_util.h). */
 #include "clcore/clblast_util.h"
+#include "clcore/launch.h"
 
 #include <clblast_c.h>
 #include <stdio.h>
@@ -106,7 +107,9 @@ int clsynth_sgemm(clsynth_ctx *ctx, const char *what, bool trans_a, bool trans_b
     if (ctx->profile_launches) {
         if (clsynth_finish(ctx))
             return -1;
-        ctx->launch_ms_total += wall_ms() - t0;
+        double t = wall_ms() - t0;
+        ctx->launch_ms_total += t;
+        clsynth_kprofile_add(ctx, "CLBlastSgemm", t);
     }
     return 0;
 }

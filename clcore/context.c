@@ -149,6 +149,8 @@ clsynth_ctx *clsynth_ctx_create(const char *spec, clsynth_err *err)
     if (pc && *pc)
         ctx->program_cache_on = strcmp(pc, "0") != 0;
     ctx->quiet = getenv("CLSYNTH_QUIET") != NULL;
+    const char *prof = getenv("CLSYNTH_PROFILE");
+    ctx->profile_launches = prof && *prof && strcmp(prof, "0") != 0;
     if (clsynth_pool_create(ctx) || clsynth_tape_create(ctx)) {
         clsynth_fail(err, "%s", ctx->err.msg);
         clsynth_ctx_free(ctx);
@@ -163,6 +165,10 @@ void clsynth_ctx_free(clsynth_ctx *ctx)
         return;
     if (ctx->queue)
         clFinish(ctx->queue);
+    const char *prof = getenv("CLSYNTH_PROFILE");
+    if (prof && *prof && strcmp(prof, "0") != 0)
+        clsynth_kprofile_print(ctx, stderr);
+    clsynth_kprofile_free(ctx);
     clsynth_tape_destroy(ctx);
     clsynth_release_activations(ctx);
     clsynth_pool_destroy(ctx);

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "clcore/cl.h"
 #include "clcore/device.h"
@@ -46,6 +47,7 @@ typedef struct clsynth_ctx {
     bool profile_launches;
     double launch_ms_total;
     unsigned long launches;
+    struct clsynth_kernel_profile *kprof; /* per-kernel totals when profile_launches (launch.c) */
 } clsynth_ctx;
 
 /* Creates a context on the device chosen by spec (see clsynth_device_select);
@@ -64,6 +66,12 @@ int clsynth_cl_fail(clsynth_ctx *ctx, const char *call, const char *kernel, cl_i
 void clsynth_ctx_clear_error(clsynth_ctx *ctx);
 /* Prints "clsynth: warning: ..." to stderr unless ctx->quiet. */
 void clsynth_warn(clsynth_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Per-kernel device time table, filled while profile_launches is on
+ * (CLSYNTH_PROFILE=1 turns it on at context creation and prints the table
+ * to stderr when the context is freed). */
+void clsynth_kprofile_print(const clsynth_ctx *ctx, FILE *f);
+void clsynth_kprofile_free(clsynth_ctx *ctx);
 
 /* clFinish with error reporting. */
 int clsynth_finish(clsynth_ctx *ctx);

@@ -2,9 +2,66 @@
 #include "clcore/launch.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clcore/program.h"
+
+typedef struct clsynth_kernel_profile {
+    const char *name[256];
+    double ms[256];
+    unsigned long count[256];
+    int n;
+} clsynth_kernel_profile;
+
+void clsynth_kprofile_add(clsynth_ctx *ctx, const char *kname, double ms)
+{
+    if (!ctx->kprof && !(ctx->kprof = calloc(1, sizeof *ctx->kprof)))
+        return;
+    clsynth_kernel_profile *p = ctx->kprof;
+    int i = 0;
+    while (i < p->n && strcmp(p->name[i], kname) != 0)
+        i++;
+    if (i == p->n) {
+        if (p->n == 256)
+            return;
+        p->name[p->n++] = kname; /* kernel names are string literals */
+    }
+    p->ms[i] += ms;
+    p->count[i]++;
+}
+
+void clsynth_kprofile_print(const clsynth_ctx *ctx, FILE *f)
+{
+    const clsynth_kernel_profile *p = ctx->kprof;
+    if (!p)
+        return;
+    int order[256];
+    double total = 0;
+    for (int i = 0; i < p->n; i++) {
+        order[i] = i;
+        total += p->ms[i];
+    }
+    for (int i = 1; i < p->n; i++) /* insertion sort by time, largest first */
+        for (int j = i; j > 0 && p->ms[order[j]] > p->ms[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    fprintf(f, "%-28s %10s %8s %9s %6s\n", "kernel", "ms", "launches", "ms/launch", "share");
+    for (int k = 0; k < p->n; k++) {
+        int i = order[k];
+        fprintf(f, "%-28s %10.1f %8lu %9.3f %5.1f%%\n", p->name[i], p->ms[i], p->count[i],
+                p->ms[i] / (double)p->count[i], total > 0 ? 100.0 * p->ms[i] / total : 0.0);
+    }
+    fprintf(f, "%-28s %10.1f %8lu\n", "total", total, ctx->launches);
+}
+
+void clsynth_kprofile_free(clsynth_ctx *ctx)
+{
+    free(ctx->kprof);
+    ctx->kprof = NULL;
+}
 
 clsynth_args clsynth_args_begin(clsynth_ctx *ctx, cl_kernel k, const char *kname)
 {
@@ -150,6 +207,8 @@ int clsynth_launch(clsynth_args *a, int dims, const size_t global[], const size_
             return clsynth_cl_fail(ctx, "clGetEventProfilingInfo", a->kname, rc);
         double t = (double)(t1 - t0) * 1e-6;
         ctx->launch_ms_total += t;
+        if (ctx->profile_launches)
+            clsynth_kprofile_add(ctx, a->kname, t);
         if (ms)
             *ms = t;
     }

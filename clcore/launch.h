@@ -39,6 +39,10 @@ void clsynth_arg_local(clsynth_args *a, size_t bytes);
 int clsynth_launch(clsynth_args *a, int dims, const size_t global[], const size_t *local,
                    size_t local_mem_bytes, double *ms);
 
+/* Adds device time to the per-kernel profile (kname must outlive the context,
+ * e.g. a string literal); launches add themselves when ctx->profile_launches. */
+void clsynth_kprofile_add(clsynth_ctx *ctx, const char *kname, double ms);
+
 /* The default local size clsynth_launch would use (for tests and the tuner). */
 int clsynth_default_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, int dims,
                           const size_t global[], size_t local_out[]);
