@@ -1,0 +1,393 @@
+/* Power spectra of image sets through clFFT (see spectrum.h). Images are
+ * converted to gray on the host, uploaded in batches, transformed by one baked
+ * real-to-Hermitian plan per (h, w, batch), and read back; the azimuthal
+ * average is a cheap host loop over the half-plane. */
+#include "nets/spectrum.h"
+
+#include <clFFT.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* clFFT's runtime is process-wide: set it up with the first engine, tear it
+ * down with the last (see the header). */
+static pthread_mutex_t clfft_lock = PTHREAD_MUTEX_INITIALIZER;
+static int clfft_users;
+
+struct clsynth_spectrum {
+    clsynth_ctx *ctx;
+    int setup;                 /* holds one clfft_users reference */
+    clfftPlanHandle plan;
+    int have_plan;
+    int ph, pw, pbatch;        /* size the plan was baked for */
+    cl_mem in, out, tmp;       /* (pbatch, h, w) real; (pbatch, h, w/2+1) complex; scratch */
+    float *host_in, *host_out;
+};
+
+static const char *clfft_status_name(clfftStatus s)
+{
+    switch (s) {
+    case CLFFT_BUGCHECK: return "CLFFT_BUGCHECK";
+    case CLFFT_NOTIMPLEMENTED: return "CLFFT_NOTIMPLEMENTED";
+    case CLFFT_TRANSPOSED_NOTIMPLEMENTED: return "CLFFT_TRANSPOSED_NOTIMPLEMENTED";
+    case CLFFT_FILE_NOT_FOUND: return "CLFFT_FILE_NOT_FOUND";
+    case CLFFT_FILE_CREATE_FAILURE: return "CLFFT_FILE_CREATE_FAILURE";
+    case CLFFT_VERSION_MISMATCH: return "CLFFT_VERSION_MISMATCH";
+    case CLFFT_INVALID_PLAN: return "CLFFT_INVALID_PLAN";
+    case CLFFT_DEVICE_NO_DOUBLE: return "CLFFT_DEVICE_NO_DOUBLE";
+    case CLFFT_DEVICE_MISMATCH: return "CLFFT_DEVICE_MISMATCH";
+    default: return NULL;
+    }
+}
+
+/* Reports a failed clFFT call by name; clFFT statuses below 4096 are OpenCL codes. */
+static int clfft_fail(clsynth_ctx *ctx, const char *call, clfftStatus st)
+{
+    const char *name = clfft_status_name(st);
+    if (name)
+        return clsynth_ctx_fail(ctx, "%s failed: %s (%d)", call, name, (int)st);
+    return clsynth_cl_fail(ctx, call, "clFFT", (cl_int)st);
+}
+
+#define CLFFT_CHECK(ctx, call)                                                   \
+    do {                                                                         \
+        clfftStatus clsynth_st_ = (call);                                        \
+        if (clsynth_st_ != CLFFT_SUCCESS)                                        \
+            return clfft_fail((ctx), #call, clsynth_st_);                        \
+    } while (0)
+
+clsynth_spectrum *clsynth_spectrum_create(clsynth_ctx *ctx)
+{
+    if (!ctx || ctx->failed)
+        return NULL;
+    clsynth_spectrum *s = calloc(1, sizeof *s);
+    if (!s) {
+        clsynth_ctx_fail(ctx, "spectrum: out of memory");
+        return NULL;
+    }
+    s->ctx = ctx;
+    pthread_mutex_lock(&clfft_lock);
+    clfftStatus st = CLFFT_SUCCESS;
+    if (clfft_users == 0) {
+        /* Filled by hand: clFFT's clfftInitSetupData is a C99 inline
+         * definition without an external one. */
+        clfftSetupData sd;
+        memset(&sd, 0, sizeof sd);
+        sd.major = clfftVersionMajor;
+        sd.minor = clfftVersionMinor;
+        sd.patch = clfftVersionPatch;
+        st = clfftSetup(&sd);
+    }
+    if (st == CLFFT_SUCCESS) {
+        clfft_users++;
+        s->setup = 1;
+    }
+    pthread_mutex_unlock(&clfft_lock);
+    if (st != CLFFT_SUCCESS) {
+        clfft_fail(ctx, "clfftSetup", st);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void release_plan(clsynth_spectrum *s)
+{
+    if (s->have_plan)
+        clfftDestroyPlan(&s->plan); /* status ignored: nothing to do about it here */
+    s->have_plan = 0;
+    if (s->in)
+        clReleaseMemObject(s->in);
+    if (s->out)
+        clReleaseMemObject(s->out);
+    if (s->tmp)
+        clReleaseMemObject(s->tmp);
+    s->in = s->out = s->tmp = NULL;
+    free(s->host_in);
+    free(s->host_out);
+    s->host_in = s->host_out = NULL;
+    s->ph = s->pw = s->pbatch = 0;
+}
+
+void clsynth_spectrum_free(clsynth_spectrum *s)
+{
+    if (!s)
+        return;
+    release_plan(s);
+    if (s->setup) {
+        pthread_mutex_lock(&clfft_lock);
+        if (--clfft_users == 0)
+            clfftTeardown();
+        pthread_mutex_unlock(&clfft_lock);
+    }
+    free(s);
+}
+
+/* Batch size for h x w images: about 4M floats of input per transform. */
+static int batch_for(int h, int w)
+{
+    size_t per = (size_t)h * (size_t)w;
+    size_t b = ((size_t)4 << 20) / (per ? per : 1);
+    if (b < 1)
+        b = 1;
+    if (b > 32)
+        b = 32;
+    return (int)b;
+}
+
+static int make_plan(clsynth_spectrum *s, int h, int w, int batch)
+{
+    clsynth_ctx *ctx = s->ctx;
+    if (s->have_plan && s->ph == h && s->pw == w && s->pbatch == batch)
+        return 0;
+    release_plan(s);
+    const int wc = w / 2 + 1;
+    size_t in_n = (size_t)batch * h * w, out_n = (size_t)batch * h * wc * 2;
+    s->host_in = malloc(in_n * sizeof(float));
+    s->host_out = malloc(out_n * sizeof(float));
+    if (!s->host_in || !s->host_out)
+        return clsynth_ctx_fail(ctx, "spectrum: out of host memory for a batch of %d images %dx%d", batch, h, w);
+    cl_int e;
+    s->in = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, in_n * sizeof(float), NULL, &e);
+    if (e != CL_SUCCESS)
+        return clsynth_cl_fail(ctx, "clCreateBuffer (spectrum input)", "clFFT", e);
+    s->out = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, out_n * sizeof(float), NULL, &e);
+    if (e != CL_SUCCESS)
+        return clsynth_cl_fail(ctx, "clCreateBuffer (spectrum output)", "clFFT", e);
+
+    size_t lengths[2] = { (size_t)w, (size_t)h }; /* clFFT: fastest dimension first */
+    size_t in_strides[2] = { 1, (size_t)w }, out_strides[2] = { 1, (size_t)wc };
+    CLFFT_CHECK(ctx, clfftCreateDefaultPlan(&s->plan, ctx->context, CLFFT_2D, lengths));
+    s->have_plan = 1;
+    CLFFT_CHECK(ctx, clfftSetPlanPrecision(s->plan, CLFFT_SINGLE));
+    CLFFT_CHECK(ctx, clfftSetLayout(s->plan, CLFFT_REAL, CLFFT_HERMITIAN_INTERLEAVED));
+    CLFFT_CHECK(ctx, clfftSetResultLocation(s->plan, CLFFT_OUTOFPLACE));
+    CLFFT_CHECK(ctx, clfftSetPlanInStride(s->plan, CLFFT_2D, in_strides));
+    CLFFT_CHECK(ctx, clfftSetPlanOutStride(s->plan, CLFFT_2D, out_strides));
+    CLFFT_CHECK(ctx, clfftSetPlanDistance(s->plan, (size_t)h * w, (size_t)h * wc));
+    CLFFT_CHECK(ctx, clfftSetPlanBatchSize(s->plan, (size_t)batch));
+    CLFFT_CHECK(ctx, clfftBakePlan(s->plan, 1, &ctx->queue, NULL, NULL));
+    size_t tmp_bytes = 0;
+    CLFFT_CHECK(ctx, clfftGetTmpBufSize(s->plan, &tmp_bytes));
+    if (tmp_bytes) {
+        s->tmp = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, tmp_bytes, NULL, &e);
+        if (e != CL_SUCCESS)
+            return clsynth_cl_fail(ctx, "clCreateBuffer (clFFT scratch)", "clFFT", e);
+    }
+    s->ph = h;
+    s->pw = w;
+    s->pbatch = batch;
+    return 0;
+}
+
+/* Transforms the first n (<= pbatch) images in host_in into host_out. */
+static int run_batch(clsynth_spectrum *s, int n)
+{
+    clsynth_ctx *ctx = s->ctx;
+    size_t per = (size_t)s->ph * s->pw;
+    size_t out_bytes = (size_t)n * s->ph * (s->pw / 2 + 1) * 2 * sizeof(float);
+    /* The whole batch is uploaded, a short one padded with zeros: clFFT's real
+     * transforms pack pairs of real sequences into one complex transform, so an
+     * uninitialized (possibly Inf/NaN) neighbour would leak into image n-1. */
+    if (n < s->pbatch)
+        memset(s->host_in + (size_t)n * per, 0, (size_t)(s->pbatch - n) * per * sizeof(float));
+    CLSYNTH_CL(ctx, clEnqueueWriteBuffer(ctx->queue, s->in, CL_TRUE, 0, (size_t)s->pbatch * per * sizeof(float),
+                                         s->host_in, 0, NULL, NULL),
+               "clFFT");
+    CLFFT_CHECK(ctx, clfftEnqueueTransform(s->plan, CLFFT_FORWARD, 1, &ctx->queue, 0, NULL, NULL, &s->in,
+                                           &s->out, s->tmp));
+    CLSYNTH_CL(ctx, clEnqueueReadBuffer(ctx->queue, s->out, CL_TRUE, 0, out_bytes, s->host_out, 0, NULL, NULL),
+               "clFFT");
+    return 0;
+}
+
+static int check_size(clsynth_ctx *ctx, int h, int w)
+{
+    if (h < 2 || w < 2 || h > 16384 || w > 16384)
+        return clsynth_ctx_fail(ctx, "spectrum: image size %dx%d (need 2..16384)", w, h);
+    for (int k = 0; k < 2; k++) {
+        int v = k ? w : h;
+        static const int radix[] = { 2, 3, 5, 7, 11, 13 };
+        for (int r = 0; r < 6; r++)
+            while (v % radix[r] == 0)
+                v /= radix[r];
+        if (v != 1)
+            return clsynth_ctx_fail(ctx, "spectrum: %s %d has a prime factor clFFT does not support "
+                                    "(radices 2, 3, 5, 7, 11, 13)", k ? "width" : "height", k ? w : h);
+    }
+    return 0;
+}
+
+int clsynth_spectrum_rfft2(clsynth_spectrum *s, const float *in, int n, int h, int w, float *out)
+{
+    clsynth_ctx *ctx = s->ctx;
+    if (ctx->failed)
+        return -1;
+    if (check_size(ctx, h, w))
+        return -1;
+    int batch = batch_for(h, w);
+    if (make_plan(s, h, w, batch))
+        return -1;
+    size_t per_in = (size_t)h * w, per_out = (size_t)h * (w / 2 + 1) * 2;
+    for (int i0 = 0; i0 < n; i0 += batch) {
+        int m = n - i0 < batch ? n - i0 : batch;
+        memcpy(s->host_in, in + (size_t)i0 * per_in, (size_t)m * per_in * sizeof(float));
+        if (run_batch(s, m))
+            return -1;
+        memcpy(out + (size_t)i0 * per_out, s->host_out, (size_t)m * per_out * sizeof(float));
+    }
+    return 0;
+}
+
+int clsynth_spectrum_bin(int h, int w, int ky, int kx)
+{
+    int fy = ky <= h / 2 ? ky : ky - h;
+    int fx = kx <= w / 2 ? kx : kx - w;
+    int S = h < w ? h : w;
+    double f = sqrt((double)fx * fx / ((double)w * w) + (double)fy * fy / ((double)h * h));
+    int b = (int)floor(f * S + 0.5);
+    return b <= S / 2 ? b : -1;
+}
+
+int clsynth_profile_init(clsynth_radial_profile *p, int h, int w, clsynth_err *err)
+{
+    memset(p, 0, sizeof *p);
+    if (h < 2 || w < 2)
+        return clsynth_fail(err, "radial profile: image size %dx%d is too small", w, h);
+    p->h = h;
+    p->w = w;
+    p->nbins = (h < w ? h : w) / 2 + 1;
+    p->sum = calloc((size_t)p->nbins, sizeof *p->sum);
+    if (!p->sum)
+        return clsynth_fail(err, "radial profile: out of memory");
+    return 0;
+}
+
+void clsynth_profile_free(clsynth_radial_profile *p)
+{
+    if (!p)
+        return;
+    free(p->sum);
+    memset(p, 0, sizeof *p);
+}
+
+int clsynth_spectrum_accumulate(clsynth_spectrum *s, clsynth_radial_profile *p, const float *images,
+                                int n, int c)
+{
+    clsynth_ctx *ctx = s->ctx;
+    if (ctx->failed)
+        return -1;
+    if (c != 1 && c != 3)
+        return clsynth_ctx_fail(ctx, "spectrum: images with %d channels (need 1 or 3)", c);
+    const int h = p->h, w = p->w, wc = w / 2 + 1, nb = p->nbins;
+    if (check_size(ctx, h, w))
+        return -1;
+    int batch = batch_for(h, w);
+    if (make_plan(s, h, w, batch))
+        return -1;
+    const size_t hw = (size_t)h * w;
+    double *bsum = malloc((size_t)nb * sizeof *bsum), *bcnt = malloc((size_t)nb * sizeof *bcnt);
+    int *bin = malloc((size_t)h * wc * sizeof *bin);
+    if (!bsum || !bcnt || !bin) {
+        free(bsum);
+        free(bcnt);
+        free(bin);
+        return clsynth_ctx_fail(ctx, "spectrum: out of host memory");
+    }
+    memset(bcnt, 0, (size_t)nb * sizeof *bcnt);
+    for (int ky = 0; ky < h; ky++)
+        for (int kx = 0; kx < wc; kx++) {
+            int b = clsynth_spectrum_bin(h, w, ky, kx);
+            bin[(size_t)ky * wc + kx] = b;
+            /* Columns with a mirror in the missing half count twice. */
+            int twice = kx > 0 && !(w % 2 == 0 && kx == w / 2);
+            if (b >= 0)
+                bcnt[b] += twice ? 2.0 : 1.0;
+        }
+    int rc = 0;
+    for (int i0 = 0; i0 < n && !rc; i0 += batch) {
+        int m = n - i0 < batch ? n - i0 : batch;
+        for (int i = 0; i < m; i++) {
+            const float *img = images + (size_t)(i0 + i) * c * hw;
+            float *g = s->host_in + (size_t)i * hw;
+            double mean = 0.0;
+            for (size_t k = 0; k < hw; k++) {
+                float v = c == 1 ? img[k] : 0.299f * img[k] + 0.587f * img[hw + k] + 0.114f * img[2 * hw + k];
+                g[k] = v;
+                mean += v;
+            }
+            mean /= (double)hw;
+            for (size_t k = 0; k < hw; k++)
+                g[k] = (float)(g[k] - mean);
+        }
+        if (run_batch(s, m)) {
+            rc = -1;
+            break;
+        }
+        for (int i = 0; i < m; i++) {
+            const float *F = s->host_out + (size_t)i * h * wc * 2;
+            memset(bsum, 0, (size_t)nb * sizeof *bsum);
+            for (int ky = 0; ky < h; ky++)
+                for (int kx = 0; kx < wc; kx++) {
+                    size_t k = (size_t)ky * wc + kx;
+                    int b = bin[k];
+                    if (b < 0)
+                        continue;
+                    double re = F[2 * k], im = F[2 * k + 1];
+                    int twice = kx > 0 && !(w % 2 == 0 && kx == w / 2);
+                    bsum[b] += (twice ? 2.0 : 1.0) * (re * re + im * im) / (double)hw;
+                }
+            for (int b = 0; b < nb; b++)
+                p->sum[b] += bcnt[b] > 0 ? bsum[b] / bcnt[b] : 0.0;
+            p->images++;
+        }
+    }
+    free(bsum);
+    free(bcnt);
+    free(bin);
+    return rc;
+}
+
+int clsynth_profile_log_power(const clsynth_radial_profile *p, double *out, clsynth_err *err)
+{
+    if (p->images < 1)
+        return clsynth_fail(err, "radial profile: no images accumulated");
+    for (int b = 0; b < p->nbins; b++) {
+        double v = p->sum[b] / (double)p->images;
+        out[b] = v > 1e-30 ? log10(v) : -30.0;
+    }
+    return 0;
+}
+
+int clsynth_spectral_distance(const clsynth_radial_profile *a, const clsynth_radial_profile *b,
+                              int lo, int hi, double *out, clsynth_err *err)
+{
+    if (a->h != b->h || a->w != b->w)
+        return clsynth_fail(err, "spectral distance: image sizes differ (%dx%d vs %dx%d)", a->w, a->h,
+                            b->w, b->h);
+    if (lo == 0 && hi == 0) {
+        lo = 1;
+        hi = a->nbins;
+    }
+    if (lo < 1)
+        lo = 1;
+    if (hi > a->nbins)
+        hi = a->nbins;
+    if (lo >= hi)
+        return clsynth_fail(err, "spectral distance: empty bin range [%d, %d)", lo, hi);
+    double *la = malloc((size_t)a->nbins * sizeof *la), *lb = malloc((size_t)a->nbins * sizeof *lb);
+    int rc = -1;
+    if (!la || !lb)
+        clsynth_fail(err, "spectral distance: out of memory");
+    else if (!clsynth_profile_log_power(a, la, err) && !clsynth_profile_log_power(b, lb, err)) {
+        double sum = 0.0;
+        for (int k = lo; k < hi; k++)
+            sum += fabs(la[k] - lb[k]);
+        *out = sum / (hi - lo);
+        rc = 0;
+    }
+    free(la);
+    free(lb);
+    return rc;
+}
