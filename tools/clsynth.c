@@ -13,7 +13,14 @@ typedef struct command {
 static const command commands[] = {
     { "devices", clsynth_cmd_devices, "list every OpenCL device and its limits" },
     { "demo", clsynth_cmd_demo, "the main job on the chosen device (see README)" },
+    { "train", clsynth_cmd_train, "train CC-FPSE or a variant: --dataroot DIR --name RUN [options]" },
+    { "test", clsynth_cmd_test, "synthesize images from a folder of label maps" },
     { "dataset", clsynth_cmd_dataset, "dataset tools: 'dataset synth' writes the synthetic scenes" },
+    { "segmenter", clsynth_cmd_segmenter, "train / score the evaluation segmenter on real images" },
+    { "tune", clsynth_cmd_tune, "tune the kernels and CLBlast GEMMs a configuration runs (--budget S)" },
+    { "bench", clsynth_cmd_bench, "benchmark ops / training steps, default vs tuned (--json, --compare)" },
+    { "eval", clsynth_cmd_eval, "score a trained model: segmenter mIoU / accuracy, Frechet and spectral distances" },
+    { "ablate", clsynth_cmd_ablate, "train and evaluate the ablation variants of a config (resumable)" },
 };
 
 static void usage(FILE *f)
