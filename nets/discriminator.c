@@ -8,12 +8,21 @@
  *   heads      tf 1×1 2nf→1, seg 1×1 2nf→2nf (shared over scales, plain convs with bias)
  *   embedding  emb = 1×1 conv snc→2nf on seg, avg-pooled 2× to H/4, H/8, H/16
  *   score_s    tf(g_s) + Σ_c emb_s · seg(g_s)   (N, 1, H/2^s, W/2^s)
- *   features   e2, e3, e4, e5 (feature matching, weight 1 each)
+ *   features   e2, e3, e4, e5 (feature matching, weight 1/4 each: the reference
+ *              divides lambda_feat by the number of features, len(feat_fake) = 4)
  *
  * --no_semantic_embedding: score_s = tf(g_s) (no seg head, no embedding).
  * --no_d_pyramid: no top-down pathway; f_s = lat_s(e_s) for s = 2, 3, 4 (the
  * lateral is the 1×1 projection that brings e_s to 4nf), then the same final
- * convs and heads; lat5 does not exist. */
+ * convs and heads; lat5 does not exist.
+ * --fpse_plain_enc1 (a documented DEVIATION, off by default): enc1 is a
+ * (spectral) conv with bias → LReLU, no instance norm. With instance norm after
+ * enc1 (spec and reference) every feature D computes is invariant, up to the
+ * zero-padded border, to a per-image scaling of the image (LReLU is positively
+ * homogeneous, the next norm removes the scale) and nearly so to per-channel
+ * colour offsets: neither the hinge nor the feature-matching loss then pins the
+ * fake's contrast, and without the VGG loss a small model trains to low-contrast
+ * gray images whose layout is only visible after a contrast stretch. */
 #include <stdio.h>
 #include <string.h>
 
@@ -34,9 +43,10 @@ int nets_fpse_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_optio
     d->embedding = !o->no_semantic_embedding;
     const int cin[5] = { 3, nf, 2 * nf, 4 * nf, 8 * nf };
     const int cout[5] = { nf, 2 * nf, 4 * nf, 8 * nf, 8 * nf };
+    const nets_norm_cfg plain1 = { cfg.spectral, NETS_NORM_NONE }; /* --fpse_plain_enc1 */
     for (int i = 0; i < 5; i++) /* enc (cout, cin, 3, 3) stride 2 */
-        nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "enc%d", i + 1), cin[i], cout[i], 3, 2, 1, cfg, true,
-                      &d->enc[i]);
+        nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "enc%d", i + 1), cin[i], cout[i], 3, 2, 1,
+                      i == 0 && o->fpse_plain_enc1 ? plain1 : cfg, true, &d->enc[i]);
     for (int s = 2; s <= 5; s++) { /* lat (4nf, C(e_s), 1, 1) */
         if (s == 5 && !d->pyramid)
             continue;
@@ -97,7 +107,7 @@ int nets_fpse_forward(const nets_fwd *f, const nets_fpse *d, clsynth_tensor *img
     }
     for (int i = 1; i < 5; i++) {
         out->feat[out->n_feats] = e[i];
-        out->feat_weight[out->n_feats++] = 1.0f;
+        out->feat_weight[out->n_feats++] = 0.25f; /* lambda_feat / len(feats), as the reference */
     }
     return ctx->failed ? -1 : 0;
 }

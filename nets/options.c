@@ -85,6 +85,8 @@ static const opt_def OPTS[] = {
     { "no_semantic_embedding", OT_BOOL, OFF(no_semantic_embedding), 0, 0, 0, NULL, true,
       "fpse without semantic embedding" },
     { "no_d_pyramid", OT_BOOL, OFF(no_d_pyramid), 0, 0, 0, NULL, true, "fpse without top-down" },
+    { "fpse_plain_enc1", OT_BOOL, OFF(fpse_plain_enc1), 0, 0, 0, NULL, true,
+      "deviation: fpse enc1 without instance norm (D sees colour/contrast)" },
     { "norm_D", OT_STR, OFF(norm_D), SZ(norm_D), 0, 0, NULL, true, "discriminator normalization" },
     /* losses */
     { "lambda_feat", OT_FLOAT, OFF(lambda_feat), 0, 0, 1e6, NULL, false, "feature matching weight" },

@@ -70,6 +70,10 @@ typedef struct clsynth_options {
     int n_layers_D;            /* --n_layers_D 4 (multiscale) */
     bool no_semantic_embedding; /* --no_semantic_embedding */
     bool no_d_pyramid;         /* --no_d_pyramid */
+    bool fpse_plain_enc1;      /* --fpse_plain_enc1: DEVIATION from the spec/reference: FPSE
+                                  enc1 is (spectral) conv + bias → LReLU without instance
+                                  norm, as PatchGAN's first layer, so D sees absolute colour
+                                  and contrast (see nets/discriminator.c) */
     char norm_D[48];           /* --norm_D spectralinstance */
 
     /* losses */

@@ -991,6 +991,60 @@ START_TEST(overfit_two_images_lowers_l1)
 }
 END_TEST
 
+/* FPSE feature matching weights the four features e2..e5 by 1/4 each, as the
+ * reference (lambda_feat / len(feat_fake)): the loss equals lambda times the
+ * mean of the four L1s computed on the host (with weight 1 each it was 4x
+ * that). --fpse_plain_enc1 (documented deviation) gives enc1 a bias and no norm. */
+START_TEST(fpse_feature_matching_weights_and_plain_enc1)
+{
+    clsynth_options o;
+    tiny_opts(&o, 32);
+    clsynth_model *m = make_model(&o);
+    ck_assert_ptr_null(clsynth_group_find(clsynth_model_group(m, "D"), "D.enc1.conv.b"));
+    scene s;
+    scene_make(&s, 2, 32, 32);
+    clsynth_tensor *seg, *real;
+    scene_tensors(m, &s, &seg, &real);
+    float *noise = malloc(2 * 3 * 32 * 32 * sizeof(float));
+    clsynth_test_fill_uniform(noise, 2 * 3 * 32 * 32, -1, 1, 5);
+    clsynth_tensor *fake = clsynth_tensor_from_host(ctx, "fake", 2, 3, 32, 32, noise);
+    nets_fwd f = { ctx, true, false };
+    nets_d_out pf, pr;
+    ck_assert_msg(nets_disc_forward(&f, &m->disc, fake, seg, &pf) == 0 &&
+                      nets_disc_forward(&f, &m->disc, real, seg, &pr) == 0,
+                  "D: %s", ctx->err.msg);
+    ck_assert_int_eq(pf.n_feats, 4);
+    double want = 0;
+    for (int i = 0; i < 4; i++) {
+        float *a = clsynth_test_download(ctx, pf.feat[i]), *b = clsynth_test_download(ctx, pr.feat[i]);
+        double l1 = 0;
+        for (size_t j = 0; j < pf.feat[i]->numel; j++)
+            l1 += fabs((double)a[j] - b[j]);
+        want += 10.0 * l1 / (double)pf.feat[i]->numel / 4.0;
+        free(a);
+        free(b);
+    }
+    float got;
+    ck_assert_int_eq(clsynth_scalar(ctx, nets_loss_feat(ctx, &pf, &pr, 10.0f), &got), 0);
+    ck_assert_msg(want > 0 && fabs(got - want) <= 1e-4 * want, "feature matching %g, want %g (lambda/4 each)", got,
+                  want);
+    clsynth_release_activations(ctx);
+    clsynth_model_free(ctx, m);
+    o.fpse_plain_enc1 = true;
+    m = make_model(&o);
+    clsynth_param_group *D = clsynth_model_group(m, "D");
+    ck_assert_ptr_nonnull(clsynth_group_find(D, "D.enc1.conv.b"));
+    ck_assert_ptr_null(clsynth_group_find(D, "D.enc2.conv.b"));
+    ck_assert_msg(nets_disc_forward(&f, &m->disc, real, seg, &pr) == 0, "D plain enc1: %s", ctx->err.msg);
+    clsynth_release_activations(ctx);
+    clsynth_model_free(ctx, m);
+    free(noise);
+    clsynth_tensor_free(ctx, seg);
+    clsynth_tensor_free(ctx, real);
+    scene_free(&s);
+}
+END_TEST
+
 /* One TCase per test, so CK_RUN_CASE=<test name> runs one. */
 static void add(Suite *s, const char *name, const TTest *test, bool device)
 {
@@ -1019,6 +1073,7 @@ static Suite *suite(void)
     ADD(s, gradcheck_generator_spade, true);
     ADD(s, gradcheck_discriminator_fpse, true);
     ADD(s, gradcheck_discriminator_multiscale, true);
+    ADD(s, fpse_feature_matching_weights_and_plain_enc1, true);
     ADD(s, nan_loss_fails_the_step_before_the_update, true);
     ADD(s, nan_loss_is_named_and_g_not_updated, true);
     ADD(s, resume_equals_uninterrupted_training, true);
