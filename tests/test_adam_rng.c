@@ -26,38 +26,8 @@ static void teardown(void)
 
 static size_t big(size_t n, size_t tiny) { return clsynth_test_under_oclgrind() ? tiny : n; }
 
-/* Runs backward twice without zeroing: every input gradient must double
- * (backward functions accumulate with +=); rtol 1e-6 because an input used
- * twice sums its contributions in another order on the second pass. */
-static void check_accumulates(const char *what, clsynth_test_forward_fn fn, clsynth_tensor **in, int n_in, void *user)
-{
-    float *first[8];
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 0)
-            for (int i = 0; i < n_in; i++)
-                if (in[i]->grad)
-                    ck_assert_int_eq(clsynth_tensor_fill(ctx, in[i]->grad, 0.0f), 0);
-        clsynth_tensor *out = fn(ctx, in, user);
-        ck_assert_msg(out != NULL, "%s: %s", what, ctx->err.msg);
-        float *r = malloc(out->numel * sizeof *r);
-        clsynth_test_fill_uniform(r, out->numel, -1.0f, 1.0f, 99);
-        clsynth_tensor *rt = clsynth_tensor_from_host(ctx, "R", out->n, out->c, out->h, out->w, r);
-        ck_assert_msg(clsynth_backward_with(ctx, out, rt) == 0, "%s: %s", what, ctx->err.msg);
-        free(r);
-        for (int i = 0; i < n_in; i++) {
-            float *g = clsynth_test_download(ctx, in[i]->grad);
-            if (pass == 0) {
-                first[i] = g;
-                continue;
-            }
-            for (size_t j = 0; j < in[i]->numel; j++)
-                ck_assert_msg(fabsf(g[j] - 2.0f * first[i][j]) <= 1e-6f * fabsf(2.0f * first[i][j]) + 1e-9f, "%s: gradient of %s[%zu] after two backward passes is "
-                              "%.9g, expected twice %.9g", what, in[i]->name, j, (double)g[j], (double)first[i][j]);
-            free(g);
-            free(first[i]);
-        }
-    }
-}
+#define check_accumulates(what, fn, in, n_in, user) \
+    clsynth_test_check_accumulates(ctx, what, fn, in, n_in, user)
 
 /* ---- Philox ---- */
 

@@ -53,4 +53,9 @@ void clsynth_test_gradcheck(clsynth_ctx *ctx, const char *what, clsynth_test_for
                             clsynth_tensor **inputs, int n_inputs, void *user, float eps, double atol,
                             double rtol, int samples);
 
+/* Runs fn's backward twice without zeroing the inputs' gradients and asserts
+ * every gradient doubled (backward functions must accumulate). */
+void clsynth_test_check_accumulates(clsynth_ctx *ctx, const char *what, clsynth_test_forward_fn fn,
+                                    clsynth_tensor **in, int n_in, void *user);
+
 #endif
