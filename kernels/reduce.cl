@@ -42,8 +42,8 @@ float rd_map(const int map, const float x, const float y, const float s)
     switch (map) {
     case MAP_PROD:
         return x * y;
-    case MAP_HINGE:
-        return fmax(0.0f, 1.0f - s * x);
+    case MAP_HINGE: /* a NaN score stays NaN (fmax alone would clip it to a finite loss) */
+        return isnan(x) ? x : fmax(0.0f, 1.0f - s * x);
     case MAP_ABSDIFF:
         return fabs(x - y);
     case MAP_SQDIFF:
@@ -132,7 +132,7 @@ float rd_dx(const int map, const float x, const float y, const float s)
     case MAP_PROD:
         return y;
     case MAP_HINGE:
-        return 1.0f - s * x > 0.0f ? -s : 0.0f;
+        return isnan(x) ? x : (1.0f - s * x > 0.0f ? -s : 0.0f);
     case MAP_ABSDIFF:
         return x > y ? 1.0f : (x < y ? -1.0f : 0.0f);
     case MAP_SQDIFF:

@@ -155,6 +155,20 @@ START_TEST(hinge_losses_match_reference_and_gradients)
 }
 END_TEST
 
+START_TEST(hinge_of_a_nan_score_is_nan)
+{
+    /* a NaN score must not hide behind a finite loss (fmax alone would clip it):
+     * the trainer's NaN check reads only the losses */
+    float hx[5] = { 0.5f, -3.0f, NAN, 2.0f, 0.0f };
+    clsynth_tensor *x = clsynth_test_input(ctx, "x", 1, 1, 1, 5, hx);
+    ck_assert(isnan(scalar_of(clsynth_hinge_d(ctx, x, true))));
+    ck_assert(isnan(scalar_of(clsynth_hinge_d(ctx, x, false))));
+    clsynth_tape_clear(ctx);
+    clsynth_release_activations(ctx);
+    clsynth_tensor_free(ctx, x);
+}
+END_TEST
+
 /* ---- two-input losses ---- */
 
 typedef clsynth_tensor *(*loss2_fn)(clsynth_ctx *, clsynth_tensor *, clsynth_tensor *);
@@ -403,6 +417,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, clsynth_test_under_oclgrind() ? 1800 : 300);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, sum_and_mean_at_sizes_that_are_not_multiples_of_the_work_group);
+    tcase_add_test(tc, hinge_of_a_nan_score_is_nan);
     tcase_add_test(tc, sum_is_bitwise_repeatable_and_close_under_other_work_groups);
     tcase_add_test(tc, sum_and_mean_gradients);
     tcase_add_test(tc, hinge_losses_match_reference_and_gradients);

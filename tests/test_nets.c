@@ -669,11 +669,10 @@ static void nan_case(const char *group, const char *param, const char *must)
 
 START_TEST(nan_loss_fails_the_step_before_the_update)
 {
-    /* NaN in D: the hinge kernels clip NaN scores (fmax), so the D losses read
-     * finite; the finiteness check of D's gradient stops the update */
-    nan_case("D", "D.tf.w", "gradient of D");
-    /* NaN in G: the fake image is NaN; D's gradient in the D step is NaN */
-    nan_case("G", "G.conv_img.w", "gradient of D");
+    /* NaN in D: every score is NaN, so is the first loss read (hinge keeps NaN) */
+    nan_case("D", "D.tf.w", "loss D_fake");
+    /* NaN in G: the fake image is NaN, so are D's scores of it in the D step */
+    nan_case("G", "G.conv_img.w", "loss D_fake");
 }
 END_TEST
 
