@@ -1,5 +1,6 @@
 /* Program building, on-disk binary cache and kernel lookup. */
 #include "clcore/program.h"
+#include "clcore/fsutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -92,23 +93,6 @@ static uint64_t disk_key(clsynth_ctx *ctx, const char *src, const char *options)
     return h;
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 int clsynth_program_cache_path(clsynth_ctx *ctx, const char *file, const char *options, char *out,
                                size_t outlen)
 {
@@ -163,7 +147,7 @@ static void cache_write(clsynth_ctx *ctx, const char *path, uint64_t key, cl_pro
     }
     char dir[600];
     snprintf(dir, sizeof dir, "%s/programs", ctx->cache_dir);
-    if (mkdirs(dir)) {
+    if (clsynth_mkdirs(dir, NULL)) {
         clsynth_warn(ctx, "cannot create the program cache folder %s: %s", dir, strerror(errno));
         free(bin);
         return;

@@ -7,6 +7,7 @@
  * the context's (possibly emulated) limits is not answered, so a file tuned
  * on the full device never breaks a run under smaller limits. */
 #include "clcore/tunedb.h"
+#include "clcore/fsutil.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -739,23 +740,6 @@ unsigned clsynth_tunedb_warnings(clsynth_ctx *ctx)
 
 /* ---------------------------------------------------------------- saving */
 
-static int mkdirs(const char *path)
-{
-    char tmp[800];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 static void write_header(FILE *f, const clsynth_ctx *ctx, const char *vendor, const char *device,
                          const char *driver, const char *platform)
 {
@@ -799,7 +783,7 @@ static int write_table(clsynth_ctx *ctx, const char *path, const table *t, const
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = 0;
-        if (mkdirs(dir))
+        if (clsynth_mkdirs(dir, NULL))
             return clsynth_ctx_fail(ctx, "cannot create the folder %s: %s", dir, strerror(errno));
     }
     const clsynth_tune_record **ix = sorted_index(t);

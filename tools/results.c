@@ -18,23 +18,6 @@ struct clsynth_results {
     int count, cap;
 };
 
-int clsynth_mkdirs(const char *path, clsynth_err *err)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return clsynth_fail(err, "cannot create folder %s: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return clsynth_fail(err, "cannot create folder %s: %s", tmp, strerror(errno));
-    return 0;
-}
-
 clsynth_results *clsynth_results_open(const char *dir, const char *title, clsynth_err *err)
 {
     clsynth_results *r = calloc(1, sizeof *r);

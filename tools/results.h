@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "clcore/error.h"
+#include "clcore/fsutil.h" /* clsynth_mkdirs, used with results folders */
 
 typedef struct clsynth_results clsynth_results;
 
@@ -18,7 +19,5 @@ int clsynth_results_add(clsynth_results *r, const char *name, int h, int w, cons
 /* Writes index.html and frees r (also on error). */
 int clsynth_results_close(clsynth_results *r, clsynth_err *err);
 
-/* mkdir -p */
-int clsynth_mkdirs(const char *path, clsynth_err *err);
 
 #endif
