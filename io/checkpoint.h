@@ -68,9 +68,23 @@ int clsynth_checkpoint_save(const char *path, const char *config, uint64_t step,
                             const uint64_t rng[4], const clsynth_ckpt_tensor_in *tensors,
                             int n_tensors, clsynth_err *err);
 
-/* Reads and verifies a checkpoint (magic, version, lengths, shapes, CRC). */
+/* Reads and verifies a checkpoint (magic, version, lengths, shapes, CRC). Only
+ * regular files are read: a directory, FIFO or device is an error naming the
+ * path and what it is; open and read errors carry the strerror text. */
 clsynth_checkpoint *clsynth_checkpoint_load(const char *path, clsynth_err *err);
 void clsynth_checkpoint_free(clsynth_checkpoint *ck);
+
+/* Reads only the head of a checkpoint (magic, version, config, step), e.g. to
+ * list a run's checkpoints or compare options before loading the tensors.
+ * Nothing past the step is verified (no CRC): a file that peeks fine may still
+ * fail to load. A path that is not a regular file is refused (never hangs). */
+typedef struct clsynth_ckpt_info {
+    uint32_t version;
+    char *config; /* NUL-terminated */
+    uint64_t step;
+} clsynth_ckpt_info;
+int clsynth_checkpoint_peek(const char *path, clsynth_ckpt_info *info, clsynth_err *err);
+void clsynth_ckpt_info_free(clsynth_ckpt_info *info);
 
 /* The tensor called name, or NULL. */
 const clsynth_ckpt_tensor *clsynth_checkpoint_find(const clsynth_checkpoint *ck,

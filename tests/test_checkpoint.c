@@ -1,9 +1,13 @@
 /* Checkpoint format (io/checkpoint.c): round trip, lookups, and corrupt
  * files that must give errors, never crashes (run this under ASan too). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "io/atomic.h"
 #include "io/checkpoint.h"
 #include "test_io_fixtures.h"
 #include "testutil.h"
@@ -199,6 +203,94 @@ START_TEST(test_crc32_matches_the_standard_check_value)
 }
 END_TEST
 
+START_TEST(test_a_directory_is_refused_naming_it)
+{
+    mkdir("dir.ckpt", 0755);
+    clsynth_err err;
+    ck_assert_ptr_null(clsynth_checkpoint_load("dir.ckpt", &err));
+    ck_assert_msg(strstr(err.msg, "dir.ckpt: is a directory, not a regular file"), "message: %s", err.msg);
+}
+END_TEST
+
+START_TEST(test_a_fifo_is_refused_without_blocking)
+{
+    unlink("fifo.ckpt");
+    ck_assert_int_eq(mkfifo("fifo.ckpt", 0644), 0);
+    alarm(20); /* the old reader blocked here forever: the alarm ends the test instead */
+    clsynth_err err;
+    ck_assert_ptr_null(clsynth_checkpoint_load("fifo.ckpt", &err));
+    alarm(0);
+    ck_assert_msg(strstr(err.msg, "fifo.ckpt: is a FIFO (named pipe), not a regular file"), "message: %s", err.msg);
+}
+END_TEST
+
+START_TEST(test_open_errors_carry_the_system_reason)
+{
+    clsynth_err err;
+    ck_assert_ptr_null(clsynth_checkpoint_load("absent.ckpt", &err));
+    ck_assert_msg(strstr(err.msg, "absent.ckpt: cannot open: No such file or directory"), "message: %s", err.msg);
+}
+END_TEST
+
+START_TEST(test_peek_reads_config_and_step_only)
+{
+    save_small("p.ckpt");
+    clsynth_ckpt_info info;
+    clsynth_err err;
+    ck_assert_msg(clsynth_checkpoint_peek("p.ckpt", &info, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(info.step, 1234);
+    ck_assert_str_eq(info.config, "ngf=64\nlabel_nc=182\n");
+    clsynth_ckpt_info_free(&info);
+    /* the head is enough: a file cut after the step still peeks, and fails to load */
+    fx_truncate_copy("p.ckpt", "p_cut.ckpt", 12 + 4 + 20 + 8 + 10);
+    ck_assert_int_eq(clsynth_checkpoint_peek("p_cut.ckpt", &info, &err), 0);
+    clsynth_ckpt_info_free(&info);
+    ck_assert_ptr_null(clsynth_checkpoint_load("p_cut.ckpt", &err));
+    fx_truncate_copy("p.ckpt", "p_cut.ckpt", 20);
+    ck_assert_int_ne(clsynth_checkpoint_peek("p_cut.ckpt", &info, &err), 0);
+    ck_assert_msg(strstr(err.msg, "p_cut.ckpt: truncated"), "message: %s", err.msg);
+}
+END_TEST
+
+START_TEST(test_atomic_link_gives_the_file_a_second_name)
+{
+    save_small("l.ckpt");
+    FILE *f = fopen("l2.ckpt", "w");
+    fputs("an older file under the name", f);
+    fclose(f);
+    int linked = -1;
+    clsynth_err err;
+    ck_assert_msg(clsynth_atomic_link("l.ckpt", "l2.ckpt", &linked, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(linked, 1);
+    struct stat a, b;
+    ck_assert_int_eq(stat("l.ckpt", &a), 0);
+    ck_assert_int_eq(stat("l2.ckpt", &b), 0);
+    ck_assert(a.st_ino == b.st_ino);
+    clsynth_checkpoint *ck = clsynth_checkpoint_load("l2.ckpt", &err);
+    ck_assert_msg(ck, "%s", err.msg);
+    clsynth_checkpoint_free(ck);
+    /* replacing the first name (as every save does) leaves the second whole */
+    save_small("l.ckpt");
+    ck_assert_int_eq(stat("l.ckpt", &a), 0);
+    ck_assert(a.st_ino != b.st_ino);
+    ck = clsynth_checkpoint_load("l2.ckpt", &err);
+    ck_assert_msg(ck, "%s", err.msg);
+    clsynth_checkpoint_free(ck);
+}
+END_TEST
+
+START_TEST(test_temporary_names_are_recognised)
+{
+    size_t n = 0;
+    ck_assert(clsynth_atomic_is_temp_name("latest.ckpt.tmp.Ab3xY9", &n));
+    ck_assert_uint_eq(n, strlen("latest.ckpt"));
+    ck_assert(!clsynth_atomic_is_temp_name("latest.ckpt", &n));
+    ck_assert(!clsynth_atomic_is_temp_name("latest.ckpt.tmp.Ab3x", &n));
+    ck_assert(!clsynth_atomic_is_temp_name("latest.ckpt.tmp.Ab3x-9", &n));
+    ck_assert(!clsynth_atomic_is_temp_name(".tmp.Ab3xY9", &n));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -211,6 +303,12 @@ int main(void)
     tcase_add_test(tc, test_flipped_bytes_are_errors);
     tcase_add_test(tc, test_huge_length_fields_do_not_allocate);
     tcase_add_test(tc, test_crc32_matches_the_standard_check_value);
+    tcase_add_test(tc, test_a_directory_is_refused_naming_it);
+    tcase_add_test(tc, test_a_fifo_is_refused_without_blocking);
+    tcase_add_test(tc, test_open_errors_carry_the_system_reason);
+    tcase_add_test(tc, test_peek_reads_config_and_step_only);
+    tcase_add_test(tc, test_atomic_link_gives_the_file_a_second_name);
+    tcase_add_test(tc, test_temporary_names_are_recognised);
     suite_add_tcase(s, tc);
     return clsynth_test_run(s);
 }
