@@ -3,6 +3,8 @@
 #include "clcore/fsutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,24 +107,37 @@ int clsynth_program_cache_path(clsynth_ctx *ctx, const char *file, const char *o
 }
 
 /* Reads a cache entry; returns a malloc'ed binary or NULL (absent or invalid;
- * *corrupt tells which). */
-static unsigned char *cache_read(const char *path, uint64_t key, size_t *size, int *corrupt)
+ * *corrupt tells which, *why says what was wrong). Only a regular file is
+ * read: a FIFO or directory in its place is invalid (and never blocks). The
+ * header's checksum covers the driver binary; it is verified before the
+ * binary goes anywhere near the driver. */
+static unsigned char *cache_read(const char *path, uint64_t key, size_t *size, int *corrupt, const char **why)
 {
     *corrupt = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    *why = "";
+    long long fsize = 0;
+    FILE *f = clsynth_fopen_regular(path, &fsize, NULL);
+    if (!f) {
+        if (errno != ENOENT) {
+            *corrupt = 1;
+            *why = errno == EISDIR || errno == EINVAL ? " (not a regular file)" : " (unreadable)";
+        }
         return NULL;
+    }
     cache_header h;
     unsigned char *bin = NULL;
     *corrupt = 1;
     if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CACHE_MAGIC, 8) != 0 ||
         h.version != CACHE_VERSION || h.key != key || h.size == 0 || h.size > (1ULL << 30))
         goto done;
-    if (fseek(f, 0, SEEK_END) || (uint64_t)ftell(f) != sizeof h + h.size || fseek(f, sizeof h, SEEK_SET))
+    if ((uint64_t)fsize != sizeof h + h.size) {
+        *why = " (truncated)";
         goto done;
+    }
     bin = malloc(h.size);
     if (!bin || fread(bin, 1, h.size, f) != h.size ||
         clsynth_fnv1a(CLSYNTH_FNV_SEED, bin, h.size) != h.checksum) {
+        *why = " (driver binary checksum mismatch)";
         free(bin);
         bin = NULL;
         goto done;
@@ -132,6 +147,40 @@ static unsigned char *cache_read(const char *path, uint64_t key, size_t *size, i
 done:
     fclose(f);
     return bin;
+}
+
+/* A driver can crash (not fail) on a binary it does not like, which no
+ * checksum of ours can foresee when the bytes are what was stored. So while
+ * the driver loads an entry, "<entry>.loading" holds our pid: a marker left
+ * by a process that no longer runs means that process died inside the driver
+ * on this entry, and the entry is rebuilt instead of crashing every run.
+ * Returns 1 when an earlier load of path crashed (*pid: that process). */
+static int load_crashed_before(const char *marker, long *pid)
+{
+    FILE *f = clsynth_fopen_regular(marker, NULL, NULL);
+    if (!f)
+        return 0;
+    *pid = 0;
+    int n = fscanf(f, "%ld", pid);
+    fclose(f);
+    if (n != 1 || *pid <= 0)
+        return 1; /* a marker cut short by the crash itself */
+    if (*pid == (long)getpid())
+        return 0;
+    return kill((pid_t)*pid, 0) != 0 && errno == ESRCH;
+}
+
+static void load_marker_set(const char *marker)
+{
+    int fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return; /* best effort: the cache folder may be read-only */
+    char text[32];
+    int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (write(fd, text, (size_t)n) != n) {
+        /* a short marker still reads as "crashed", which is the safe side */
+    }
+    close(fd);
 }
 
 static void cache_write(clsynth_ctx *ctx, const char *path, uint64_t key, cl_program prog)
@@ -210,25 +259,40 @@ static cl_program load_program(clsynth_ctx *ctx, const char *file, const char *o
     if (ctx->program_cache_on) {
         size_t size = 0;
         int corrupt = 0;
-        unsigned char *bin = cache_read(path, key, &size, &corrupt);
+        const char *why = "";
+        char marker[720];
+        snprintf(marker, sizeof marker, "%s.loading", path);
+        long dead_pid = 0;
+        if (load_crashed_before(marker, &dead_pid)) {
+            pc->stats.cache_rejected++;
+            clsynth_warn(ctx, "program cache entry %s (kernels/%s) crashed an earlier process (pid %ld) inside the "
+                              "driver; rebuilding it from source", path, file, dead_pid);
+            unlink(path);
+            unlink(marker);
+        }
+        unsigned char *bin = cache_read(path, key, &size, &corrupt, &why);
         if (bin) {
             const unsigned char *bins[1] = { bin };
             cl_int status = CL_SUCCESS;
+            load_marker_set(marker);
             cl_program prog = clCreateProgramWithBinary(ctx->context, 1, &ctx->dev.id, &size, bins, &status, &rc);
             free(bin);
-            if (rc == CL_SUCCESS && status == CL_SUCCESS &&
-                clBuildProgram(prog, 1, &ctx->dev.id, full_opts, NULL, NULL) == CL_SUCCESS) {
+            int ok = rc == CL_SUCCESS && status == CL_SUCCESS &&
+                     clBuildProgram(prog, 1, &ctx->dev.id, full_opts, NULL, NULL) == CL_SUCCESS;
+            unlink(marker);
+            if (ok) {
                 pc->stats.loaded_from_cache++;
                 return prog;
             }
             if (prog)
                 clReleaseProgram(prog);
             corrupt = 1;
+            why = " (the driver refused the binary)";
         }
         if (corrupt) {
             pc->stats.cache_rejected++;
-            clsynth_warn(ctx, "program cache entry %s (kernels/%s) is corrupt or stale; rebuilding it",
-                         path, file);
+            clsynth_warn(ctx, "program cache entry %s (kernels/%s) is corrupt or stale%s; rebuilding it", path,
+                         file, why);
             unlink(path);
         }
     }
