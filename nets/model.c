@@ -345,6 +345,25 @@ int clsynth_model_checkpoint_options(const char *path, clsynth_options *o, clsyn
     return rc;
 }
 
+/* A checkpoint holding NaN or Inf cannot be trained on or synthesized from:
+ * names the tensor and the first such element. */
+static int check_finite(const clsynth_ckpt_tensor *t, clsynth_err *err)
+{
+    for (size_t k = 0; k < t->count; k++) {
+        if (isfinite(t->data[k]))
+            continue;
+        size_t r = k, idx[4];
+        for (int d = 3; d >= 0; d--) {
+            idx[d] = r % (size_t)t->shape[d];
+            r /= (size_t)t->shape[d];
+        }
+        return clsynth_fail(err, "tensor '%s' (%s) holds %s at element %zu (index %zu,%zu,%zu,%zu): a "
+                                 "checkpoint with non-finite values cannot be used",
+                            t->name, t->tag, isnan(t->data[k]) ? "NaN" : "Inf", k, idx[0], idx[1], idx[2], idx[3]);
+    }
+    return 0;
+}
+
 /* Copies checkpoint tensors into a group (host staging, then uploads). */
 static int load_group(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_checkpoint *ck, clsynth_err *err)
 {
@@ -356,14 +375,14 @@ static int load_group(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_ch
     for (int i = 0; i < g->n_params; i++) {
         clsynth_tensor *p = g->params[i];
         int shape[4] = { p->n, p->c, p->h, p->w };
-        if (clsynth_checkpoint_expect(ck, p->name, 4, shape, &t, err))
+        if (clsynth_checkpoint_expect(ck, p->name, 4, shape, &t, err) || check_finite(t, err))
             goto done;
         memcpy(flat + p->off, t->data, p->numel * sizeof *flat);
     }
     for (int i = 0; i < g->n_buffers; i++) {
         clsynth_tensor *b = g->buffers[i];
         int shape[4] = { b->n, b->c, b->h, b->w };
-        if (clsynth_checkpoint_expect(ck, b->name, 4, shape, &t, err))
+        if (clsynth_checkpoint_expect(ck, b->name, 4, shape, &t, err) || check_finite(t, err))
             goto done;
         if (clsynth_tensor_upload(ctx, b, t->data))
             goto cl_fail;
@@ -373,12 +392,12 @@ static int load_group(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_ch
     char name[64];
     int total[1] = { (int)g->total };
     snprintf(name, sizeof name, "%s.adam_m", g->name);
-    if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err))
+    if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err) || check_finite(t, err))
         goto done;
     if (clsynth_tensor_upload(ctx, g->adam_m, t->data))
         goto cl_fail;
     snprintf(name, sizeof name, "%s.adam_v", g->name);
-    if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err))
+    if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err) || check_finite(t, err))
         goto done;
     if (clsynth_tensor_upload(ctx, g->adam_v, t->data))
         goto cl_fail;

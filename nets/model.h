@@ -99,7 +99,8 @@ int clsynth_model_save(clsynth_ctx *ctx, clsynth_model *m, const char *path, uin
 /* Loads a checkpoint into m (weights, buffers, Adam state, epoch, and the
  * run's --seed with the model's noise counter). A checkpoint of another variant is refused
  * naming the first differing option; a missing tensor or another shape names
- * the tensor. step/epoch/rng may be NULL. */
+ * the tensor; a NaN or Inf anywhere (weights, buffers, Adam moments) is refused
+ * naming the tensor and the element. step/epoch/rng may be NULL. */
 int clsynth_model_load(clsynth_ctx *ctx, clsynth_model *m, const char *path, uint64_t *step, int *epoch,
                        uint64_t rng[4], clsynth_err *err);
 /* Reads only the options stored in a checkpoint (over defaults), e.g. to
