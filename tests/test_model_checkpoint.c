@@ -11,6 +11,7 @@
 
 #include "clcore/tensor.h"
 #include "io/checkpoint.h"
+#include "nets/footprint.h"
 #include "nets/model.h"
 #include "testutil.h"
 
@@ -88,6 +89,64 @@ START_TEST(non_finite_values_anywhere_are_refused_naming_tensor_and_element)
 }
 END_TEST
 
+/* Pool peak of one real training step of o, from a trimmed pool. */
+static double real_step_bytes(const clsynth_options *o)
+{
+    clsynth_pool_trim(ctx);
+    size_t before = clsynth_pool_get_stats(ctx).bytes_reserved;
+    clsynth_pool_reset_peak(ctx);
+    clsynth_err err;
+    clsynth_model *m = clsynth_model_create(ctx, o, &err);
+    ck_assert_msg(m, "%s", err.msg);
+    int h, w, n = o->batchSize;
+    clsynth_options_image_size(o, &h, &w);
+    float *host = calloc((size_t)n * 3 * h * w, sizeof *host);
+    clsynth_tensor *labels = clsynth_tensor_from_host(ctx, "labels", n, 1, h, w, host);
+    clsynth_tensor *edges = clsynth_tensor_from_host(ctx, "edges", n, 1, h, w, host);
+    clsynth_tensor *real = clsynth_tensor_from_host(ctx, "real", n, 3, h, w, host);
+    clsynth_tensor *seg = clsynth_model_seg(ctx, m, labels, edges);
+    clsynth_losses l;
+    ck_assert_msg(seg && real && clsynth_train_step(ctx, m, seg, real, &l) == 0, "%s", ctx->err.msg);
+    double peak = (double)(clsynth_pool_get_stats(ctx).peak_bytes_reserved - before);
+    free(host);
+    clsynth_release_activations(ctx);
+    clsynth_model_free(ctx, m);
+    clsynth_pool_trim(ctx);
+    return peak;
+}
+
+START_TEST(memory_estimate_covers_a_real_step)
+{
+    const int sizes[][2] = { { 64, 2 }, { 96, 3 } };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        clsynth_options o;
+        tiny_options(&o, sizes[i][0], sizes[i][1]);
+        clsynth_step_memory est;
+        clsynth_err err;
+        ck_assert_msg(clsynth_step_memory_check(ctx, &o, &est, &err) == 0, "%s", err.msg);
+        double real = real_step_bytes(&o);
+        ck_assert_msg(est.bytes >= real && est.bytes <= 3 * real,
+                      "%dx%d batch %d: estimate %.1f MiB, a real step %.1f MiB", sizes[i][0], sizes[i][0], sizes[i][1],
+                      est.bytes / 1048576, real / 1048576);
+    }
+}
+END_TEST
+
+START_TEST(a_step_too_big_for_the_device_is_refused_before_it_runs)
+{
+    clsynth_options o;
+    tiny_options(&o, 4096, 4);
+    clsynth_step_memory est;
+    clsynth_err err;
+    ck_assert_int_ne(clsynth_step_memory_check(ctx, &o, &est, &err), 0);
+    ck_assert_msg(strstr(err.msg, "(--crop_size 4096), batch 4 needs an estimated") &&
+                      strstr(err.msg, "lower --crop_size or --batchSize"),
+                  "message: %s", err.msg);
+    ck_assert(est.bytes > (double)ctx->dev.global_mem);
+    ck_assert(!ctx->failed);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("model_checkpoint");
@@ -95,6 +154,8 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, non_finite_values_anywhere_are_refused_naming_tensor_and_element);
+    tcase_add_test(tc, memory_estimate_covers_a_real_step);
+    tcase_add_test(tc, a_step_too_big_for_the_device_is_refused_before_it_runs);
     suite_add_tcase(s, tc);
     return s;
 }
