@@ -99,7 +99,8 @@ typedef struct clsynth_options {
     char name[128];            /* --name experiment */
     char checkpoints_dir[CLSYNTH_PATH_MAX]; /* --checkpoints_dir ./checkpoints */
     bool continue_train;       /* --continue_train */
-    char which_epoch[32];      /* --which_epoch latest */
+    char which_epoch[32];      /* --which_epoch latest | N (iteration of iter_N.ckpt) */
+    bool overwrite;            /* --overwrite: start over, moving an existing run aside */
     int display_freq;          /* --display_freq 100 (iterations) */
     int print_freq;            /* --print_freq 100 */
     int save_latest_freq;      /* --save_latest_freq 5000 */

@@ -361,8 +361,9 @@ static int run_variant(clsynth_ctx *ctx, const abl_config *c, const abl_variant 
             argv[n++] = runs;
             snprintf(path, sizeof path, "%s/latest.ckpt", run_dir);
             int resume = file_exists(path);
-            if (resume)
-                argv[n++] = "--continue_train";
+            /* always: resumes whatever checkpoint the variant has (latest.ckpt,
+             * else the newest numbered one), starts a new run when it has none */
+            argv[n++] = "--continue_train";
             if (clsynth_options_parse(&o, n, argv, err))
                 return clsynth_wrap(err, "variant %s", v->name);
             /* Seconds of earlier, interrupted invocations. */

@@ -1,6 +1,7 @@
-/* clsynth test --name RUN [--checkpoints_dir DIR] | --checkpoint FILE
+/* clsynth test --name RUN [--checkpoints_dir DIR] [--which_epoch latest|N] | --checkpoint FILE
  *              --label_dir DIR [--image_dir DIR] [--instance_dir DIR] --results_dir DIR
- * Synthesizes one PNG per label map and writes an index.html grid. */
+ * Synthesizes one PNG per label map and writes an index.html grid. A
+ * checkpoint holding NaN/Inf values is refused (nets/model.h). */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,23 +9,24 @@
 #include "nets/model.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/run_dir.h"
 #include "tools/synthesize.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: clsynth test (--name RUN [--checkpoints_dir DIR] | --checkpoint FILE)\n"
+    fprintf(f, "usage: clsynth test (--name RUN [--checkpoints_dir DIR] [--which_epoch latest|N] | --checkpoint FILE)\n"
                "                    --label_dir DIR [--image_dir DIR] [--instance_dir DIR] --results_dir DIR\n"
                "                    [--device SPEC]\n");
 }
 
 int clsynth_cmd_test(int argc, char **argv)
 {
-    const char *name = NULL, *ckdir = "./checkpoints", *ckpt = NULL, *device = NULL;
+    const char *name = NULL, *ckdir = "./checkpoints", *ckpt = NULL, *device = NULL, *which = NULL;
     clsynth_synth_dirs d = { .title = "clsynth test" };
     struct { const char *flag; const char **dst; } opts[] = {
         { "--name", &name }, { "--checkpoints_dir", &ckdir }, { "--checkpoint", &ckpt },
         { "--label_dir", &d.label_dir }, { "--image_dir", &d.image_dir }, { "--instance_dir", &d.instance_dir },
-        { "--results_dir", &d.results_dir }, { "--device", &device },
+        { "--results_dir", &d.results_dir }, { "--device", &device }, { "--which_epoch", &which },
     };
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -50,12 +52,38 @@ int clsynth_cmd_test(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (ckpt && which) {
+        fprintf(stderr, "clsynth test: --which_epoch selects a checkpoint of --name RUN; --checkpoint names one "
+                        "already\n");
+        return 2;
+    }
     char path[1200];
-    if (ckpt)
-        snprintf(path, sizeof path, "%s", ckpt);
-    else
-        snprintf(path, sizeof path, "%s/%s/latest.ckpt", ckdir, name);
     clsynth_err err;
+    if (ckpt) {
+        snprintf(path, sizeof path, "%s", ckpt);
+    } else {
+        /* latest.ckpt or iter_N.ckpt of the run; an unknown one lists what exists */
+        char run_dir[1100];
+        snprintf(run_dir, sizeof run_dir, "%s/%s", ckdir, name);
+        long step;
+        if (clsynth_run_parse_which(which ? which : "latest", &step, &err)) {
+            fprintf(stderr, "clsynth test: %s\n", err.msg);
+            return 2;
+        }
+        clsynth_run_ckpts l;
+        int i = clsynth_run_ckpts_list(run_dir, &l, &err) ? -1 : 0;
+        if (i == 0 && l.n == 0)
+            i = clsynth_fail(&err, "%s holds no checkpoint (is --name or --checkpoints_dir right?)", run_dir);
+        else if (i == 0)
+            i = clsynth_run_ckpts_select(&l, run_dir, which ? which : "latest", &err);
+        if (i >= 0)
+            snprintf(path, sizeof path, "%s", l.v[i].path);
+        clsynth_run_ckpts_free(&l);
+        if (i < 0) {
+            fprintf(stderr, "clsynth test: %s\n", err.msg);
+            return 1;
+        }
+    }
     clsynth_options o;
     clsynth_options_defaults(&o);
     if (clsynth_model_checkpoint_options(path, &o, &err)) {

@@ -1,5 +1,6 @@
 #include "tools/synthesize.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,7 @@ int clsynth_synthesize_folder(clsynth_ctx *ctx, clsynth_model *m, const clsynth_
         clsynth_dirlist_free(&list);
         return -1;
     }
-    int written = 0, rc = 0;
+    int written = 0, rc = 0, missing_images = 0;
     bool with_edges = !o->data.no_instance;
     for (int i = 0; i < list.n && rc == 0; i++) {
         clsynth_raw_sample s;
@@ -84,7 +85,13 @@ int clsynth_synthesize_folder(clsynth_ctx *ctx, clsynth_model *m, const clsynth_
         rc = clsynth_png_read_ids(list.paths[i], &s.label, err);
         if (rc == 0)
             rc = map_labels(o, list.paths[i], &s.label, err);
-        if (rc == 0 && d->image_dir && find_image(d->image_dir, stem, path, sizeof path)) {
+        bool found = rc == 0 && d->image_dir && find_image(d->image_dir, stem, path, sizeof path);
+        if (rc == 0 && d->image_dir && !found) {
+            fprintf(stderr, "clsynth: warning: %s: no image %s/%s.{png,jpg,jpeg} beside it; its grid row has no real "
+                            "image\n", list.paths[i], d->image_dir, stem);
+            missing_images++;
+        }
+        if (found) {
             rc = clsynth_image_read(path, &s.image, err);
             if (rc == 0)
                 rc = clsynth_image_to_rgb(&s.image, err);
@@ -148,6 +155,9 @@ int clsynth_synthesize_folder(clsynth_ctx *ctx, clsynth_model *m, const clsynth_
         free(fake);
         clsynth_raw_sample_free(&s);
     }
+    if (missing_images)
+        fprintf(stderr, "clsynth: warning: %d of %d label maps have no image in %s\n", missing_images, list.n,
+                d->image_dir);
     clsynth_dirlist_free(&list);
     if (clsynth_results_close(res, rc ? NULL : err) && rc == 0)
         rc = -1;
