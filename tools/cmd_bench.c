@@ -8,6 +8,7 @@
  * own parameters); "tuned" = the device's tuning database. CLBlast overrides
  * are process-wide and cannot be undone, so every default measurement runs
  * before the first tuned one. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "clcore/clblast_tune.h"
 #include "clcore/tuner.h"
+#include "tools/bench_checkpoint.h"
 #include "tools/bench_workload.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -157,7 +159,7 @@ static int read_bench(const char *path, bench_file *b)
     b->ips_def = b->ips_tuned = b->infer_def = b->infer_tuned = b->peak = NAN;
     FILE *f = fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "clsynth bench: cannot read %s\n", path);
+        fprintf(stderr, "clsynth bench: cannot read %s: %s\n", path, strerror(errno));
         return -1;
     }
     char line[4096];
@@ -346,6 +348,8 @@ int clsynth_cmd_bench(int argc, char **argv)
     int repeats = 5, steps = 3;
     float tune_budget = 0;
     bool quick = false;
+    if (argc > 1 && strcmp(argv[1], "checkpoint") == 0)
+        return clsynth_bench_checkpoint(argc - 1, argv + 1); /* tools/bench_checkpoint.c */
     char **model_argv = calloc((size_t)argc + 1, sizeof *model_argv);
     int model_argc = 0, rc = 2;
     if (!model_argv)
@@ -386,9 +390,11 @@ int clsynth_cmd_bench(int argc, char **argv)
             printf("usage: clsynth bench [ops|train|all] [--json FILE] [--device SPEC] [--emulate wg=N,local=B]\n"
                    "                     [--repeats N] [--steps N] [--quick] [--tune-budget S] [model flags]\n"
                    "       clsynth bench --compare A.json B.json ...\n"
+                   "       clsynth bench checkpoint [--preset small] [--dir DIR] [--repeats N] [model flags]\n"
                    "ops: each tunable op at representative CC-FPSE shapes and CLBlast SGEMM, default vs tuned\n"
                    "     (--tune-budget S first tunes those shapes that the database lacks);\n"
-                   "train: full training step and G inference of the model flags (default --preset tiny).\n");
+                   "train: full training step and G inference of the model flags (default --preset tiny);\n"
+                   "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times.\n");
             rc = 0;
             goto out;
         } else {
@@ -591,7 +597,7 @@ int clsynth_cmd_bench(int argc, char **argv)
     if (json) {
         FILE *f = fopen(json, "w");
         if (!f) {
-            fprintf(stderr, "clsynth bench: cannot write %s\n", json);
+            fprintf(stderr, "clsynth bench: cannot write %s: %s\n", json, strerror(errno));
             goto done;
         }
         fprintf(f, "{\n\"clsynth_bench\": 1,\n\"device\": {\"platform\": ");
