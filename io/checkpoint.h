@@ -100,7 +100,9 @@ int clsynth_checkpoint_expect(const clsynth_checkpoint *ck, const char *name, in
 int clsynth_checkpoint_config_get(const clsynth_checkpoint *ck, const char *key, char *buf,
                                   size_t cap);
 
-/* CRC-32 (IEEE) continuing from crc (start with 0). */
+/* CRC-32 (IEEE) continuing from crc (start with 0); io/crc32.c. */
 uint32_t clsynth_crc32(uint32_t crc, const void *data, size_t n);
+/* The same by tables only (the reference of the fast path's test). */
+uint32_t clsynth_crc32_tables_only(uint32_t crc, const void *data, size_t n);
 
 #endif
