@@ -164,6 +164,11 @@ void clsynth_loss_log_row(clsynth_loss_log *l, long it, int epoch, double second
             x->G_GAN_Feat, x->G_VGG, x->KLD, x->D_real, x->D_fake);
 }
 
+void clsynth_loss_log_flush(clsynth_loss_log *l)
+{
+    fflush(l->f); /* a failure shows again at the next sync, which reports it */
+}
+
 int clsynth_loss_log_sync(clsynth_loss_log *l, clsynth_err *err)
 {
     if (fflush(l->f) != 0 || ferror(l->f))

@@ -28,6 +28,9 @@ typedef struct clsynth_loss_log {
 int clsynth_loss_log_open(clsynth_loss_log *l, const char *run_dir, long step, FILE *msg, clsynth_err *err);
 /* Appends a row (buffered). seconds: of this invocation (seconds0 is added). */
 void clsynth_loss_log_row(clsynth_loss_log *l, long it, int epoch, double seconds, const clsynth_losses *x);
+/* Hands the rows written so far to the OS (for readers of the file; not
+ * durable), e.g. at every sample grid. */
+void clsynth_loss_log_flush(clsynth_loss_log *l);
 /* Makes every row written so far durable (fflush + fsync): call before
  * writing a checkpoint. */
 int clsynth_loss_log_sync(clsynth_loss_log *l, clsynth_err *err);

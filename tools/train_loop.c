@@ -1,12 +1,10 @@
 #include "tools/train_loop.h"
 
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -359,6 +357,7 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         if (tty || it % (o->print_freq > 0 ? o->print_freq : 100) == 0 || it == total)
             progress(stderr, tty, it, total, el, res->new_iterations / (el > 0 ? el : 1), &l, cur_epoch);
         if (o->display_freq > 0 && it % o->display_freq == 0) {
+            clsynth_loss_log_flush(&log);
             snprintf(path, sizeof path, "%s/iter_%07ld.png", web, it);
             if (save_grid(ctx, m, b, label_f, with_edges, path, err))
                 goto done;
