@@ -87,6 +87,9 @@ clsynth_tensor *clsynth_upsample_nearest2x(clsynth_ctx *ctx, clsynth_tensor *x);
 clsynth_tensor *clsynth_resize_nearest(clsynth_ctx *ctx, clsynth_tensor *x, int h, int w);
 /* Bilinear 2x, align_corners = false. */
 clsynth_tensor *clsynth_upsample_bilinear2x(clsynth_ctx *ctx, clsynth_tensor *x);
+/* Bilinear resize to (h, w), up or down, align_corners = false, no antialiasing:
+ * PyTorch's F.interpolate(x, size=(h, w), mode='bilinear') in float. */
+clsynth_tensor *clsynth_resize_bilinear(clsynth_ctx *ctx, clsynth_tensor *x, int h, int w);
 /* Average pooling k x k, stride s, zero pad p, padding excluded from the count
  * (count_include_pad = false). avg_pool2x2 = (2, 2, 0). */
 clsynth_tensor *clsynth_avg_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int s, int p);
