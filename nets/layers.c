@@ -34,8 +34,8 @@ int nets_norm_parse(const char *s, const char *option, nets_norm_cfg *out, clsyn
         n -= 3;
     if (n == 5 && strncmp(p, "batch", 5) == 0)
         out->kind = NETS_NORM_BATCH;
-    else if (n == 9 && strncmp(p, "syncbatch", 9) == 0)
-        out->kind = NETS_NORM_BATCH;
+    else if ((n == 9 && strncmp(p, "syncbatch", 9) == 0) || (n == 10 && strncmp(p, "sync_batch", 10) == 0))
+        out->kind = NETS_NORM_BATCH; /* "sync_batch": the authors' spelling (spectralsync_batch) */
     else if (n == 8 && strncmp(p, "instance", 8) == 0)
         out->kind = NETS_NORM_INSTANCE;
     else if ((n == 4 && strncmp(p, "none", 4) == 0) || n == 0)

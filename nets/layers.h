@@ -35,7 +35,7 @@ typedef enum nets_norm_kind {
 } nets_norm_kind;
 
 /* A parsed --norm_G / --norm_D / --norm_E string, SPADE style:
- * ["spectral"] ["spade"] ("batch" | "syncbatch" | "instance" | "none") ["3x3"],
+ * ["spectral"] ["spade"] ("batch" | "syncbatch" | "sync_batch" | "instance" | "none") ["3x3"],
  * e.g. "spectralinstance", "spectralspadesyncbatch3x3". */
 typedef struct nets_norm_cfg {
     bool spectral;

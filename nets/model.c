@@ -70,8 +70,9 @@ clsynth_model *clsynth_model_create(clsynth_ctx *ctx, const clsynth_options *o, 
     uint64_t seed = (uint64_t)o->seed;
     if (nets_init_group(ctx, m->G, seed, NETS_STREAM_INIT_G) || nets_init_group(ctx, m->D, seed, NETS_STREAM_INIT_D))
         goto fail_ctx;
-    m->G->beta1 = m->D->beta1 = o->beta1;
-    m->G->beta2 = m->D->beta2 = o->beta2;
+    clsynth_options_adam_betas(o, &m->G->beta1, &m->G->beta2);
+    m->D->beta1 = m->G->beta1;
+    m->D->beta2 = m->G->beta2;
     clsynth_model_set_epoch(m, 1);
     if (!o->no_vgg_loss && o->vgg_weights[0]) {
         m->vgg = clsynth_vgg_load(ctx, o->vgg_weights, err);

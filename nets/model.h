@@ -69,19 +69,21 @@ clsynth_tensor *clsynth_model_seg(clsynth_ctx *ctx, clsynth_model *m, clsynth_te
 clsynth_tensor *clsynth_model_generate(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg,
                                        clsynth_tensor *real);
 
-/* One training iteration (nets/trainer.c):
- *   D step: fake = G(seg) without grad; D on real and on fake; hinge D loss;
- *           backward; Adam on D.
+/* One training iteration (nets/trainer.c), in the authors' order:
  *   G step: D frozen; fake = G(seg) with grad; D(fake); D(real) without grad
  *           for feature matching; hinge G + feature matching + VGG + KL;
  *           backward; Adam on G (and E).
- * Batch norm uses batch statistics; each D / G forward does one spectral-norm
- * power iteration. seg and real may be activations or persistent tensors: they
+ *   D step: fake = G(seg) without grad (the updated G); D on fake and on real;
+ *           hinge D loss; backward; Adam on D.
+ * Batch norm uses batch statistics; each G forward and each D pass over
+ * fake + real does one spectral-norm power iteration (the real pass reuses
+ * the u, v the fake pass left, as the authors' single pass over the
+ * concatenated batch). seg and real may be activations or persistent tensors: they
  * are copied into model-owned tensors first, then every activation of the
  * context is released (the inputs too when they are activations), as at the
- * end of the step. Before each Adam step the gradients of that network are
- * checked to be finite as well (the hinge kernels clip NaN scores). Each loss is read back and checked: a NaN/Inf fails the step with a
- * message naming the loss, before the update of the network it belongs to. */
+ * end of the step. Each loss is read back and checked: a NaN/Inf fails the step with a
+ * message naming the loss, before the update of the network it belongs to
+ * (a failed G step leaves both networks unchanged). */
 int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real,
                        clsynth_losses *out);
 
