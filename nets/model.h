@@ -91,17 +91,24 @@ int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, 
 void clsynth_model_set_epoch(clsynth_model *m, int epoch);
 int clsynth_model_epoch(const clsynth_model *m);
 
-/* Checkpoints (io/checkpoint.h): config = the options text plus "state.*"
- * lines (epoch, Adam step counts, the model's RNG counter); tensors = every
- * parameter ("param") and buffer ("buffer") of G and D by full name, and the
- * flat Adam moments "G.adam_m", "G.adam_v", "D.adam_m", "D.adam_v".
+/* Checkpoints (io/checkpoint.h, version 2): config = the options text plus
+ * "state.*" lines (epoch, Adam step counts, the model's RNG counter); tensors
+ * = every parameter ("param") and buffer ("buffer") of G and D by full name
+ * (a spectral-normalized weight "X.w" has "X.u" (1, cout, 1, 1) and "X.v"
+ * (1, cin·k·k, 1, 1) beside it), and the flat Adam moments "G.adam_m",
+ * "G.adam_v", "D.adam_m", "D.adam_v".
  * rng is the caller's (data loader) RNG state, stored and given back. */
 int clsynth_model_save(clsynth_ctx *ctx, clsynth_model *m, const char *path, uint64_t step, int epoch,
                        const uint64_t rng[4], clsynth_err *err);
 /* Loads a checkpoint into m (weights, buffers, Adam state, epoch, and the
  * run's --seed with the model's noise counter). A checkpoint of another variant is refused
  * naming the first differing option; a missing tensor or another shape names
- * the tensor. step/epoch/rng may be NULL. */
+ * the tensor. step/epoch/rng may be NULL.
+ * Version 1 files (before the spectral-norm v was stored) load too: each v is
+ * recomputed from its u, which is the sigma those builds used; and the CC
+ * blocks' pointwise convs, spectral-normalized by default then, become plain
+ * convs holding w / sigma (the same function at inference; their Adam
+ * moments are kept as they were). */
 int clsynth_model_load(clsynth_ctx *ctx, clsynth_model *m, const char *path, uint64_t *step, int *epoch,
                        uint64_t rng[4], clsynth_err *err);
 /* Reads only the options stored in a checkpoint (over defaults), e.g. to
