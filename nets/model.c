@@ -194,15 +194,32 @@ clsynth_tensor *nets_model_z(const nets_fwd *f, clsynth_model *m, int n, clsynth
     return clsynth_reparameterize(ctx, mu_, lv_, seed, stream); /* (N, z_dim, 1, 1) */
 }
 
-clsynth_tensor *clsynth_model_generate(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real)
+clsynth_tensor *clsynth_model_generate_z(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg,
+                                         clsynth_tensor *real, clsynth_tensor **z_out, clsynth_tensor **mu,
+                                         clsynth_tensor **logvar)
 {
+    if (z_out)
+        *z_out = NULL;
     if (ctx->failed || !seg)
         return NULL;
     nets_fwd f = { ctx, false, false };
-    clsynth_tensor *z = nets_model_z(&f, m, seg->n, real, NULL, NULL);
+    clsynth_tensor *z = nets_model_z(&f, m, seg->n, real, mu, logvar);
     if (m->opt.use_vae && !z)
         return NULL;
+    if (z_out)
+        *z_out = z;
     return nets_generator_forward(&f, &m->gen, seg, z);
+}
+
+clsynth_tensor *clsynth_model_generate(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real)
+{
+    return clsynth_model_generate_z(ctx, m, seg, real, NULL, NULL, NULL);
+}
+
+void clsynth_model_set_noise_seed(clsynth_model *m, long seed)
+{
+    m->opt.seed = seed;
+    m->rng_counter = 0;
 }
 
 /* ---- checkpoints ---- */

@@ -68,6 +68,16 @@ clsynth_tensor *clsynth_model_seg(clsynth_ctx *ctx, clsynth_model *m, clsynth_te
  * clsynth_no_grad_begin/end; the result is an activation. */
 clsynth_tensor *clsynth_model_generate(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg,
                                        clsynth_tensor *real);
+/* As clsynth_model_generate, and hands back the z the generator got and the
+ * encoder's mu and logvar (N, z_dim, 1, 1) (each NULL where there is none;
+ * any out pointer may be NULL). z = mu + eps · exp(logvar / 2) when encoded:
+ * the authors' test path. */
+clsynth_tensor *clsynth_model_generate_z(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg,
+                                         clsynth_tensor *real, clsynth_tensor **z, clsynth_tensor **mu,
+                                         clsynth_tensor **logvar);
+/* Restarts the model's noise (the VAE's eps and random z) from seed: the k-th
+ * draw after this call is the same on every run and device. */
+void clsynth_model_set_noise_seed(clsynth_model *m, long seed);
 
 /* One training iteration (nets/trainer.c), in the authors' order:
  *   G step: D frozen; fake = G(seg) with grad; D(fake); D(real) without grad

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/checkpoint.h"
 
@@ -214,4 +215,24 @@ void clsynth_test_set_checkpoint_version(const char *path, uint32_t version)
     ck_assert_int_eq((long)fwrite(buf, 1, (size_t)n, f), n);
     fclose(f);
     free(buf);
+}
+
+const char *clsynth_test_binary(void)
+{
+    static char bin[4096];
+    const char *env = getenv("CLSYNTH_BIN");
+    if (env && *env) {
+        snprintf(bin, sizeof bin, "%s", env);
+        return bin;
+    }
+    char self[4096 - 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_msg(n > 0, "cannot read /proc/self/exe");
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    ck_assert(slash);
+    *slash = 0; /* .../build/tests */
+    snprintf(bin, sizeof bin, "%s/../clsynth", self);
+    ck_assert_msg(access(bin, X_OK) == 0, "no clsynth binary at %s (set CLSYNTH_BIN)", bin);
+    return bin;
 }
