@@ -403,7 +403,8 @@ static int v1_sigma(const clsynth_checkpoint *ck, const clsynth_tensor *p, const
  * Version 1 files have no spectral-norm v: it is recomputed from u (what
  * version-1 builds did in every forward); their weights that had spectral
  * norm where this build has none are loaded as w / sigma. */
-static int load_group(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_checkpoint *ck, clsynth_err *err)
+static int load_group(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_checkpoint *ck, long long adam_step,
+                      clsynth_err *err)
 {
     float *flat = malloc(g->total * sizeof *flat);
     bool *redo_v = calloc((size_t)g->n_buffers + 1, sizeof *redo_v);
@@ -451,17 +452,23 @@ static int load_group(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_ch
     }
     if (clsynth_tensor_upload(ctx, g->flat_data, flat) || nets_init_spectral_v(ctx, g, redo_v))
         goto cl_fail;
+    /* Adam moments; a file without them (an import) starts Adam afresh, which
+     * only a file whose Adam has not stepped may ask for */
     int total[1] = { (int)g->total };
-    snprintf(name, sizeof name, "%s.adam_m", g->name);
-    if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err))
-        goto done;
-    if (clsynth_tensor_upload(ctx, g->adam_m, t->data))
-        goto cl_fail;
-    snprintf(name, sizeof name, "%s.adam_v", g->name);
-    if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err))
-        goto done;
-    if (clsynth_tensor_upload(ctx, g->adam_v, t->data))
-        goto cl_fail;
+    const char *moment[2] = { "adam_m", "adam_v" };
+    clsynth_tensor *dst[2] = { g->adam_m, g->adam_v };
+    for (int k = 0; k < 2; k++) {
+        snprintf(name, sizeof name, "%s.%s", g->name, moment[k]);
+        if (!clsynth_checkpoint_find(ck, name) && adam_step == 0) {
+            if (clsynth_tensor_fill(ctx, dst[k], 0.0f))
+                goto cl_fail;
+            continue;
+        }
+        if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err))
+            goto done;
+        if (clsynth_tensor_upload(ctx, dst[k], t->data))
+            goto cl_fail;
+    }
     rc = 0;
     goto done;
 cl_fail:
@@ -494,7 +501,7 @@ int clsynth_model_load(clsynth_ctx *ctx, clsynth_model *m, const char *path, uin
     if (config_long(ck, "state.epoch", &ep, err) || config_long(ck, "state.rng_counter", &counter, err) ||
         config_long(ck, "state.G.adam_step", &gstep, err) || config_long(ck, "state.D.adam_step", &dstep, err))
         goto done;
-    if (load_group(ctx, m->G, ck, err) || load_group(ctx, m->D, ck, err)) {
+    if (load_group(ctx, m->G, ck, gstep, err) || load_group(ctx, m->D, ck, dstep, err)) {
         clsynth_wrap(err, "checkpoint '%s'", path);
         goto done;
     }

@@ -113,7 +113,9 @@ int clsynth_model_save(clsynth_ctx *ctx, clsynth_model *m, const char *path, uin
 /* Loads a checkpoint into m (weights, buffers, Adam state, epoch, and the
  * run's --seed with the model's noise counter). A checkpoint of another variant is refused
  * naming the first differing option; a missing tensor or another shape names
- * the tensor. step/epoch/rng may be NULL.
+ * the tensor. step/epoch/rng may be NULL. A file without Adam moments (e.g.
+ * from tools/import_ccfpse.py) starts Adam from zero moments, when its
+ * state.<group>.adam_step is 0.
  * Version 1 files (before the spectral-norm v was stored) load too: each v is
  * recomputed from its u, which is the sigma those builds used; and the CC
  * blocks' pointwise convs, spectral-normalized by default then, become plain

@@ -1028,6 +1028,61 @@ START_TEST(version_1_checkpoint_loads_with_v_from_u_and_plain_pointwise_convs)
 }
 END_TEST
 
+/* Rewrites a checkpoint without its tensors whose name contains `drop`. */
+static void rewrite_without(const char *path, const char *drop)
+{
+    clsynth_err err;
+    clsynth_checkpoint *ck = clsynth_checkpoint_load(path, &err);
+    ck_assert_msg(ck != NULL, "%s", err.msg);
+    clsynth_ckpt_tensor_in *t = calloc((size_t)ck->n_tensors, sizeof *t);
+    int n = 0;
+    for (int i = 0; i < ck->n_tensors; i++) {
+        const clsynth_ckpt_tensor *x = &ck->tensors[i];
+        if (strstr(x->name, drop))
+            continue;
+        t[n++] = (clsynth_ckpt_tensor_in){ x->name, x->tag, x->ndim,
+                                           { x->shape[0], x->shape[1], x->shape[2], x->shape[3] }, x->data };
+    }
+    ck_assert_msg(clsynth_checkpoint_save(path, ck->config, ck->step, ck->rng, t, n, &err) == 0, "%s", err.msg);
+    free(t);
+    clsynth_checkpoint_free(ck);
+}
+
+/* An import has no Adam moments: they start at zero, and only for a file whose
+ * Adam steps are 0; a trained file without them is refused naming the tensor. */
+START_TEST(checkpoint_without_adam_moments_loads_only_before_any_step)
+{
+    clsynth_options o;
+    tiny_opts(&o, 32);
+    clsynth_model *a = make_model(&o);
+    char path[256];
+    snprintf(path, sizeof path, "test_nets_noadam_%d.ckpt", (int)getpid());
+    clsynth_err err;
+    ck_assert_msg(clsynth_model_save(ctx, a, path, 0, 1, NULL, &err) == 0, "save: %s", err.msg);
+    rewrite_without(path, ".adam_");
+    clsynth_model *b = make_model(&o);
+    ck_assert_msg(clsynth_model_load(ctx, b, path, NULL, NULL, NULL, &err) == 0, "load: %s", err.msg);
+    float *m = clsynth_test_download(ctx, clsynth_model_group(b, "G")->adam_v);
+    ck_assert(m[0] == 0.0f && m[clsynth_model_group(b, "G")->total - 1] == 0.0f);
+    free(m);
+    scene s;
+    scene_make(&s, 2, 32, 32);
+    clsynth_tensor *seg, *real;
+    scene_tensors(a, &s, &seg, &real);
+    run_steps(a, seg, real, 1);
+    ck_assert_msg(clsynth_model_save(ctx, a, path, 1, 1, NULL, &err) == 0, "save: %s", err.msg);
+    rewrite_without(path, "G.adam_m");
+    ck_assert_int_ne(clsynth_model_load(ctx, b, path, NULL, NULL, NULL, &err), 0);
+    ck_assert_msg(strstr(err.msg, "G.adam_m") && strstr(err.msg, "missing"), "%s", err.msg);
+    unlink(path);
+    clsynth_tensor_free(ctx, seg);
+    clsynth_tensor_free(ctx, real);
+    scene_free(&s);
+    clsynth_model_free(ctx, a);
+    clsynth_model_free(ctx, b);
+}
+END_TEST
+
 START_TEST(checkpoint_of_another_variant_is_refused)
 {
     clsynth_options o;
@@ -1338,6 +1393,7 @@ static Suite *suite(void)
     ADD(s, resume_equals_uninterrupted_training, true);
     ADD(s, checkpoint_keeps_the_spectral_norm_pair, true);
     ADD(s, version_1_checkpoint_loads_with_v_from_u_and_plain_pointwise_convs, true);
+    ADD(s, checkpoint_without_adam_moments_loads_only_before_any_step, true);
     ADD(s, checkpoint_of_another_variant_is_refused, true);
     ADD(s, vgg_loss_from_a_weights_file, true);
     ADD(s, overfit_two_images_lowers_l1, true);

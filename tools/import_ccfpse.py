@@ -326,10 +326,7 @@ def main(argv=None):
         convert("D", o.D, plan_D(o, snc), tensors)
     else:
         tensors += init_like_clsynth(plan_D(o, snc), o.seed)
-    for group in ("G", "D"):  # flat Adam moments over the group's parameters, zero
-        total = sum(int(np.prod(t[2])) for t in tensors if t[1] == "param" and t[0].startswith(group + "."))
-        tensors.append(("%s.adam_m" % group, "adam_m", (total,), np.zeros(total)))
-        tensors.append(("%s.adam_v" % group, "adam_v", (total,), np.zeros(total)))
+    # no Adam moments: clsynth_model_load starts them at zero (state.*.adam_step is 0)
     write_checkpoint(o.out, options_text(o, snc), tensors)
     n_g = sum(int(np.prod(t[2])) for t in tensors if t[1] == "param" and t[0].startswith("G.") and
               not t[0].startswith("G.E."))
