@@ -2,7 +2,7 @@
  * and backward (llm.c's test_gpt2 pattern). tests/data/ccfpse_ref.ckpt was
  * written once by tools/ref_ccfpse_torch.py (float64, built from the spec, not
  * from this code): a clsynth checkpoint of a tiny model (64x64, batch 2,
- * label_nc 3 + don't care + edges, ngf = ndf = 4, nhidden 8, z_dim 8,
+ * label_nc 3 + don't care + edges, ngf = ndf = 4, nhidden 4, z_dim 8,
  * --use_vae) with unit-scale random weights, plus the reference's inputs and
  * results ("ref.*"). Each test loads the model from that file and compares:
  *   - the noise: clsynth's Philox streams give the reference's eps;

@@ -10,7 +10,7 @@ of the build or the tests:
     python3 tools/ref_ccfpse_torch.py --invariance        # D's colour-shift blindness (README)
 
 The configuration is tiny (64x64, batch 2, label_nc 3 + don't care + instance
-edges, ngf = ndf = 4 (encoder as wide), nhidden 8, z_dim 8, --use_vae, no VGG
+edges, ngf = ndf = 4 (encoder as wide), nhidden 4, z_dim 8, --use_vae, no VGG
 loss) and the weights are drawn at unit scale (xavier gain 1, random BatchNorm
 statistics) so that no layer is near-linear or dead. The output file is a
 clsynth model checkpoint (io/checkpoint.h, tensor names as nets/model.c saves
