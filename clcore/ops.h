@@ -74,12 +74,20 @@ clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsyn
 /* SPADE modulation x * (1 + gamma) + beta, all (N,C,H,W). */
 clsynth_tensor *clsynth_spade_mod(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
                                   clsynth_tensor *beta);
-/* Spectral norm: returns w / sigma(w) with w viewed as (Cout, rest). u (1,Cout,1,1)
- * is the persistent left singular vector estimate; when update_u, one power
- * iteration updates it first (training). Gradient flows through sigma as in
- * PyTorch (u, v treated as constants). */
+/* Spectral norm (torch.nn.utils.spectral_norm): returns w / sigma(w) with w
+ * viewed as W (Cout, K = Cin*KH*KW). u (Cout elements) and v (K elements) are
+ * the persistent singular-vector estimates (PyTorch's weight_u, weight_v).
+ * update (training): one power iteration first, v <- normalize(W^T u), then
+ * u <- normalize(W v); sigma = u . W v with the vectors as they then are (the
+ * stored ones when !update: PyTorch's eval). Gradient flows through sigma as
+ * in PyTorch (u, v treated as constants). */
 clsynth_tensor *clsynth_spectral_norm(clsynth_ctx *ctx, clsynth_tensor *w, clsynth_tensor *u,
-                                      bool update_u);
+                                      clsynth_tensor *v, bool update);
+/* v <- normalize(W^T u) for a state that has no v yet (fresh init, a
+ * version-1 checkpoint): an eval forward then gives sigma = ||W^T u|| for a
+ * unit u. Not recorded on the tape. */
+int clsynth_spectral_norm_init_v(clsynth_ctx *ctx, const clsynth_tensor *w, const clsynth_tensor *u,
+                                 clsynth_tensor *v);
 
 /* ---- resampling (clcore/ops_resample.c, kernels/resample.cl) ---- */
 clsynth_tensor *clsynth_upsample_nearest2x(clsynth_ctx *ctx, clsynth_tensor *x);
@@ -87,6 +95,9 @@ clsynth_tensor *clsynth_upsample_nearest2x(clsynth_ctx *ctx, clsynth_tensor *x);
 clsynth_tensor *clsynth_resize_nearest(clsynth_ctx *ctx, clsynth_tensor *x, int h, int w);
 /* Bilinear 2x, align_corners = false. */
 clsynth_tensor *clsynth_upsample_bilinear2x(clsynth_ctx *ctx, clsynth_tensor *x);
+/* Bilinear resize to (h, w), up or down, align_corners = false, no antialiasing:
+ * PyTorch's F.interpolate(x, size=(h, w), mode='bilinear') in float. */
+clsynth_tensor *clsynth_resize_bilinear(clsynth_ctx *ctx, clsynth_tensor *x, int h, int w);
 /* Average pooling k x k, stride s, zero pad p, padding excluded from the count
  * (count_include_pad = false). avg_pool2x2 = (2, 2, 0). */
 clsynth_tensor *clsynth_avg_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int s, int p);

@@ -1,5 +1,6 @@
 /* Resampling ops (kernels/resample.cl): nearest resize and 2x upsampling,
- * bilinear 2x upsampling, average and max pooling, one-hot encoding.
+ * bilinear 2x upsampling and bilinear resize, average and max pooling,
+ * one-hot encoding.
  * Backward passes are gather-form kernels over the input (no atomics).
  * Memory: each op allocates only its output; max pooling keeps no argmax
  * tensor (its backward recomputes each window's argmax from the saved input). */
@@ -122,6 +123,58 @@ clsynth_tensor *clsynth_upsample_bilinear2x(clsynth_ctx *ctx, clsynth_tensor *x)
     if (launch_1d(&a, y->numel))
         return NULL;
     clsynth_tape_record(ctx, "upsample_bilinear2x", bilinear_backward, y, &x, 1);
+    return ctx->failed ? NULL : y;
+}
+
+/* ---- bilinear resize ---- */
+
+static int resize_bilinear_args(clsynth_args *a, const clsynth_tensor *x, int oh, int ow)
+{
+    clsynth_arg_int(a, x->n * x->c);
+    clsynth_arg_int(a, x->h);
+    clsynth_arg_int(a, x->w);
+    clsynth_arg_int(a, oh);
+    clsynth_arg_int(a, ow);
+    clsynth_arg_float(a, (float)x->h / (float)oh); /* PyTorch: float(in) / out */
+    clsynth_arg_float(a, (float)x->w / (float)ow);
+    return 0;
+}
+
+static int resize_bilinear_backward(clsynth_ctx *ctx, clsynth_node *nd)
+{
+    clsynth_tensor *x = nd->in[0], *dy = nd->out->grad;
+    clsynth_tensor *dx = clsynth_grad_of(ctx, x);
+    cl_kernel k = rs_kernel(ctx, "resize_bilinear_bwd");
+    if (!dx || !k)
+        return -1;
+    clsynth_args a = clsynth_args_begin(ctx, k, "resize_bilinear_bwd");
+    clsynth_arg_tensor(&a, dy);
+    clsynth_arg_tensor(&a, dx);
+    resize_bilinear_args(&a, x, dy->h, dy->w);
+    return launch_1d(&a, x->numel);
+}
+
+clsynth_tensor *clsynth_resize_bilinear(clsynth_ctx *ctx, clsynth_tensor *x, int h, int w)
+{
+    if (ctx->failed || !x)
+        return NULL;
+    char b[160];
+    if (h <= 0 || w <= 0 || h > (1 << 20) || w > (1 << 20)) {
+        clsynth_ctx_fail(ctx, "resize_bilinear: output size %dx%d of input %s", h, w,
+                         clsynth_tensor_describe(x, b, sizeof b));
+        return NULL;
+    }
+    clsynth_tensor *y = clsynth_tensor_new(ctx, "resize_bilinear", x->n, x->c, h, w); /* (N, C, h, w) */
+    cl_kernel k = rs_kernel(ctx, "resize_bilinear_fwd");
+    if (!y || !k)
+        return NULL;
+    clsynth_args a = clsynth_args_begin(ctx, k, "resize_bilinear_fwd");
+    clsynth_arg_tensor(&a, x);
+    clsynth_arg_tensor(&a, y);
+    resize_bilinear_args(&a, x, h, w);
+    if (launch_1d(&a, y->numel))
+        return NULL;
+    clsynth_tape_record(ctx, "resize_bilinear", resize_bilinear_backward, y, &x, 1);
     return ctx->failed ? NULL : y;
 }
 

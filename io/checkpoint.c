@@ -333,9 +333,9 @@ clsynth_checkpoint *clsynth_checkpoint_load(const char *path, clsynth_err *err)
     r.left -= sizeof MAGIC;
     if (get_u32(&r, &ck->version, "version"))
         goto fail;
-    if (ck->version != CLSYNTH_CKPT_VERSION) {
-        clsynth_fail(err, "%s: field version: %u, this build reads version %u", path,
-                     ck->version, CLSYNTH_CKPT_VERSION);
+    if (ck->version < CLSYNTH_CKPT_VERSION_MIN || ck->version > CLSYNTH_CKPT_VERSION) {
+        clsynth_fail(err, "%s: field version: %u, this build reads versions %u..%u", path,
+                     ck->version, CLSYNTH_CKPT_VERSION_MIN, CLSYNTH_CKPT_VERSION);
         goto fail;
     }
     if (!(ck->config = get_str(&r, 0, UINT32_MAX, "config")) ||

@@ -21,11 +21,12 @@ void ref_instance_norm(const float *x, int N, int C, int H, int W, const float *
 /* y = x * (1 + gamma) + beta over n elements. */
 void ref_spade_mod(const float *x, const float *gamma, const float *beta, int n, float *y);
 
-/* Spectral norm of w (Cout x K), one power iteration as clsynth_spectral_norm:
- * v = normalize(W^T u); update_u: u <- normalize(W v) (in place), else u is
- * used as u / ||u|| and left unchanged; sigma = u . W v; out = w / sigma.
- * Normalization divides by max(norm, 1e-12). v_out (K) and sigma_out may be NULL. */
-void ref_spectral_norm(const float *w, int Cout, int K, float *u, bool update_u, float *out, float *v_out,
+/* Spectral norm of w (Cout x K) as torch.nn.utils.spectral_norm and
+ * clsynth_spectral_norm: update: v <- normalize(W^T u) (from the previous u),
+ * then u <- normalize(W v), both in place (stored as float); else u and v are
+ * used as they are. sigma = u . W v; out = w / sigma. Normalization divides by
+ * max(norm, 1e-12). out and sigma_out may be NULL. */
+void ref_spectral_norm(const float *w, int Cout, int K, float *u, float *v, bool update, float *out,
                        double *sigma_out);
 
 #endif

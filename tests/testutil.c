@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "io/checkpoint.h"
 
 int clsynth_test_run(Suite *s)
 {
@@ -191,4 +194,45 @@ void clsynth_test_check_accumulates(clsynth_ctx *ctx, const char *what, clsynth_
             free(first[i]);
         }
     }
+}
+
+void clsynth_test_set_checkpoint_version(const char *path, uint32_t version)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert_msg(f != NULL, "%s: cannot open", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    ck_assert(n > 16);
+    unsigned char *buf = malloc((size_t)n);
+    fseek(f, 0, SEEK_SET);
+    ck_assert_int_eq((long)fread(buf, 1, (size_t)n, f), n);
+    for (int i = 0; i < 4; i++)
+        buf[8 + i] = (unsigned char)(version >> (8 * i));
+    uint32_t crc = clsynth_crc32(0, buf, (size_t)n - 4);
+    for (int i = 0; i < 4; i++)
+        buf[n - 4 + i] = (unsigned char)(crc >> (8 * i));
+    fseek(f, 0, SEEK_SET);
+    ck_assert_int_eq((long)fwrite(buf, 1, (size_t)n, f), n);
+    fclose(f);
+    free(buf);
+}
+
+const char *clsynth_test_binary(void)
+{
+    static char bin[4096];
+    const char *env = getenv("CLSYNTH_BIN");
+    if (env && *env) {
+        snprintf(bin, sizeof bin, "%s", env);
+        return bin;
+    }
+    char self[4096 - 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_msg(n > 0, "cannot read /proc/self/exe");
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    ck_assert(slash);
+    *slash = 0; /* .../build/tests */
+    snprintf(bin, sizeof bin, "%s/../clsynth", self);
+    ck_assert_msg(access(bin, X_OK) == 0, "no clsynth binary at %s (set CLSYNTH_BIN)", bin);
+    return bin;
 }

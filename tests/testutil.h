@@ -58,4 +58,12 @@ void clsynth_test_gradcheck(clsynth_ctx *ctx, const char *what, clsynth_test_for
 void clsynth_test_check_accumulates(clsynth_ctx *ctx, const char *what, clsynth_test_forward_fn fn,
                                     clsynth_tensor **in, int n_in, void *user);
 
+/* Path of the clsynth binary: $CLSYNTH_BIN, else ../clsynth beside the test
+ * executable's folder (the build tree). Asserts that it is executable. */
+const char *clsynth_test_binary(void);
+
+/* Rewrites the version field of a checkpoint file (io/checkpoint.h) and its
+ * CRC, e.g. to make a file as an older build wrote it. */
+void clsynth_test_set_checkpoint_version(const char *path, uint32_t version);
+
 #endif
