@@ -208,10 +208,17 @@ START_TEST(test_version_1_is_read_and_reported)
     ck_assert_uint_eq(ck->version, 1);
     ck_assert_mem_eq(clsynth_checkpoint_find(ck, "G.conv.w")->data, A, sizeof A);
     clsynth_checkpoint_free(ck);
+    /* resume lists a run's checkpoints by their heads: a version 1 head peeks too */
+    clsynth_ckpt_info info;
+    ck_assert_msg(clsynth_checkpoint_peek("v1.ckpt", &info, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(info.version, 1);
+    clsynth_ckpt_info_free(&info);
     const uint32_t bad[2] = { 0, 3 };
     for (int i = 0; i < 2; i++) {
         clsynth_test_set_checkpoint_version("v1.ckpt", bad[i]);
         ck_assert_ptr_null(clsynth_checkpoint_load("v1.ckpt", &err));
+        ck_assert_msg(strstr(err.msg, "version") && strstr(err.msg, "1..2"), "%s", err.msg);
+        ck_assert_int_ne(clsynth_checkpoint_peek("v1.ckpt", &info, &err), 0);
         ck_assert_msg(strstr(err.msg, "version") && strstr(err.msg, "1..2"), "%s", err.msg);
     }
 }
