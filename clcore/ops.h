@@ -2,7 +2,7 @@
  * ctx->err set; an op given a NULL input or a failed ctx returns NULL, so a
  * chain of ops is checked once at its end) and records a tape node when a
  * gradient is needed. Shapes are (N, C, H, W). Every op has a plain-C
- * reference in clcore/ref.h used by the tests. */
+ * reference in tests/ref_*.h (ref_conv.h, ref_norm.h, ...) used by the tests. */
 #ifndef CLSYNTH_OPS_H
 #define CLSYNTH_OPS_H
 
@@ -74,6 +74,8 @@ clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsyn
 /* SPADE modulation x * (1 + gamma) + beta, all (N,C,H,W). */
 clsynth_tensor *clsynth_spade_mod(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
                                   clsynth_tensor *beta);
+
+/* ---- spectral norm (clcore/ops_spectral.c, kernels/spectral.cl) ---- */
 /* Spectral norm: returns w / sigma(w) with w viewed as (Cout, rest). u (1,Cout,1,1)
  * is the persistent left singular vector estimate; when update_u, one power
  * iteration updates it first (training). Gradient flows through sigma as in
@@ -120,7 +122,7 @@ clsynth_tensor *clsynth_channel_dot(clsynth_ctx *ctx, clsynth_tensor *a, clsynth
 /* Reads a one-element tensor to the host (waits). */
 int clsynth_scalar(clsynth_ctx *ctx, const clsynth_tensor *t, float *out);
 
-/* ---- optimizer, init, RNG (clcore/ops_adam.c, clcore/rng.c, kernels/adam.cl, kernels/rng.cl) ---- */
+/* ---- optimizer, init, RNG (clcore/ops_adam.c, clcore/ops_rng.c, kernels/adam.cl, kernels/rng.cl) ---- */
 /* One Adam step over the group's flat buffers with bias correction; lr from g->lr. */
 int clsynth_adam_step(clsynth_ctx *ctx, clsynth_param_group *g);
 /* Counter-based RNG (Philox-4x32-10): element i of the stream (seed, stream) is

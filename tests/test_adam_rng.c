@@ -1,5 +1,5 @@
 /* Adam, the counter-based RNG, Xavier init and the reparameterization
- * (clcore/ops_adam.c, clcore/rng.c) vs tests/ref_adam.c and tests/ref_rng.c.
+ * (clcore/ops_adam.c, clcore/ops_rng.c) vs tests/ref_adam.c and tests/ref_rng.c.
  * CLSYNTH_OCLGRIND_OK: under Oclgrind the sizes shrink (clsynth_test_under_oclgrind). */
 #include <math.h>
 #include <stdio.h>
