@@ -142,6 +142,7 @@ clsynth_ctx *clsynth_ctx_create(const char *spec, clsynth_err *err)
         ctx->max_item[i] = ctx->dev.max_item[i];
     ctx->local_mem = ctx->dev.local_mem;
     clsynth_ctx_emulate_limits(ctx, (size_t)env_size("CLSYNTH_MAX_WG"), env_size("CLSYNTH_MAX_LOCAL_MEM"));
+    ctx->conv_col_bytes = (size_t)env_size("CLSYNTH_CONV_COL_BYTES");
     resolve_cache_dir(ctx);
     /* NVIDIA's driver keeps its own compiled-kernel cache; ours gains little there. */
     ctx->program_cache_on = strcmp(clsynth_device_class(&ctx->dev), "nvidia") != 0;

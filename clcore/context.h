@@ -31,6 +31,11 @@ typedef struct clsynth_ctx {
     size_t max_item[3];
     cl_ulong local_mem;
 
+    /* Budget of conv2d's im2col column buffer in bytes (0: the op's 64 MiB);
+     * CLSYNTH_CONV_COL_BYTES sets it at creation (tests lower it to force
+     * pixel-range chunks). */
+    size_t conv_col_bytes;
+
     char cache_dir[512];       /* programs/ and tuning/ live below it */
     bool program_cache_on;     /* on-disk program binary cache */
     bool quiet;                /* suppress warnings on stderr */

@@ -31,8 +31,8 @@
  * max(CONV_COL_BUDGET_BYTES, Cin*KH*KW * 64 * 4 bytes) (and never one sample's
  * full Cin*KH*KW*OH*OW*4 bytes). It comes from the pool and goes back to it as
  * soon as the op has enqueued its work (the queue is in order), so one buffer
- * per shape exists at a time, not one per layer. The environment variable
- * CLSYNTH_CONV_COL_BYTES overrides the budget (tests use it to force chunks). */
+ * per shape exists at a time, not one per layer. ctx->conv_col_bytes overrides
+ * the budget (tests lower it to force chunks). */
 #define CONV_COL_BUDGET_BYTES ((size_t)64 << 20)
 #define CONV_COL_MIN_PIXELS 64
 
@@ -287,11 +287,7 @@ static size_t col_chunk_pixels(clsynth_ctx *ctx, const conv_geom *g)
 {
     size_t rows = (size_t)g->Cin * (size_t)(g->KH * g->KW);
     size_t ohw = (size_t)g->OH * (size_t)g->OW;
-    size_t budget = CONV_COL_BUDGET_BYTES;
-    /* testing knob: a smaller budget exercises the pixel-range chunks */
-    const char *env = getenv("CLSYNTH_CONV_COL_BYTES");
-    if (env && *env && strtoull(env, NULL, 10) > 0)
-        budget = (size_t)strtoull(env, NULL, 10);
+    size_t budget = ctx->conv_col_bytes ? ctx->conv_col_bytes : CONV_COL_BUDGET_BYTES;
     if (budget > ctx->dev.max_alloc && ctx->dev.max_alloc > 0)
         budget = (size_t)ctx->dev.max_alloc;
     size_t p = budget / (rows * sizeof(float));
