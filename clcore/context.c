@@ -10,7 +10,8 @@
 #include "clcore/program.h"
 #include "clcore/tensor.h"
 
-void clsynth_tunedb_free(clsynth_ctx *ctx); /* clcore/tunedb.c */
+#include "clcore/kconfig.h"
+#include "clcore/tunedb.h"
 
 int clsynth_ctx_fail(clsynth_ctx *ctx, const char *fmt, ...)
 {
@@ -83,6 +84,7 @@ void clsynth_ctx_emulate_limits(clsynth_ctx *ctx, size_t max_wg, cl_ulong local_
             ctx->max_item[i] = ctx->max_wg;
     if (local_mem && local_mem < ctx->local_mem)
         ctx->local_mem = local_mem;
+    clsynth_kconfig_invalidate(ctx);
 }
 
 static void resolve_cache_dir(clsynth_ctx *ctx)
@@ -175,6 +177,7 @@ void clsynth_ctx_free(clsynth_ctx *ctx)
     clsynth_pool_destroy(ctx);
     clsynth_program_cache_free(ctx);
     clsynth_tunedb_free(ctx);
+    clsynth_kconfig_free(ctx);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->context)

@@ -17,6 +17,7 @@ struct clsynth_program_cache;
 struct clsynth_pool;
 struct clsynth_tape;
 struct clsynth_tunedb;
+struct clsynth_kcache;
 
 typedef struct clsynth_ctx {
     clsynth_device_info dev;
@@ -44,6 +45,8 @@ typedef struct clsynth_ctx {
     struct clsynth_pool *pool;
     struct clsynth_tape *tape;
     struct clsynth_tunedb *tunedb; /* NULL until loaded; owned by clcore/tunedb.c */
+    struct clsynth_kcache *kcache; /* resolved kernel configurations (clcore/kconfig.c) */
+    unsigned clblast_overridden;   /* bit k: CLBlast kernel k runs tuned parameters (clcore/clblast_apply.c) */
     struct clsynth_tensor *live;   /* activations, released by clsynth_release_activations */
     int no_grad;                   /* > 0: ops record nothing on the tape */
 

@@ -373,16 +373,22 @@ cl_kernel clsynth_kernel_get(clsynth_ctx *ctx, const char *file, const char *nam
     return k;
 }
 
+int clsynth_kernel_limits_raw(clsynth_ctx *ctx, cl_kernel k, const char *name, size_t *wg, size_t *pref)
+{
+    const kernel_entry *ke = handle_find(ctx->programs, k);
+    if (ke) {
+        *wg = ke->wg;
+        *pref = ke->pref;
+        return 0;
+    }
+    return query_limits(ctx, k, name, wg, pref); /* a kernel made outside the cache */
+}
+
 int clsynth_kernel_limits(clsynth_ctx *ctx, cl_kernel k, const char *name, size_t *max_wg, size_t *pref_multiple)
 {
     size_t wg = 0, pref = 1;
-    const kernel_entry *ke = handle_find(ctx->programs, k);
-    if (ke) {
-        wg = ke->wg;
-        pref = ke->pref;
-    } else if (query_limits(ctx, k, name, &wg, &pref)) { /* a kernel made outside the cache */
+    if (clsynth_kernel_limits_raw(ctx, k, name, &wg, &pref))
         return -1;
-    }
     if (max_wg)
         *max_wg = wg < ctx->max_wg ? wg : ctx->max_wg;
     if (pref_multiple)

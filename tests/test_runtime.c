@@ -108,6 +108,13 @@ START_TEST(device_class_does_not_trust_vendor_id)
     ck_assert_str_eq(clsynth_device_class(&d[0]), "pocl-cpu");
     ck_assert_str_eq(clsynth_device_class(&d[1]), "nvidia");
     ck_assert_str_eq(clsynth_device_class(&d[2]), "amd");
+    /* CPUs by implementation: another compiler, another class */
+    snprintf(d[0].platform_name, sizeof d[0].platform_name, "rusticl");
+    ck_assert_str_eq(clsynth_device_class(&d[0]), "rusticl-cpu");
+    snprintf(d[0].platform_name, sizeof d[0].platform_name, "Intel(R) OpenCL");
+    ck_assert_str_eq(clsynth_device_class(&d[0]), "intel-cpu");
+    snprintf(d[0].platform_name, sizeof d[0].platform_name, "Some CPU runtime");
+    ck_assert_str_eq(clsynth_device_class(&d[0]), "cpu");
 }
 END_TEST
 
