@@ -316,16 +316,16 @@ START_TEST(tuner_honours_its_budget)
 {
     unlink("budget.txt");
     clsynth_tunedb_set_path(ctx, "budget.txt");
-    const clsynth_kdef *nm = clsynth_kdef_find("norm_partial_stats"), *cv = clsynth_kdef_find("conv_fwd_direct");
-    ck_assert(nm && cv);
+    const clsynth_kdef *nm = &clsynth_kdef_norm_partial_stats, *cv = &clsynth_kdef_conv_fwd_direct;
     bool og = clsynth_test_under_oclgrind();
-    clsynth_tune_job jobs[4] = { { nm, "G=32,M=4096", 1 }, { cv, "N1.C16.H32.W32.O16.K3x3.S1.P1", 1 },
-                                 { nm, "G=16,M=16384", 1 }, { cv, "N2.C8.H24.W24.O8.K3x3.S1.P1", 1 } };
-    if (og) { /* every run is simulated: tiny shapes */
-        snprintf(jobs[0].shape, sizeof jobs[0].shape, "G=4,M=256");
-        snprintf(jobs[1].shape, sizeof jobs[1].shape, "N1.C2.H6.W6.O2.K3x3.S1.P1");
-        snprintf(jobs[2].shape, sizeof jobs[2].shape, "G=2,M=600");
-        snprintf(jobs[3].shape, sizeof jobs[3].shape, "N1.C3.H5.W5.O2.K3x3.S1.P1");
+    /* shapes whose runs take a while (tiny ones when every run is simulated) */
+    const clsynth_norm_shape ns[2][2] = { { { 32, 4096 }, { 16, 16384 } }, { { 4, 256 }, { 2, 600 } } };
+    const clsynth_conv_shape cs[2][2] = { { { 1, 16, 32, 32, 16, 3, 3, 1, 1 }, { 2, 8, 24, 24, 8, 3, 3, 1, 1 } },
+                                          { { 1, 2, 6, 6, 2, 3, 3, 1, 1 }, { 1, 3, 5, 5, 2, 3, 3, 1, 1 } } };
+    clsynth_tune_job jobs[4] = { { nm, "", 1 }, { cv, "", 1 }, { nm, "", 1 }, { cv, "", 1 } };
+    for (int i = 0; i < 2; i++) {
+        nm->format(&ns[og][i], jobs[2 * i].shape, sizeof jobs[2 * i].shape);
+        cv->format(&cs[og][i], jobs[2 * i + 1].shape, sizeof jobs[2 * i + 1].shape);
     }
     clsynth_tune_opts o;
     clsynth_tune_opts_default(&o);
