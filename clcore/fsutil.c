@@ -32,3 +32,13 @@ int clsynth_mkdirs(const char *path, clsynth_err *err)
     }
     return 0;
 }
+
+char *clsynth_trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = 0;
+    return s;
+}

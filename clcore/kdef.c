@@ -396,6 +396,11 @@ static void shape_key(const clsynth_kdef *d, const void *base, int n, int i, cha
         d->format((const char *)base + (size_t)i * d->shape_size, key, len);
 }
 
+const void *clsynth_kdef_test_shape(const clsynth_kdef *d, int i)
+{
+    return i >= 0 && i < d->n_test_shapes ? (const char *)d->test_shapes + (size_t)i * d->shape_size : NULL;
+}
+
 void clsynth_kdef_test_key(const clsynth_kdef *d, int i, char *key, size_t len)
 {
     shape_key(d, d->test_shapes, d->n_test_shapes, i, key, len);

@@ -199,6 +199,8 @@ static inline int clsynth_pow2_ceil(int x)
 int clsynth_kbench_input(clsynth_ctx *ctx, clsynth_kbench *b, const char *name, int n, int c, int h, int w,
                          unsigned seed, float scale);
 
+/* Test shape i of d (a pointer to its shape struct). */
+const void *clsynth_kdef_test_shape(const clsynth_kdef *d, int i);
 /* The shape key of test shape i / bench shape i into key. */
 void clsynth_kdef_test_key(const clsynth_kdef *d, int i, char *key, size_t len);
 void clsynth_kdef_bench_key(const clsynth_kdef *d, int i, char *key, size_t len);

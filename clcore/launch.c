@@ -102,6 +102,12 @@ void clsynth_arg_uint(clsynth_args *a, cl_uint v) { set(a, sizeof v, &v); }
 void clsynth_arg_float(clsynth_args *a, float v) { cl_float x = v; set(a, sizeof x, &x); }
 void clsynth_arg_local(clsynth_args *a, size_t bytes) { set(a, bytes, NULL); }
 
+void clsynth_arg_ints(clsynth_args *a, int n, const int *v)
+{
+    for (int i = 0; i < n; i++)
+        clsynth_arg_int(a, v[i]);
+}
+
 static size_t pow2_floor(size_t x)
 {
     size_t p = 1;

@@ -27,6 +27,10 @@ void clsynth_arg_int(clsynth_args *a, int v);
 void clsynth_arg_float(clsynth_args *a, float v);
 void clsynth_arg_uint(clsynth_args *a, cl_uint v);
 void clsynth_arg_local(clsynth_args *a, size_t bytes);
+/* n int arguments in order; CLSYNTH_ARG_INTS(a, x->h, x->w, k) for a list. */
+void clsynth_arg_ints(clsynth_args *a, int n, const int *v);
+#define CLSYNTH_ARG_INTS(a, ...) \
+    clsynth_arg_ints((a), (int)(sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int)), (const int[]){ __VA_ARGS__ })
 
 /* Launches a->k over `dims` dimensions of `global` work-items. `local` NULL (or
  * local[0] == 0) asks for the device-aware default: the largest power-of-two

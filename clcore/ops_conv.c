@@ -96,43 +96,43 @@ static void geom_args(clsynth_args *a, const conv_geom *g)
         clsynth_arg_int(a, ints[i]);
 }
 
+/* One direct backward kernel of descriptor def: tensors a, b -> out, the
+ * geometry, over dims dimensions of work; the global size follows from its
+ * COUT_PER_ITEM (channels per item along the last dimension). */
+static int direct_backward(clsynth_ctx *ctx, const conv_geom *g, clsynth_kforce *force, const clsynth_kdef *def,
+                           clsynth_tensor *a, clsynth_tensor *b, clsynth_tensor *out, int channels)
+{
+    const clsynth_conv_shape s = shape_of(g);
+    clsynth_kcfg cfg;
+    if (clsynth_kconfig(ctx, def, &s, force, &cfg))
+        return -1;
+    clsynth_args ar = clsynth_args_begin(ctx, cfg.k[0], def->kernels[0]);
+    clsynth_arg_tensor(&ar, a);
+    clsynth_arg_tensor(&ar, b);
+    clsynth_arg_tensor(&ar, out);
+    geom_args(&ar, g);
+    const int cpi = cfg.v[CONV_BWD_COUT_PER_ITEM];
+    const size_t blocks = (size_t)((channels + cpi - 1) / cpi);
+    if (def == &clsynth_kdef_conv_bwd_data_direct) {
+        size_t global[3] = { (size_t)g->W, (size_t)g->H, (size_t)g->N * blocks }; /* (W, H, N * Cin blocks) */
+        return clsynth_launch(&ar, 3, global, cfg.local, 0, NULL);
+    }
+    size_t global[2] = { (size_t)g->Cin * (size_t)(g->KH * g->KW), blocks }; /* (Cin*KH*KW, Cout blocks) */
+    return clsynth_launch(&ar, 2, global, cfg.local, 0, NULL);
+}
+
 /* dx += conv_transpose(dy, w) */
 static int direct_backward_data(clsynth_ctx *ctx, const conv_geom *g, clsynth_kforce *force, clsynth_tensor *dy,
                                 clsynth_tensor *w, clsynth_tensor *dx)
 {
-    static const char kname[] = "conv_bwd_data_direct";
-    const clsynth_conv_shape s = shape_of(g);
-    clsynth_kcfg cfg;
-    if (clsynth_kconfig(ctx, &clsynth_kdef_conv_bwd_data_direct, &s, force, &cfg))
-        return -1;
-    clsynth_args a = clsynth_args_begin(ctx, cfg.k[0], kname);
-    clsynth_arg_tensor(&a, dy);
-    clsynth_arg_tensor(&a, w);
-    clsynth_arg_tensor(&a, dx);
-    geom_args(&a, g);
-    const int cpi = cfg.v[CONV_BWD_COUT_PER_ITEM];
-    size_t ncib = (size_t)((g->Cin + cpi - 1) / cpi);
-    size_t global[3] = { (size_t)g->W, (size_t)g->H, (size_t)g->N * ncib };
-    return clsynth_launch(&a, 3, global, cfg.local, 0, NULL);
+    return direct_backward(ctx, g, force, &clsynth_kdef_conv_bwd_data_direct, dy, w, dx, g->Cin);
 }
 
 /* dw += sum_n dy_n (x) x_n */
 static int direct_backward_weight(clsynth_ctx *ctx, const conv_geom *g, clsynth_kforce *force, clsynth_tensor *dy,
                                   clsynth_tensor *x, clsynth_tensor *dw)
 {
-    static const char kname[] = "conv_bwd_weight_direct";
-    const clsynth_conv_shape s = shape_of(g);
-    clsynth_kcfg cfg;
-    if (clsynth_kconfig(ctx, &clsynth_kdef_conv_bwd_weight_direct, &s, force, &cfg))
-        return -1;
-    clsynth_args a = clsynth_args_begin(ctx, cfg.k[0], kname);
-    clsynth_arg_tensor(&a, dy);
-    clsynth_arg_tensor(&a, x);
-    clsynth_arg_tensor(&a, dw);
-    geom_args(&a, g);
-    const int cpi = cfg.v[CONV_BWD_COUT_PER_ITEM];
-    size_t global[2] = { (size_t)g->Cin * (size_t)(g->KH * g->KW), (size_t)((g->Cout + cpi - 1) / cpi) };
-    return clsynth_launch(&a, 2, global, cfg.local, 0, NULL);
+    return direct_backward(ctx, g, force, &clsynth_kdef_conv_bwd_weight_direct, dy, x, dw, g->Cout);
 }
 
 /* ------------------------------------------------------------------ bias */
@@ -144,9 +144,7 @@ static int bias_add(clsynth_ctx *ctx, clsynth_tensor *y, clsynth_tensor *b)
     clsynth_args a = clsynth_args_begin(ctx, k, "channel_bias_add");
     clsynth_arg_tensor(&a, y);
     clsynth_arg_tensor(&a, b);
-    clsynth_arg_int(&a, y->c);
-    clsynth_arg_int(&a, (int)CLSYNTH_HW(y));
-    clsynth_arg_int(&a, (int)y->numel);
+    CLSYNTH_ARG_INTS(&a, y->c, (int)CLSYNTH_HW(y), (int)y->numel);
     size_t global = y->numel;
     return clsynth_launch(&a, 1, &global, NULL, 0, NULL);
 }
@@ -173,9 +171,7 @@ static int bias_grad(clsynth_ctx *ctx, clsynth_tensor *dy, clsynth_tensor *db)
     clsynth_args a = clsynth_args_begin(ctx, k, kname);
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, db);
-    clsynth_arg_int(&a, dy->n);
-    clsynth_arg_int(&a, dy->c);
-    clsynth_arg_int(&a, (int)CLSYNTH_HW(dy));
+    CLSYNTH_ARG_INTS(&a, dy->n, dy->c, (int)CLSYNTH_HW(dy));
     clsynth_arg_local(&a, lsz * sizeof(float));
     size_t global = (size_t)dy->c * lsz;
     return clsynth_launch(&a, 1, &global, &lsz, lsz * sizeof(float), NULL);

@@ -58,12 +58,7 @@ static int dwconv_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     clsynth_arg_tensor(&a, dk);
-    clsynth_arg_int(&a, need_dx);
-    clsynth_arg_int(&a, need_dk);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
+    CLSYNTH_ARG_INTS(&a, need_dx, need_dk, x->n * x->c, x->c, x->h, x->w);
     size_t g[3];
     dw_global(x, &cfg, g);
     return clsynth_launch(&a, 3, g, cfg.local, cfg.local_mem, NULL);
@@ -91,10 +86,7 @@ clsynth_tensor *clsynth_cond_dwconv_forced(clsynth_ctx *ctx, clsynth_tensor *x, 
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, k);
     clsynth_arg_tensor(&a, y);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->c, x->h, x->w);
     size_t g[3];
     dw_global(x, &cfg, g);
     if (clsynth_launch(&a, 3, g, cfg.local, cfg.local_mem, NULL))

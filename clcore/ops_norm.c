@@ -91,11 +91,7 @@ static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, 
         return -1;
     clsynth_args a = clsynth_args_begin(ctx, pl.partial, "norm_partial_stats");
     clsynth_arg_tensor(&a, x);
-    clsynth_arg_int(&a, Nv);
-    clsynth_arg_int(&a, G);
-    clsynth_arg_int(&a, HW);
-    clsynth_arg_int(&a, pl.P);
-    clsynth_arg_int(&a, pl.CH);
+    CLSYNTH_ARG_INTS(&a, Nv, G, HW, pl.P, pl.CH);
     clsynth_arg_tensor(&a, part);
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_int));
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
@@ -143,11 +139,7 @@ static int norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor 
     clsynth_arg_tensor(&a, gamma ? gamma : mean); /* dummies are never read */
     clsynth_arg_int(&a, gamma != NULL);
     clsynth_arg_tensor(&a, beta ? beta : mean);
-    clsynth_arg_int(&a, beta != NULL);
-    clsynth_arg_int(&a, (int)CLSYNTH_HW(x));
-    clsynth_arg_int(&a, x->c);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, per_instance);
+    CLSYNTH_ARG_INTS(&a, beta != NULL, (int)CLSYNTH_HW(x), x->c, x->n * x->c, per_instance);
     size_t g[2] = { CLSYNTH_HW(x), (size_t)x->n * (size_t)x->c };
     return clsynth_launch(&a, 2, g, NULL, 0, NULL);
 }
@@ -182,11 +174,7 @@ static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
         clsynth_arg_tensor(&a, dy);
         clsynth_arg_tensor(&a, mean);
         clsynth_arg_tensor(&a, invstd);
-        clsynth_arg_int(&a, Nv);
-        clsynth_arg_int(&a, G);
-        clsynth_arg_int(&a, HW);
-        clsynth_arg_int(&a, pl.P);
-        clsynth_arg_int(&a, pl.CH);
+        CLSYNTH_ARG_INTS(&a, Nv, G, HW, pl.P, pl.CH);
         clsynth_arg_tensor(&a, part);
         clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
         clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
@@ -245,11 +233,7 @@ static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
         clsynth_arg_tensor(&a, gamma ? gamma : mean);
         clsynth_arg_int(&a, gamma != NULL);
         clsynth_arg_tensor(&a, sums ? sums : mean);
-        clsynth_arg_int(&a, HW);
-        clsynth_arg_int(&a, x->c);
-        clsynth_arg_int(&a, x->n * x->c);
-        clsynth_arg_int(&a, per_instance);
-        clsynth_arg_int(&a, training);
+        CLSYNTH_ARG_INTS(&a, HW, x->c, x->n * x->c, per_instance, training);
         clsynth_arg_float(&a, (float)Nv * (float)HW);
         size_t g[2] = { (size_t)HW, (size_t)x->n * (size_t)x->c };
         if (clsynth_launch(&a, 2, g, NULL, 0, NULL))

@@ -93,10 +93,10 @@ static size_t groups_local(clsynth_ctx *ctx, size_t K, size_t R, clsynth_kforce 
 
 size_t clsynth_reduce_local_size(clsynth_ctx *ctx, size_t K, size_t R) { return groups_local(ctx, K, R, NULL); }
 
-static int launch_small(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int yoff, int map, float s,
-                        const layout *lo, const clsynth_tensor *out, float alpha, float beta)
+/* The arguments both kernels start with: the inputs and the map. */
+static clsynth_args begin_reduce(clsynth_ctx *ctx, const char *kname, cl_mem xm, int xoff, cl_mem ym, int yoff,
+                                 int map, float s)
 {
-    static const char *kname = "reduce_small";
     cl_kernel k = clsynth_kernel_get(ctx, "reduce.cl", kname, NULL);
     clsynth_args a = clsynth_args_begin(ctx, k, kname);
     clsynth_arg_mem(&a, xm);
@@ -105,14 +105,14 @@ static int launch_small(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int yo
     clsynth_arg_int(&a, yoff);
     clsynth_arg_int(&a, map);
     clsynth_arg_float(&a, s);
-    clsynth_arg_int(&a, (int)lo->K);
-    clsynth_arg_int(&a, (int)lo->R);
-    clsynth_arg_int(&a, lo->kb);
-    clsynth_arg_int(&a, lo->ksa);
-    clsynth_arg_int(&a, lo->ksb);
-    clsynth_arg_int(&a, lo->rb);
-    clsynth_arg_int(&a, lo->rsa);
-    clsynth_arg_int(&a, lo->rsb);
+    return a;
+}
+
+static int launch_small(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int yoff, int map, float s,
+                        const layout *lo, const clsynth_tensor *out, float alpha, float beta)
+{
+    clsynth_args a = begin_reduce(ctx, "reduce_small", xm, xoff, ym, yoff, map, s);
+    CLSYNTH_ARG_INTS(&a, (int)lo->K, (int)lo->R, lo->kb, lo->ksa, lo->ksb, lo->rb, lo->rsa, lo->rsb);
     clsynth_arg_tensor(&a, out);
     clsynth_arg_float(&a, alpha);
     clsynth_arg_float(&a, beta);
@@ -124,24 +124,8 @@ static int launch_groups(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int y
                          const layout *lo, size_t L, size_t G, const clsynth_tensor *dst, int final_pass,
                          float alpha, float beta)
 {
-    static const char *kname = "reduce_groups";
-    cl_kernel k = clsynth_kernel_get(ctx, "reduce.cl", kname, NULL);
-    clsynth_args a = clsynth_args_begin(ctx, k, kname);
-    clsynth_arg_mem(&a, xm);
-    clsynth_arg_int(&a, xoff);
-    clsynth_arg_mem(&a, ym);
-    clsynth_arg_int(&a, yoff);
-    clsynth_arg_int(&a, map);
-    clsynth_arg_float(&a, s);
-    clsynth_arg_int(&a, (int)lo->K);
-    clsynth_arg_int(&a, (int)lo->R);
-    clsynth_arg_int(&a, (int)G);
-    clsynth_arg_int(&a, lo->kb);
-    clsynth_arg_int(&a, lo->ksa);
-    clsynth_arg_int(&a, lo->ksb);
-    clsynth_arg_int(&a, lo->rb);
-    clsynth_arg_int(&a, lo->rsa);
-    clsynth_arg_int(&a, lo->rsb);
+    clsynth_args a = begin_reduce(ctx, "reduce_groups", xm, xoff, ym, yoff, map, s);
+    CLSYNTH_ARG_INTS(&a, (int)lo->K, (int)lo->R, (int)G, lo->kb, lo->ksa, lo->ksb, lo->rb, lo->rsa, lo->rsb);
     clsynth_arg_tensor(&a, dst);
     clsynth_arg_int(&a, final_pass);
     clsynth_arg_float(&a, alpha);

@@ -10,16 +10,6 @@
 
 #include "clcore/fsutil.h"
 
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = 0;
-    return s;
-}
-
 static bool parse_size(const char *v, size_t *out)
 {
     char *end = NULL;
@@ -188,7 +178,7 @@ int clsynth_tunedb_read(const char *path, const char *text, clsynth_tunedb_heade
             rc = -1;
             break;
         }
-        char *s = trim(line);
+        char *s = clsynth_trim(line);
         if (!*s || *s == '#')
             continue;
         if (!magic) {
@@ -213,7 +203,7 @@ int clsynth_tunedb_read(const char *path, const char *text, clsynth_tunedb_heade
         char *sp = s + strcspn(s, " \t");
         if (colon && colon < sp) { /* "key: value" header line */
             *colon = 0;
-            header_line(h, s, trim(colon + 1));
+            header_line(h, s, clsynth_trim(colon + 1));
             continue;
         }
         clsynth_tune_record r;

@@ -18,14 +18,6 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
 typedef struct shape {
     int n, c, h, w;
 } shape;
@@ -398,19 +390,14 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("dwconv");
-    TCase *tc = tcase_create("cond_dwconv");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, forward_matches_reference);
-    tcase_add_test(tc, backward_matches_reference);
-    tcase_add_test(tc, backward_accumulates_into_existing_gradients);
-    tcase_add_test(tc, gradcheck_x_and_k);
-    tcase_add_test(tc, gradcheck_only_one_input_requires_grad);
-    tcase_add_test(tc, identical_under_emulated_small_limits);
-    tcase_add_test(tc, identical_under_other_tunables);
-    tcase_add_test(tc, rejects_kernels_of_the_wrong_shape);
-    tcase_add_test(tc, bandwidth_report);
-    suite_add_tcase(s, tc);
-    return clsynth_test_run(s);
+    return clsynth_test_main("dwconv", &ctx, 600,
+                             CLSYNTH_TEST_LIST(forward_matches_reference,
+                                               backward_matches_reference,
+                                               backward_accumulates_into_existing_gradients,
+                                               gradcheck_x_and_k,
+                                               gradcheck_only_one_input_requires_grad,
+                                               identical_under_emulated_small_limits,
+                                               identical_under_other_tunables,
+                                               rejects_kernels_of_the_wrong_shape,
+                                               bandwidth_report));
 }

@@ -18,23 +18,6 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
-static void write_own_db(clsynth_ctx *c, const char *path, const char *entries)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "clsynth-tunedb 1\nvendor: %s\ndevice: %s\ndriver: %s\nplatform: x\n%s", c->dev.vendor, c->dev.name,
-            c->dev.driver, entries);
-    fclose(f);
-}
-
 static void write_class_db(const char *path, const char *cls, const char *entries)
 {
     FILE *f = fopen(path, "w");
@@ -55,7 +38,7 @@ static clsynth_kcfg resolve_dw(clsynth_ctx *c, clsynth_kforce *force)
 
 START_TEST(force_then_device_then_class_then_defaults)
 {
-    write_own_db(ctx, "order-device.txt", "dwconv_fwd 8x16x16 opts=\"-DVW=2 -DTILE_W=16 -DTILE_H=4\"\n");
+    clsynth_test_write_tunedb(ctx, "order-device.txt", NULL, NULL, NULL, "dwconv_fwd 8x16x16 opts=\"-DVW=2 -DTILE_W=16 -DTILE_H=4\"\n");
     write_class_db("order-class.txt", clsynth_device_class(&ctx->dev),
                    "dwconv_fwd 8x16x16 opts=\"-DVW=4 -DTILE_W=16 -DTILE_H=2\"\n"
                    "dwconv_fwd 8x16x17 opts=\"-DVW=4 -DTILE_W=16 -DTILE_H=2\"\n");
@@ -104,7 +87,7 @@ END_TEST
  * its entries are replaced by the (fitted) defaults, with one warning. */
 START_TEST(entries_beyond_emulated_limits_fall_back_to_the_defaults)
 {
-    write_own_db(ctx, "limits.txt",
+    clsynth_test_write_tunedb(ctx, "limits.txt", NULL, NULL, NULL,
                  "dwconv_fwd 8x64x64 opts=\"-DVW=1 -DTILE_W=32 -DTILE_H=16\"\n" /* 512 items */
                  "dwconv_fwd 8x64x65 opts=\"-DVW=1 -DTILE_W=8 -DTILE_H=8\"\n"
                  "dwconv_fwd 8x64x66 opts=\"-DVW=16 -DTILE_W=256 -DTILE_H=16\"\n"); /* 18.6 KB */
@@ -140,7 +123,7 @@ START_TEST(every_resolved_work_group_fits_the_built_kernel)
             if (!def->file)
                 continue;
             for (int i = 0; i < def->n_test_shapes; i++) {
-                const void *shape = (const char *)def->test_shapes + (size_t)i * def->shape_size;
+                const void *shape = clsynth_kdef_test_shape(def, i);
                 clsynth_kcfg cfg;
                 ck_assert_msg(clsynth_kconfig(c, def, shape, NULL, &cfg) == 0, "%s: %s", def->key, c->err.msg);
                 size_t prod = 1;
@@ -205,7 +188,7 @@ START_TEST(class_file_of_another_class_or_a_device_file_as_class_is_ignored)
     ck_assert_int_ne(clsynth_tunedb_import(ctx, "other-class.txt", false), 0);
     ck_assert_ptr_nonnull(strstr(ctx->err.msg, "some-other-class"));
     clsynth_ctx_clear_error(ctx);
-    write_own_db(ctx, "device-as-class.txt", "dwconv_fwd 8x16x16 opts=\"-DVW=4 -DTILE_W=16 -DTILE_H=2\"\n");
+    clsynth_test_write_tunedb(ctx, "device-as-class.txt", NULL, NULL, NULL, "dwconv_fwd 8x16x16 opts=\"-DVW=4 -DTILE_W=16 -DTILE_H=2\"\n");
     clsynth_tunedb_set_class_path(ctx, "device-as-class.txt");
     ck_assert_int_eq(resolve_dw(ctx, NULL).source, CLSYNTH_KSRC_DEFAULT);
     ck_assert_uint_eq(clsynth_tunedb_warnings(ctx), 2);
@@ -258,16 +241,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("kconfig");
-    TCase *tc = tcase_create("kconfig");
-    tcase_set_timeout(tc, 600);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, force_then_device_then_class_then_defaults);
-    tcase_add_test(tc, entries_beyond_emulated_limits_fall_back_to_the_defaults);
-    tcase_add_test(tc, every_resolved_work_group_fits_the_built_kernel);
-    tcase_add_test(tc, class_file_exported_here_is_used_where_the_device_has_no_entry);
-    tcase_add_test(tc, class_file_of_another_class_or_a_device_file_as_class_is_ignored);
-    tcase_add_test(tc, resolving_a_kept_configuration_costs_nothing_measurable);
-    suite_add_tcase(s, tc);
-    return clsynth_test_run(s);
+    return clsynth_test_main("kconfig", &ctx, 600,
+                             CLSYNTH_TEST_LIST(force_then_device_then_class_then_defaults,
+                                               entries_beyond_emulated_limits_fall_back_to_the_defaults,
+                                               every_resolved_work_group_fits_the_built_kernel,
+                                               class_file_exported_here_is_used_where_the_device_has_no_entry,
+                                               class_file_of_another_class_or_a_device_file_as_class_is_ignored,
+                                               resolving_a_kept_configuration_costs_nothing_measurable));
 }

@@ -283,7 +283,7 @@ static void sweep(bool small)
         ck_assert_msg(sr != NULL, "%s has no reference in the sweep", def->key);
         int shapes = clsynth_test_under_oclgrind() ? 1 : def->n_test_shapes, ran = 0;
         for (int i = 0; i < shapes; i++)
-            ran += sweep_shape(c, def, sr, (const char *)def->test_shapes + (size_t)i * def->shape_size, i, limits);
+            ran += sweep_shape(c, def, sr, clsynth_kdef_test_shape(def, i), i, limits);
         ck_assert_msg(ran > 0 || samples_wanted() == 0 || (clsynth_test_under_oclgrind() && !def->file),
                       "%s: no candidate besides the defaults is legal here", def->key);
     }
@@ -396,14 +396,10 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("kernel_sweep");
-    TCase *tc = tcase_create("kernel_sweep");
-    tcase_set_timeout(tc, 1200);
-    tcase_add_test(tc, every_registry_slot_holds_a_distinct_descriptor);
-    tcase_add_test(tc, every_descriptor_with_a_harness_has_a_reference);
-    tcase_add_test(tc, every_required_define_and_named_kernel_belongs_to_a_descriptor);
-    tcase_add_test(tc, every_kernel_matches_its_reference_under_the_device_limits);
-    tcase_add_test(tc, every_kernel_matches_its_reference_on_a_small_device);
-    suite_add_tcase(s, tc);
-    return clsynth_test_run(s);
+    return clsynth_test_main("kernel_sweep", NULL, 1200,
+                             CLSYNTH_TEST_LIST(every_registry_slot_holds_a_distinct_descriptor,
+                                               every_descriptor_with_a_harness_has_a_reference,
+                                               every_required_define_and_named_kernel_belongs_to_a_descriptor,
+                                               every_kernel_matches_its_reference_under_the_device_limits,
+                                               every_kernel_matches_its_reference_on_a_small_device));
 }

@@ -15,20 +15,6 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void)
-{
-    clsynth_err err;
-    ctx = clsynth_ctx_create(NULL, &err);
-    ck_assert_msg(ctx != NULL, "context: %s", err.msg);
-    ctx->quiet = true;
-}
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
 /* A fake device list: selection logic does not need real devices. */
 static void fake_devices(clsynth_device_info d[3])
 {
@@ -419,28 +405,21 @@ START_TEST(default_local_respects_emulated_limits)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-    Suite *s = suite_create("runtime");
-    TCase *tc = tcase_create("runtime");
-    tcase_set_timeout(tc, 300);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, devices_are_listed_with_limits);
-    tcase_add_test(tc, select_by_index_substring_and_default);
-    tcase_add_test(tc, select_without_match_lists_devices);
-    tcase_add_test(tc, device_class_does_not_trust_vendor_id);
-    tcase_add_test(tc, cl_error_names);
-    tcase_add_test(tc, failing_call_names_call_kernel_and_error);
-    tcase_add_test(tc, build_failure_prints_build_log);
-    tcase_add_test(tc, program_cache_miss_hit_corrupt_rebuild);
-    tcase_add_test(tc, tensor_round_trip_at_odd_sizes);
-    tcase_add_test(tc, views_see_their_slice);
-    tcase_add_test(tc, allocation_beyond_max_alloc_names_tensor);
-    tcase_add_test(tc, repeated_step_allocates_nothing_new);
-    tcase_add_test(tc, kernel_result_is_identical_under_legal_local_sizes);
-    tcase_add_test(tc, default_local_respects_emulated_limits);
-    suite_add_tcase(s, tc);
-    return s;
+    return clsynth_test_main("runtime", &ctx, 300,
+                             CLSYNTH_TEST_LIST(devices_are_listed_with_limits,
+                                               select_by_index_substring_and_default,
+                                               select_without_match_lists_devices,
+                                               device_class_does_not_trust_vendor_id,
+                                               cl_error_names,
+                                               failing_call_names_call_kernel_and_error,
+                                               build_failure_prints_build_log,
+                                               program_cache_miss_hit_corrupt_rebuild,
+                                               tensor_round_trip_at_odd_sizes,
+                                               views_see_their_slice,
+                                               allocation_beyond_max_alloc_names_tensor,
+                                               repeated_step_allocates_nothing_new,
+                                               kernel_result_is_identical_under_legal_local_sizes,
+                                               default_local_respects_emulated_limits));
 }
-
-int main(void) { return clsynth_test_run(suite()); }

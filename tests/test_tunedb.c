@@ -19,14 +19,6 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
 static clsynth_tune_record rec(const char *k, const char *s, const char *opts, size_t l0, size_t l1, int algo)
 {
     clsynth_tune_record r;
@@ -49,19 +41,6 @@ static void write_file(const char *path, const char *text)
     ck_assert_ptr_nonnull(f);
     fputs(text, f);
     fclose(f);
-}
-
-static void write_db(const char *path, const char *vendor, const char *device, const char *driver, const char *entries)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "clsynth-tunedb 1\nvendor: %s\ndevice: %s\ndriver: %s\nplatform: x\n%s", vendor, device, driver, entries);
-    fclose(f);
-}
-
-static void write_own_db(clsynth_ctx *c, const char *path, const char *entries)
-{
-    write_db(path, c->dev.vendor, c->dev.name, c->dev.driver, entries);
 }
 
 /* What the database answers for dwconv_fwd at key, with its values. */
@@ -143,11 +122,11 @@ START_TEST(corrupt_file_warns_and_uses_defaults)
         if (bad[i])
             write_file(path, bad[i]);
         else if (i == 3)
-            write_own_db(c, path, "dwconv_fwd 8x8x8 local=8xbanana opts=\"\"\n");
+            clsynth_test_write_tunedb(c, path, NULL, NULL, NULL, "dwconv_fwd 8x8x8 local=8xbanana opts=\"\"\n");
         else if (i == 4)
-            write_own_db(c, path, "dwconv_fwd 8x8x8 opts=\"-DVW=4\n");
+            clsynth_test_write_tunedb(c, path, NULL, NULL, NULL, "dwconv_fwd 8x8x8 opts=\"-DVW=4\n");
         else
-            write_own_db(c, path, "dwconv_fwd 8x8x8 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\"\nconv2d\n");
+            clsynth_test_write_tunedb(c, path, NULL, NULL, NULL, "dwconv_fwd 8x8x8 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\"\nconv2d\n");
         clsynth_tunedb_set_path(c, path);
         int v[CLSYNTH_K_MAX_PARAMS];
         ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
@@ -168,9 +147,9 @@ END_TEST
 START_TEST(stale_driver_or_other_device_is_ignored_with_a_warning)
 {
     const char *entry = "dwconv_fwd 8x8x8 algo=0 local=0x0x0 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\"\n";
-    write_db("stale.txt", ctx->dev.vendor, ctx->dev.name, "0.0-older-driver", entry);
-    write_db("other.txt", "Some Vendor", "Some GPU", ctx->dev.driver, entry);
-    write_db("good.txt", ctx->dev.vendor, ctx->dev.name, ctx->dev.driver, entry);
+    clsynth_test_write_tunedb(ctx, "stale.txt", ctx->dev.vendor, ctx->dev.name, "0.0-older-driver", entry);
+    clsynth_test_write_tunedb(ctx, "other.txt", "Some Vendor", "Some GPU", ctx->dev.driver, entry);
+    clsynth_test_write_tunedb(ctx, "good.txt", ctx->dev.vendor, ctx->dev.name, ctx->dev.driver, entry);
     int v[CLSYNTH_K_MAX_PARAMS];
     const char *files[3] = { "stale.txt", "other.txt", "good.txt" };
     for (int i = 0; i < 3; i++) {
@@ -199,7 +178,7 @@ START_TEST(stale_driver_or_other_device_is_ignored_with_a_warning)
     snprintf(ent, sizeof ent,
              "dwconv_fwd 8x8x8 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\" src=%08x\n"
              "dwconv_fwd 16x8x8 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\" src=%08x\n", src ^ 1u, src);
-    write_own_db(ctx, "oldsrc.txt", ent);
+    clsynth_test_write_tunedb(ctx, "oldsrc.txt", NULL, NULL, NULL, ent);
     c = clsynth_test_ctx();
     clsynth_tunedb_set_path(c, "oldsrc.txt");
     ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
@@ -224,7 +203,7 @@ static clsynth_tensor *small_direct_conv(clsynth_ctx *c)
  * made conv2d fail ("clBuildProgram failed ... -DNOPE("). */
 START_TEST(entry_with_malformed_options_is_dropped_at_load_and_the_op_runs)
 {
-    write_own_db(ctx, "nope.txt",
+    clsynth_test_write_tunedb(ctx, "nope.txt", NULL, NULL, NULL,
                  "conv_fwd_direct N1.C3.H8.W8.O4.K3x3.S1.P1 algo=0 local=0x0x0 lmem=0 src=00000000 opts=\"-DNOPE(\"\n");
     clsynth_tunedb_set_path(ctx, "nope.txt");
     clsynth_tensor *y = small_direct_conv(ctx);
@@ -239,7 +218,7 @@ END_TEST
  * of another format: one warning each, the rest of the file still loads. */
 START_TEST(entries_with_undeclared_tunables_or_illegal_values_are_dropped_at_load)
 {
-    write_own_db(ctx, "illegal.txt",
+    clsynth_test_write_tunedb(ctx, "illegal.txt", NULL, NULL, NULL,
                  "conv_fwd_direct N1.C3.H8.W8.O4.K3x3.S1.P1 opts=\"-DCOUT_PER_ITEM=4 -DUNROLL=2\"\n"
                  "conv_fwd_direct N1.C3.H8.W9.O4.K3x3.S1.P1 opts=\"-DCOUT_PER_ITEM=5\"\n"
                  "dwconv_fwd 8x8x8 local=8x8x1 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\"\n"
@@ -281,7 +260,7 @@ START_TEST(tuned_entry_whose_kernel_does_not_build_falls_back_to_the_defaults)
     def.parse = bad_parse;
     def.local_size = clsynth_kdef_dwconv_fwd.local_size;
     def.local_mem = clsynth_kdef_dwconv_fwd.local_mem;
-    write_own_db(ctx, "badbuild.txt", "test_dw_badtile 2x8x8 opts=\"-DVW=3 -DTILE_W=8 -DTILE_H=1\"\n");
+    clsynth_test_write_tunedb(ctx, "badbuild.txt", NULL, NULL, NULL, "test_dw_badtile 2x8x8 opts=\"-DVW=3 -DTILE_W=8 -DTILE_H=1\"\n");
     clsynth_tunedb_set_path(ctx, "badbuild.txt");
     const clsynth_dwconv_shape s = { 2, 8, 8 };
     clsynth_kcfg cfg;
@@ -322,7 +301,7 @@ START_TEST(illegal_clblast_entry_is_dropped_at_load_and_sgemm_works)
 {
     if (clsynth_test_under_oclgrind())
         return;
-    write_own_db(ctx, "kwg.txt",
+    clsynth_test_write_tunedb(ctx, "kwg.txt", NULL, NULL, NULL,
                  "clblast.Xgemm sgemm opts=\"-DGEMMK=0 -DKREG=1 -DKWG=7 -DKWI=2 -DMDIMA=8 -DMDIMC=0 -DMWG=64 "
                  "-DNDIMB=16 -DNDIMC=16 -DNWG=64 -DSA=1 -DSB=1 -DSTRM=1 -DSTRN=0 -DVWM=4 -DVWN=2\"\n"
                  "clblast.XgemmDirect sgemm opts=\"-DKWID=2 -DBOGUS=1\"\n"
@@ -350,7 +329,7 @@ START_TEST(gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults
     char entries[600];
     snprintf(entries, sizeof entries, "clblast.Xgemm sgemm opts=\"%s\"\n"
                                       "clblast.GemmRoutine sgemm opts=\"-DXGEMM_MIN_INDIRECT_SIZE=0\"\n", r.opts);
-    write_own_db(ctx, "cbfail.txt", entries);
+    clsynth_test_write_tunedb(ctx, "cbfail.txt", NULL, NULL, NULL, entries);
     clsynth_tunedb_set_path(ctx, "cbfail.txt");
     clsynth_tunedb_load(ctx);
     ck_assert_uint_eq(ctx->clblast_overridden, (1u << 0) | (1u << 2));
@@ -369,18 +348,13 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("tunedb");
-    TCase *tc = tcase_create("tunedb");
-    tcase_set_timeout(tc, 600);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, database_round_trip);
-    tcase_add_test(tc, corrupt_file_warns_and_uses_defaults);
-    tcase_add_test(tc, stale_driver_or_other_device_is_ignored_with_a_warning);
-    tcase_add_test(tc, entry_with_malformed_options_is_dropped_at_load_and_the_op_runs);
-    tcase_add_test(tc, entries_with_undeclared_tunables_or_illegal_values_are_dropped_at_load);
-    tcase_add_test(tc, tuned_entry_whose_kernel_does_not_build_falls_back_to_the_defaults);
-    tcase_add_test(tc, illegal_clblast_entry_is_dropped_at_load_and_sgemm_works);
-    tcase_add_test(tc, gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults);
-    suite_add_tcase(s, tc);
-    return clsynth_test_run(s);
+    return clsynth_test_main("tunedb", &ctx, 600,
+                             CLSYNTH_TEST_LIST(database_round_trip,
+                                               corrupt_file_warns_and_uses_defaults,
+                                               stale_driver_or_other_device_is_ignored_with_a_warning,
+                                               entry_with_malformed_options_is_dropped_at_load_and_the_op_runs,
+                                               entries_with_undeclared_tunables_or_illegal_values_are_dropped_at_load,
+                                               tuned_entry_whose_kernel_does_not_build_falls_back_to_the_defaults,
+                                               illegal_clblast_entry_is_dropped_at_load_and_sgemm_works,
+                                               gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults));
 }

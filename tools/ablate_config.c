@@ -3,17 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clcore/fsutil.h"
 #include "tools/ablate.h"
-
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = 0;
-    return s;
-}
 
 static int set_field(char *dst, size_t cap, const char *v, const char *path, int line, const char *key,
                      clsynth_err *err)
@@ -51,7 +42,7 @@ int clsynth_ablate_parse_config(const char *path, abl_config *c, clsynth_err *er
             rc = clsynth_fail(err, "%s:%d: line too long", path, line);
             break;
         }
-        char *s = trim(buf);
+        char *s = clsynth_trim(buf);
         if (!*s || *s == '#')
             continue;
         char *eq = strchr(s, '=');
@@ -60,7 +51,7 @@ int clsynth_ablate_parse_config(const char *path, abl_config *c, clsynth_err *er
             break;
         }
         *eq = 0;
-        char *key = trim(s), *val = trim(eq + 1);
+        char *key = clsynth_trim(s), *val = clsynth_trim(eq + 1);
         if (strcmp(key, "out") == 0) {
             rc = set_field(c->out, sizeof c->out, val, path, line, key, err);
         } else if (strcmp(key, "dataroot") == 0) {
@@ -79,7 +70,7 @@ int clsynth_ablate_parse_config(const char *path, abl_config *c, clsynth_err *er
                                   path, line, val);
             c->has_synth = 1;
         } else if (strncmp(key, "variant", 7) == 0 && (key[7] == ' ' || key[7] == '\t')) {
-            char *name = trim(key + 7);
+            char *name = clsynth_trim(key + 7);
             if (!valid_name(name) || strlen(name) >= sizeof c->v[0].name) {
                 rc = clsynth_fail(err, "%s:%d: variant name '%s' (letters, digits, '_' and '-', at most 63)", path,
                                   line, name);
