@@ -89,7 +89,7 @@ START_TEST(entries_beyond_emulated_limits_fall_back_to_the_defaults)
 {
     clsynth_test_write_tunedb(ctx, "limits.txt", NULL, NULL, NULL,
                  "dwconv_fwd 8x64x64 opts=\"-DVW=1 -DTILE_W=32 -DTILE_H=16\"\n" /* 512 items */
-                 "dwconv_fwd 8x64x65 opts=\"-DVW=1 -DTILE_W=8 -DTILE_H=8\"\n"
+                 "dwconv_fwd 8x64x65 opts=\"-DVW=1 -DTILE_W=8 -DTILE_H=2\"\n" /* 16 items */
                  "dwconv_fwd 8x64x66 opts=\"-DVW=16 -DTILE_W=256 -DTILE_H=16\"\n"); /* 18.6 KB */
     clsynth_tunedb_set_path(ctx, "limits.txt");
     clsynth_ctx_emulate_limits(ctx, 256, 8192);
