@@ -155,7 +155,8 @@ static bool attempt(clsynth_ctx *ctx, const clsynth_kdef *def, const void *shape
                     char *why, size_t len)
 {
     clsynth_klimits lim = clsynth_klimits_of(ctx);
-    memcpy(cfg->v, v, sizeof cfg->v);
+    memset(cfg->v, 0, sizeof cfg->v);
+    memcpy(cfg->v, v, sizeof(int) * (size_t)def->n_params); /* v may hold only n_params values */
     if (!build(ctx, def, v, cfg, &lim, why, len))
         return false;
     return clsynth_kdef_fits(def, v, shape, &lim, cfg->local, &cfg->local_mem, why, len);

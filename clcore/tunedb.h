@@ -66,8 +66,9 @@ typedef enum clsynth_tunedb_answer {
     CLSYNTH_TUNEDB_CLASS,     /* the device class's entry: values in v */
 } clsynth_tunedb_answer;
 
-/* What the database holds for def at shape key on this device. With an
- * entry, *entry (may be NULL) receives a handle for clsynth_tunedb_reject. */
+/* What the database holds for def at shape key on this device; v has room
+ * for CLSYNTH_K_MAX_PARAMS values. With an entry, *entry (may be NULL)
+ * receives a handle for clsynth_tunedb_reject. */
 clsynth_tunedb_answer clsynth_tunedb_lookup(clsynth_ctx *ctx, const clsynth_kdef *def, const char *key, int *v,
                                             const void **entry);
 /* The resolver refuses an entry at run time (limits, build): warns once,
