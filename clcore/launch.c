@@ -116,6 +116,22 @@ static size_t pow2_floor(size_t x)
     return p;
 }
 
+size_t clsynth_reduction_local(size_t max_wg, size_t max_item0, cl_ulong local_mem, size_t bytes_per_item,
+                               size_t want)
+{
+    size_t l = max_wg < 256 ? max_wg : 256;
+    if (l > max_item0)
+        l = max_item0;
+    if (bytes_per_item && l > local_mem / bytes_per_item)
+        l = (size_t)(local_mem / bytes_per_item);
+    size_t p2 = 1;
+    while (p2 < want)
+        p2 *= 2;
+    if (l > p2)
+        l = p2;
+    return l ? l : 1;
+}
+
 int clsynth_default_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, int dims, const size_t global[],
                           size_t local[])
 {

@@ -55,6 +55,13 @@ int clsynth_default_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, int 
 int clsynth_local_is_legal(clsynth_ctx *ctx, cl_kernel k, const char *kname, int dims,
                            const size_t local[], size_t local_mem_bytes);
 
+/* The work-group of a 1-D reduction over `want` values per group: up to 256
+ * items, within max_wg (the kernel's limit), max_item0, local memory at
+ * bytes_per_item each, and no more than want rounded up to a power of two
+ * (at least 1). */
+size_t clsynth_reduction_local(size_t max_wg, size_t max_item0, cl_ulong local_mem, size_t bytes_per_item,
+                               size_t want);
+
 /* Smallest multiple of m that is >= x. */
 static inline size_t clsynth_round_up(size_t x, size_t m) { return m ? (x + m - 1) / m * m : x; }
 

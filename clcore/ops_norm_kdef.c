@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "clcore/kdefs.h"
+#include "clcore/launch.h"
 #include "clcore/ops.h"
 
 static int norm_format(const void *shape, char *key, size_t len)
@@ -43,7 +44,8 @@ static bool norm_valid(const int *v, const void *shape)
 {
     const clsynth_norm_shape *s = shape;
     /* more values per chunk than a group has is the same as fewer */
-    return (long)v[NORM_VPT] * (v[NORM_LOCAL] ? v[NORM_LOCAL] : 1) <= 4L * clsynth_pow2_ceil(s->m) || v[NORM_VPT] == 1;
+    return (long)v[NORM_VPT] * (v[NORM_LOCAL] ? v[NORM_LOCAL] : 1) <= 4L * clsynth_pow2_ceil(s->m) ||
+           v[NORM_VPT] == 1;
 }
 
 /* Automatic (LOCAL 0): up to 256 items, within the kernel's and the device's
@@ -51,19 +53,7 @@ static bool norm_valid(const int *v, const void *shape)
  * (want, rounded up to a power of two: ceil(M / NORM_VPT) values to a chunk). */
 size_t clsynth_norm_auto_local(const clsynth_klimits *lim, size_t bytes_per_item, size_t want)
 {
-    size_t l = lim->max_wg;
-    if (l > 256)
-        l = 256;
-    if (l > lim->max_item[0])
-        l = lim->max_item[0];
-    if (l > lim->local_mem / bytes_per_item)
-        l = (size_t)(lim->local_mem / bytes_per_item);
-    size_t p2 = 1;
-    while (p2 < want)
-        p2 *= 2;
-    if (l > p2)
-        l = p2;
-    return l ? l : 1;
+    return clsynth_reduction_local(lim->max_wg, lim->max_item[0], lim->local_mem, bytes_per_item, want);
 }
 
 static bool local_of(const int *v, const void *shape, const clsynth_klimits *lim, size_t local[3],

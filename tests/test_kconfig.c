@@ -38,7 +38,8 @@ static clsynth_kcfg resolve_dw(clsynth_ctx *c, clsynth_kforce *force)
 
 START_TEST(force_then_device_then_class_then_defaults)
 {
-    clsynth_test_write_tunedb(ctx, "order-device.txt", NULL, NULL, NULL, "dwconv_fwd 8x16x16 opts=\"-DVW=2 -DTILE_W=16 -DTILE_H=4\"\n");
+    clsynth_test_write_tunedb(ctx, "order-device.txt", NULL, NULL, NULL,
+        "dwconv_fwd 8x16x16 opts=\"-DVW=2 -DTILE_W=16 -DTILE_H=4\"\n");
     write_class_db("order-class.txt", clsynth_device_class(&ctx->dev),
                    "dwconv_fwd 8x16x16 opts=\"-DVW=4 -DTILE_W=16 -DTILE_H=2\"\n"
                    "dwconv_fwd 8x16x17 opts=\"-DVW=4 -DTILE_W=16 -DTILE_H=2\"\n");
@@ -180,7 +181,8 @@ END_TEST
 
 START_TEST(class_file_of_another_class_or_a_device_file_as_class_is_ignored)
 {
-    write_class_db("other-class.txt", "some-other-class", "dwconv_fwd 8x16x16 opts=\"-DVW=4 -DTILE_W=16 -DTILE_H=2\"\n");
+    write_class_db("other-class.txt", "some-other-class",
+        "dwconv_fwd 8x16x16 opts=\"-DVW=4 -DTILE_W=16 -DTILE_H=2\"\n");
     clsynth_tunedb_set_path(ctx, "none.txt");
     clsynth_tunedb_set_class_path(ctx, "other-class.txt");
     ck_assert_int_eq(resolve_dw(ctx, NULL).source, CLSYNTH_KSRC_DEFAULT);
@@ -188,7 +190,8 @@ START_TEST(class_file_of_another_class_or_a_device_file_as_class_is_ignored)
     ck_assert_int_ne(clsynth_tunedb_import(ctx, "other-class.txt", false), 0);
     ck_assert_ptr_nonnull(strstr(ctx->err.msg, "some-other-class"));
     clsynth_ctx_clear_error(ctx);
-    clsynth_test_write_tunedb(ctx, "device-as-class.txt", NULL, NULL, NULL, "dwconv_fwd 8x16x16 opts=\"-DVW=4 -DTILE_W=16 -DTILE_H=2\"\n");
+    clsynth_test_write_tunedb(ctx, "device-as-class.txt", NULL, NULL, NULL,
+        "dwconv_fwd 8x16x16 opts=\"-DVW=4 -DTILE_W=16 -DTILE_H=2\"\n");
     clsynth_tunedb_set_class_path(ctx, "device-as-class.txt");
     ck_assert_int_eq(resolve_dw(ctx, NULL).source, CLSYNTH_KSRC_DEFAULT);
     ck_assert_uint_eq(clsynth_tunedb_warnings(ctx), 2);

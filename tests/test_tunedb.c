@@ -126,7 +126,8 @@ START_TEST(corrupt_file_warns_and_uses_defaults)
         else if (i == 4)
             clsynth_test_write_tunedb(c, path, NULL, NULL, NULL, "dwconv_fwd 8x8x8 opts=\"-DVW=4\n");
         else
-            clsynth_test_write_tunedb(c, path, NULL, NULL, NULL, "dwconv_fwd 8x8x8 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\"\nconv2d\n");
+            clsynth_test_write_tunedb(c, path, NULL, NULL, NULL,
+                "dwconv_fwd 8x8x8 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\"\nconv2d\n");
         clsynth_tunedb_set_path(c, path);
         int v[CLSYNTH_K_MAX_PARAMS];
         ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
@@ -249,7 +250,11 @@ static const clsynth_kdef BAD_DW = {
     },
 };
 
-static int bad_format(const void *shape, char *key, size_t len) { return clsynth_kdef_dwconv_fwd.format(shape, key, len); }
+static int bad_format(const void *shape, char *key, size_t len)
+{
+    return clsynth_kdef_dwconv_fwd.format(shape, key, len);
+}
+
 static bool bad_parse(const char *key, void *shape) { return clsynth_kdef_dwconv_fwd.parse(key, shape); }
 
 START_TEST(tuned_entry_whose_kernel_does_not_build_falls_back_to_the_defaults)
@@ -260,7 +265,8 @@ START_TEST(tuned_entry_whose_kernel_does_not_build_falls_back_to_the_defaults)
     def.parse = bad_parse;
     def.local_size = clsynth_kdef_dwconv_fwd.local_size;
     def.local_mem = clsynth_kdef_dwconv_fwd.local_mem;
-    clsynth_test_write_tunedb(ctx, "badbuild.txt", NULL, NULL, NULL, "test_dw_badtile 2x8x8 opts=\"-DVW=3 -DTILE_W=8 -DTILE_H=1\"\n");
+    clsynth_test_write_tunedb(ctx, "badbuild.txt", NULL, NULL, NULL,
+        "test_dw_badtile 2x8x8 opts=\"-DVW=3 -DTILE_W=8 -DTILE_H=1\"\n");
     clsynth_tunedb_set_path(ctx, "badbuild.txt");
     const clsynth_dwconv_shape s = { 2, 8, 8 };
     clsynth_kcfg cfg;
