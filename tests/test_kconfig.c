@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clcore/kconfig.h"
 #include "clcore/kdefs.h"
 #include "clcore/program.h"
 #include "clcore/tunedb.h"
-#include "clcore/tuner.h"
 #include "testutil.h"
 
 static clsynth_ctx *ctx;
@@ -198,6 +198,13 @@ START_TEST(class_file_of_another_class_or_a_device_file_as_class_is_ignored)
 }
 END_TEST
 
+static double thread_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 /* The resolver sits in front of every tunable launch: a repeated op must
  * cost nothing next to the launch itself (a clEnqueueNDRangeKernel is
  * several microseconds of host time). */
@@ -212,29 +219,36 @@ START_TEST(resolving_a_kept_configuration_costs_nothing_measurable)
         clsynth_tune_record_of(&clsynth_kdef_dwconv_fwd, v, key, &r);
         ck_assert(clsynth_tunedb_put(ctx, &r) == 0);
     }
-    const int N = clsynth_test_under_oclgrind() ? 10000 : 1000000;
+    const int N = clsynth_test_under_oclgrind() ? 100000 : 1000000;
     const clsynth_dwconv_shape a = { 17, 32, 32 }, b = { 3, 5, 7 };
     clsynth_kcfg cfg;
     ck_assert_int_eq(clsynth_kconfig(ctx, &clsynth_kdef_dwconv_fwd, &a, NULL, &cfg), 0);
     ck_assert_int_eq(clsynth_kconfig(ctx, &clsynth_kdef_dwconv_fwd, &b, NULL, &cfg), 0);
-    int tuned = 0;
-    double t0 = clsynth_now_s();
-    for (int i = 0; i < N; i++) {
-        clsynth_kconfig(ctx, &clsynth_kdef_dwconv_fwd, (i & 1) ? &a : &b, NULL, &cfg);
-        tuned += cfg.source == CLSYNTH_KSRC_DEVICE;
+    /* the calling thread's CPU time, best of 3: a shared machine's preemptions
+     * are not the resolver's cost */
+    double resolve = 1e9, lookup = 1e9;
+    for (int rep = 0; rep < 3; rep++) {
+        int tuned = 0;
+        double t0 = thread_seconds();
+        for (int i = 0; i < N; i++) {
+            clsynth_kconfig(ctx, &clsynth_kdef_dwconv_fwd, (i & 1) ? &a : &b, NULL, &cfg);
+            tuned += cfg.source == CLSYNTH_KSRC_DEVICE;
+        }
+        double per = (thread_seconds() - t0) / N;
+        resolve = per < resolve ? per : resolve;
+        ck_assert_int_eq(tuned, N / 2);
+        /* the database lookup behind a first resolution, too */
+        int v[CLSYNTH_K_MAX_PARAMS];
+        tuned = 0;
+        t0 = thread_seconds();
+        for (int i = 0; i < N; i++)
+            tuned += clsynth_tunedb_lookup(ctx, &clsynth_kdef_dwconv_fwd, (i & 1) ? "17x32x32" : "N1.C2.H3", v,
+                                           NULL) == CLSYNTH_TUNEDB_DEVICE;
+        per = (thread_seconds() - t0) / N;
+        lookup = per < lookup ? per : lookup;
+        ck_assert_int_eq(tuned, N / 2);
     }
-    double resolve = (clsynth_now_s() - t0) / N;
-    ck_assert_int_eq(tuned, N / 2);
     ck_assert_msg(resolve < 1e-6, "resolving takes %.3g s", resolve);
-    /* the database lookup behind a first resolution, too */
-    int v[CLSYNTH_K_MAX_PARAMS];
-    tuned = 0;
-    t0 = clsynth_now_s();
-    for (int i = 0; i < N; i++)
-        tuned += clsynth_tunedb_lookup(ctx, &clsynth_kdef_dwconv_fwd, (i & 1) ? "17x32x32" : "N1.C2.H3", v, NULL) ==
-                 CLSYNTH_TUNEDB_DEVICE;
-    double lookup = (clsynth_now_s() - t0) / N;
-    ck_assert_int_eq(tuned, N / 2);
     ck_assert_msg(lookup < 1e-6, "a lookup takes %.3g s", lookup);
     if (getenv("CLSYNTH_BENCH"))
         printf("resolving a kept configuration: %.0f ns; a database lookup: %.0f ns\n", resolve * 1e9,
