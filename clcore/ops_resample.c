@@ -34,11 +34,7 @@ static int nearest_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_args a = clsynth_args_begin(ctx, k, "resize_nearest_bwd");
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, dy->h);
-    clsynth_arg_int(&a, dy->w);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w);
     return launch_1d(&a, x->numel);
 }
 
@@ -65,11 +61,7 @@ static clsynth_tensor *nearest(clsynth_ctx *ctx, const char *op, clsynth_tensor 
     clsynth_args a = clsynth_args_begin(ctx, k, "resize_nearest_fwd");
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, h);
-    clsynth_arg_int(&a, w);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, h, w);
     if (launch_1d(&a, y->numel))
         return NULL;
     clsynth_tape_record(ctx, op, nearest_backward, y, &x, 1);
@@ -100,9 +92,7 @@ static int bilinear_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_args a = clsynth_args_begin(ctx, k, "bilinear2x_bwd");
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w);
     return launch_1d(&a, x->numel);
 }
 
@@ -117,9 +107,7 @@ clsynth_tensor *clsynth_upsample_bilinear2x(clsynth_ctx *ctx, clsynth_tensor *x)
     clsynth_args a = clsynth_args_begin(ctx, k, "bilinear2x_fwd");
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w);
     if (launch_1d(&a, y->numel))
         return NULL;
     clsynth_tape_record(ctx, "upsample_bilinear2x", bilinear_backward, y, &x, 1);
@@ -190,14 +178,7 @@ static int avgpool_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_args a = clsynth_args_begin(ctx, k, "avgpool_bwd");
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, dy->h);
-    clsynth_arg_int(&a, dy->w);
-    clsynth_arg_int(&a, nd->iarg[0]);
-    clsynth_arg_int(&a, nd->iarg[1]);
-    clsynth_arg_int(&a, nd->iarg[2]);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
     return launch_1d(&a, x->numel);
 }
 
@@ -224,14 +205,7 @@ clsynth_tensor *clsynth_avg_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int
     clsynth_args a = clsynth_args_begin(ctx, kern, "avgpool_fwd");
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, oh);
-    clsynth_arg_int(&a, ow);
-    clsynth_arg_int(&a, k);
-    clsynth_arg_int(&a, s);
-    clsynth_arg_int(&a, p);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, oh, ow, k, s, p);
     if (launch_1d(&a, y->numel))
         return NULL;
     clsynth_node *nd = clsynth_tape_record(ctx, "avg_pool", avgpool_backward, y, &x, 1);
@@ -258,13 +232,7 @@ static int maxpool_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, dy->h);
-    clsynth_arg_int(&a, dy->w);
-    clsynth_arg_int(&a, nd->iarg[0]);
-    clsynth_arg_int(&a, nd->iarg[1]);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w, nd->iarg[0], nd->iarg[1]);
     return launch_1d(&a, x->numel);
 }
 
@@ -286,13 +254,7 @@ clsynth_tensor *clsynth_max_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int
     clsynth_args a = clsynth_args_begin(ctx, kern, "maxpool_fwd");
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, oh);
-    clsynth_arg_int(&a, ow);
-    clsynth_arg_int(&a, k);
-    clsynth_arg_int(&a, s);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, oh, ow, k, s);
     if (launch_1d(&a, y->numel))
         return NULL;
     clsynth_node *nd = clsynth_tape_record(ctx, "max_pool", maxpool_backward, y, &x, 1);
@@ -344,12 +306,7 @@ clsynth_tensor *clsynth_one_hot(clsynth_ctx *ctx, clsynth_tensor *labels, int nu
     clsynth_arg_tensor(&a, labels);
     clsynth_arg_tensor(&a, y);
     clsynth_arg_tensor(&a, flag);
-    clsynth_arg_int(&a, labels->n);
-    clsynth_arg_int(&a, labels->h * labels->w);
-    clsynth_arg_int(&a, num_classes);
-    clsynth_arg_int(&a, num_channels);
-    clsynth_arg_int(&a, dontcare);
-    clsynth_arg_int(&a, dontcare_channel);
+    CLSYNTH_ARG_INTS(&a, labels->n, labels->h * labels->w, num_classes, num_channels, dontcare, dontcare_channel);
     if (launch_1d(&a, labels->numel))
         return NULL;
     cl_int bad = INT_MAX;

@@ -26,26 +26,12 @@
 
 #define SN_FILE "spectral.cl"
 #define SN_EPS 1e-12f
-#define SN_DEFAULT_LOCAL 256
 
 /* Work-group size of a reduction kernel over `want` values. */
 static size_t sn_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, size_t want)
 {
     size_t l = clsynth_kernel_max_wg(ctx, k, kname);
-    if (l == 0)
-        return 0;
-    if (l > SN_DEFAULT_LOCAL)
-        l = SN_DEFAULT_LOCAL;
-    if (l > ctx->max_item[0])
-        l = ctx->max_item[0];
-    if (l > ctx->local_mem / sizeof(cl_float))
-        l = (size_t)(ctx->local_mem / sizeof(cl_float));
-    size_t p2 = 1;
-    while (p2 < want)
-        p2 *= 2;
-    if (l > p2)
-        l = p2;
-    return l ? l : 1;
+    return l ? clsynth_reduction_local(l, ctx->max_item[0], ctx->local_mem, sizeof(cl_float), want) : 0;
 }
 
 /* Launches a kernel made of `groups` work-groups of a reduction local size

@@ -52,6 +52,37 @@ void ref_batch_norm_train(const float *x, int N, int C, int H, int W, const floa
     }
 }
 
+void ref_batch_norm_train_backward(const float *x, const float *dy, int N, int C, int H, int W, const float *gamma,
+                                   float eps, float *dx, float *dgamma, float *dbeta)
+{
+    const int HW = H * W;
+    const double M = (double)N * HW;
+    for (int c = 0; c < C; c++) {
+        double mean, var;
+        stats_over(x + (long)c * HW, N, (long)C * HW, HW, &mean, &var);
+        const double is = 1.0 / sqrt(var + (double)eps), g = gamma ? gamma[c] : 1.0;
+        double sdy = 0, sdyx = 0;
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++) {
+                long k = ((long)n * C + c) * HW + i;
+                sdy += dy[k];
+                sdyx += dy[k] * (x[k] - mean) * is;
+            }
+        if (dgamma)
+            dgamma[c] = (float)sdyx;
+        if (dbeta)
+            dbeta[c] = (float)sdy;
+        if (!dx)
+            continue;
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++) {
+                long k = ((long)n * C + c) * HW + i;
+                double xh = (x[k] - mean) * is;
+                dx[k] = (float)(g * is / M * (M * dy[k] - sdy - xh * sdyx));
+            }
+    }
+}
+
 void ref_batch_norm_eval(const float *x, int N, int C, int H, int W, const float *gamma, const float *beta,
                          const float *running_mean, const float *running_var, float eps, float *y)
 {

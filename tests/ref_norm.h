@@ -12,6 +12,12 @@
  * variance: r = (1 - momentum) * r + momentum * batch. */
 void ref_batch_norm_train(const float *x, int N, int C, int H, int W, const float *gamma, const float *beta,
                           float *running_mean, float *running_var, float momentum, float eps, float *y);
+/* Gradients of batch norm in training for dy (N,C,H,W), with xhat = (x -
+ * mean) / sqrt(var + eps): dx = gamma / sqrt(var + eps) / M * (M dy - sum dy -
+ * xhat sum(dy xhat)) over each channel's M = N*H*W values; dgamma (C) =
+ * sum(dy xhat), dbeta (C) = sum(dy). gamma NULL = 1; any output may be NULL. */
+void ref_batch_norm_train_backward(const float *x, const float *dy, int N, int C, int H, int W, const float *gamma,
+                                   float eps, float *dx, float *dgamma, float *dbeta);
 /* Batch norm, eval: normalizes with running_mean / running_var. */
 void ref_batch_norm_eval(const float *x, int N, int C, int H, int W, const float *gamma, const float *beta,
                          const float *running_mean, const float *running_var, float eps, float *y);

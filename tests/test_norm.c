@@ -20,15 +20,6 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_release_activations(ctx);
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
 static int tiny(void) { return clsynth_test_under_oclgrind(); }
 
 static float *rnd(size_t n, float lo, float hi, uint64_t seed)
@@ -666,31 +657,24 @@ START_TEST(ops_read_views_at_offsets)
 }
 END_TEST
 
-static Suite *norm_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("norm");
-    TCase *tc = tcase_create("norm");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, batch_norm_training_matches_reference);
-    tcase_add_test(tc, batch_norm_is_stable_with_large_mean);
-    tcase_add_test(tc, batch_norm_running_stats_after_three_steps);
-    tcase_add_test(tc, batch_norm_eval_uses_running_stats);
-    tcase_add_test(tc, batch_norm_training_gradients);
-    tcase_add_test(tc, batch_norm_without_affine_gradients);
-    tcase_add_test(tc, batch_norm_single_value_per_channel_is_an_error);
-    tcase_add_test(tc, batch_norm_odd_local_size_is_deterministic);
-    tcase_add_test(tc, instance_norm_matches_reference);
-    tcase_add_test(tc, instance_norm_gradients);
-    tcase_add_test(tc, instance_norm_without_affine_gradients);
-    tcase_add_test(tc, spade_mod_matches_reference_and_gradients);
-    tcase_add_test(tc, spectral_norm_matches_reference);
-    tcase_add_test(tc, spectral_norm_eval_uses_the_stored_pair_in_pytorch_order);
-    tcase_add_test(tc, spectral_norm_converges_to_largest_singular_value);
-    tcase_add_test(tc, spectral_norm_gradient_through_sigma);
-    tcase_add_test(tc, ops_read_views_at_offsets);
-    suite_add_tcase(s, tc);
-    return s;
+    return clsynth_test_main("norm", &ctx, 300,
+                             CLSYNTH_TEST_LIST(batch_norm_training_matches_reference,
+                                               batch_norm_is_stable_with_large_mean,
+                                               batch_norm_running_stats_after_three_steps,
+                                               batch_norm_eval_uses_running_stats,
+                                               batch_norm_training_gradients,
+                                               batch_norm_without_affine_gradients,
+                                               batch_norm_single_value_per_channel_is_an_error,
+                                               batch_norm_odd_local_size_is_deterministic,
+                                               instance_norm_matches_reference,
+                                               instance_norm_gradients,
+                                               instance_norm_without_affine_gradients,
+                                               spade_mod_matches_reference_and_gradients,
+                                               spectral_norm_matches_reference,
+                                               spectral_norm_eval_uses_the_stored_pair_in_pytorch_order,
+                                               spectral_norm_converges_to_largest_singular_value,
+                                               spectral_norm_gradient_through_sigma,
+                                               ops_read_views_at_offsets));
 }
-
-int main(void) { return clsynth_test_run(norm_suite()); }

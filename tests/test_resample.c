@@ -14,14 +14,6 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
 enum { OP_NEAREST2X, OP_RESIZE, OP_BILINEAR2X, OP_RESIZE_BILINEAR, OP_AVG, OP_AVG2X2, OP_MAX };
 
 typedef struct op_desc {
@@ -442,24 +434,19 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("resample");
-    TCase *tc = tcase_create("resample");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, upsample_nearest2x_matches_reference);
-    tcase_add_test(tc, resize_nearest_down_and_up_match_reference);
-    tcase_add_test(tc, resize_nearest_uses_integer_index_rule);
-    tcase_add_test(tc, upsample_bilinear2x_matches_reference);
-    tcase_add_test(tc, upsample_bilinear2x_edges_follow_pytorch);
-    tcase_add_test(tc, resize_bilinear_down_and_up_match_reference);
-    tcase_add_test(tc, resize_bilinear_follows_pytorch);
-    tcase_add_test(tc, avg_pool_matches_reference);
-    tcase_add_test(tc, avg_pool_excludes_padding_from_the_count);
-    tcase_add_test(tc, max_pool_matches_reference);
-    tcase_add_test(tc, max_pool_gradient_goes_to_the_first_maximum_on_ties);
-    tcase_add_test(tc, one_hot_sets_class_and_dontcare_channels);
-    tcase_add_test(tc, one_hot_reports_the_first_bad_label);
-    tcase_add_test(tc, rejects_bad_parameters);
-    suite_add_tcase(s, tc);
-    return clsynth_test_run(s);
+    return clsynth_test_main("resample", &ctx, 600,
+                             CLSYNTH_TEST_LIST(upsample_nearest2x_matches_reference,
+                                               resize_nearest_down_and_up_match_reference,
+                                               resize_nearest_uses_integer_index_rule,
+                                               upsample_bilinear2x_matches_reference,
+                                               upsample_bilinear2x_edges_follow_pytorch,
+                                               resize_bilinear_down_and_up_match_reference,
+                                               resize_bilinear_follows_pytorch,
+                                               avg_pool_matches_reference,
+                                               avg_pool_excludes_padding_from_the_count,
+                                               max_pool_matches_reference,
+                                               max_pool_gradient_goes_to_the_first_maximum_on_ties,
+                                               one_hot_sets_class_and_dontcare_channels,
+                                               one_hot_reports_the_first_bad_label,
+                                               rejects_bad_parameters));
 }

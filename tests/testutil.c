@@ -17,6 +17,32 @@ int clsynth_test_run(Suite *s)
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/* The context slot of the running test file's fixture (tests run one at a time). */
+static clsynth_ctx **fixture_ctx;
+
+static void fixture_setup(void) { *fixture_ctx = clsynth_test_ctx(); }
+
+static void fixture_teardown(void)
+{
+    clsynth_ctx_free(*fixture_ctx);
+    *fixture_ctx = NULL;
+}
+
+int clsynth_test_main(const char *name, clsynth_ctx **ctx, int timeout_s, const TTest *const *tests, int n)
+{
+    Suite *s = suite_create(name);
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, clsynth_test_under_oclgrind() && timeout_s < 1800 ? 1800 : timeout_s);
+    if (ctx) {
+        fixture_ctx = ctx;
+        tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
+    }
+    for (int i = 0; i < n; i++)
+        tcase_add_test(tc, tests[i]);
+    suite_add_tcase(s, tc);
+    return clsynth_test_run(s);
+}
+
 const char *clsynth_test_shared_dir(void)
 {
     const char *d = getenv("CLSYNTH_SHARED_DIR");
@@ -36,6 +62,16 @@ clsynth_ctx *clsynth_test_ctx(void)
     ck_assert_msg(ctx != NULL, "cannot create a context: %s", err.msg);
     ctx->quiet = true;
     return ctx;
+}
+
+void clsynth_test_write_tunedb(const clsynth_ctx *ctx, const char *path, const char *vendor, const char *device,
+                               const char *driver, const char *entries)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fprintf(f, "clsynth-tunedb 1\nvendor: %s\ndevice: %s\ndriver: %s\nplatform: x\n%s", vendor ? vendor : ctx->dev.vendor,
+            device ? device : ctx->dev.name, driver ? driver : ctx->dev.driver, entries);
+    ck_assert_int_eq(fclose(f), 0);
 }
 
 static uint64_t splitmix(uint64_t *s)
