@@ -164,9 +164,15 @@ int clsynth_tunedb_read(const char *path, const char *text, clsynth_tunedb_heade
                         size_t why_len)
 {
     memset(h, 0, sizeof *h);
-    FILE *f = text ? fmemopen((void *)text, strlen(text), "r") : fopen(path, "r");
-    if (!f)
-        return !text && errno == ENOENT ? 1 : (snprintf(why, why_len, "cannot read it: %s", strerror(errno)), -1);
+    /* a regular file only: a FIFO given as the database would block the loader forever */
+    clsynth_err ferr;
+    FILE *f = text ? fmemopen((void *)text, strlen(text), "r") : clsynth_fopen_regular(path, NULL, &ferr);
+    if (!f) {
+        if (!text && errno == ENOENT)
+            return 1;
+        snprintf(why, why_len, "cannot read it: %s", text ? strerror(errno) : ferr.msg);
+        return -1;
+    }
     char line[1200];
     int lineno = 0, rc = 0;
     bool magic = false;

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clcore/clblast_tune.h"
@@ -142,6 +144,28 @@ START_TEST(corrupt_file_warns_and_uses_defaults)
     ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
     ck_assert_uint_eq(clsynth_tunedb_warnings(c), 0);
     clsynth_ctx_free(c);
+}
+END_TEST
+
+/* A FIFO (or a directory) named as the database is not waited on: a warning
+ * naming what it is, and the defaults. */
+START_TEST(fifo_or_directory_as_the_database_warns_without_blocking)
+{
+    unlink("db.fifo");
+    ck_assert_int_eq(mkfifo("db.fifo", 0600), 0);
+    ck_assert(mkdir("db.dir", 0700) == 0 || errno == EEXIST);
+    static const char *const paths[2] = { "db.fifo", "db.dir" };
+    for (int i = 0; i < 2; i++) {
+        clsynth_ctx *c = clsynth_test_ctx();
+        c->quiet = true;
+        clsynth_tunedb_set_path(c, paths[i]);
+        int v[CLSYNTH_K_MAX_PARAMS];
+        ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
+        ck_assert_msg(clsynth_tunedb_warnings(c) == 1, "%s: %u warnings", paths[i], clsynth_tunedb_warnings(c));
+        ck_assert(!c->failed);
+        clsynth_ctx_free(c);
+    }
+    unlink("db.fifo");
 }
 END_TEST
 
@@ -357,6 +381,7 @@ int main(void)
     return clsynth_test_main("tunedb", &ctx, 600,
                              CLSYNTH_TEST_LIST(database_round_trip,
                                                corrupt_file_warns_and_uses_defaults,
+                                               fifo_or_directory_as_the_database_warns_without_blocking,
                                                stale_driver_or_other_device_is_ignored_with_a_warning,
                                                entry_with_malformed_options_is_dropped_at_load_and_the_op_runs,
                                                entries_with_undeclared_tunables_or_illegal_values_are_dropped_at_load,
