@@ -31,6 +31,7 @@
 #define CLSYNTH_K_MAX_KERNELS 4
 #define CLSYNTH_K_MAX_SHAPE 12   /* ints in any descriptor's shape struct */
 #define CLSYNTH_K_KEY_MAX 96     /* formatted shape key, with its terminator */
+#define CLSYNTH_K_MAX_BEFORE 8   /* descriptors tuned before another at its shape */
 
 typedef enum clsynth_kkind {
     CLSYNTH_K_DEFINE = 0, /* "-DNAME=value" in the kernel's build options */
@@ -103,7 +104,7 @@ typedef struct clsynth_kdef {
     int dims;                                 /* launch dimensions of the work-group */
     bool backward;                            /* runs in the op's backward (harness runs include it) */
     unsigned grad_mask;                       /* with backward: bit i = in[i] requires grad (0: all) */
-    const char *before[4];                    /* keys tuned first at the same shape */
+    const char *before[CLSYNTH_K_MAX_BEFORE]; /* keys tuned first at the same shape */
     int n_params;
     clsynth_ktunable params[CLSYNTH_K_MAX_PARAMS];
 

@@ -11,6 +11,10 @@ typedef enum clsynth_kdef_id {
     CLSYNTH_KDEF_CONV_FWD_DIRECT,
     CLSYNTH_KDEF_CONV_BWD_DATA_DIRECT,
     CLSYNTH_KDEF_CONV_BWD_WEIGHT_DIRECT,
+    CLSYNTH_KDEF_CONV_IGEMM_FWD,
+    CLSYNTH_KDEF_CONV_IGEMM_BWD_DATA,
+    CLSYNTH_KDEF_CONV_IGEMM_BWD_WEIGHT,
+    CLSYNTH_KDEF_CONV_WINOGRAD,
     CLSYNTH_KDEF_DWCONV_FWD,
     CLSYNTH_KDEF_DWCONV_BWD,
     CLSYNTH_KDEF_NORM_PARTIAL_STATS,
@@ -34,6 +38,19 @@ enum { CONV_BWD_COUT_PER_ITEM, CONV_BWD_LOCAL_X, CONV_BWD_LOCAL_Y };
 extern const clsynth_kdef clsynth_kdef_conv2d, clsynth_kdef_conv_fwd_direct, clsynth_kdef_conv_bwd_data_direct,
     clsynth_kdef_conv_bwd_weight_direct;
 int clsynth_conv_out_size(int in, int k, int stride, int pad);
+/* The conv shape key's format and parser (all conv descriptors share them). */
+int clsynth_conv_shape_format(const void *shape, char *key, size_t len);
+bool clsynth_conv_shape_parse(const char *key, void *shape);
+
+/* ---- implicit GEMM and Winograd (clcore/ops_conv_igemm_kdef.c) ----
+ * Shape: the conv's (clsynth_conv_shape). The same GEMM tunables for the
+ * forward (with its fused epilogue), the backward data, the backward weight
+ * (plus its K-split) and Winograd's 16 batched GEMMs. */
+enum { IG_MWG, IG_NWG, IG_KWG, IG_MDIMC, IG_NDIMC, IG_VWM, IG_VWN, IG_USE_LOCAL, IG_KSPLIT };
+extern const clsynth_kdef clsynth_kdef_conv_igemm_fwd, clsynth_kdef_conv_igemm_bwd_data,
+    clsynth_kdef_conv_igemm_bwd_weight, clsynth_kdef_conv_winograd;
+/* The GEMM (M, N, K) that descriptor d runs at conv shape s. */
+void clsynth_igemm_dims(const clsynth_kdef *d, const clsynth_conv_shape *s, int *M, int *N, int *K);
 
 /* ---- conditional depthwise conv (clcore/ops_dwconv_kdef.c) ---- */
 /* x (n, c, h, w), kernels (n, 9c, h, w). Key "<n*c>x<h>x<w>" (n and c enter

@@ -8,7 +8,7 @@
 
 #include "clcore/kdefs.h"
 
-_Static_assert(CLSYNTH_KDEF_COUNT == 12, "a kernel descriptor was added or removed: update the registry below, "
+_Static_assert(CLSYNTH_KDEF_COUNT == 16, "a kernel descriptor was added or removed: update the registry below, "
                                          "then this count");
 
 static const clsynth_kdef *const registry[CLSYNTH_KDEF_COUNT] = {
@@ -16,6 +16,10 @@ static const clsynth_kdef *const registry[CLSYNTH_KDEF_COUNT] = {
     [CLSYNTH_KDEF_CONV_FWD_DIRECT] = &clsynth_kdef_conv_fwd_direct,
     [CLSYNTH_KDEF_CONV_BWD_DATA_DIRECT] = &clsynth_kdef_conv_bwd_data_direct,
     [CLSYNTH_KDEF_CONV_BWD_WEIGHT_DIRECT] = &clsynth_kdef_conv_bwd_weight_direct,
+    [CLSYNTH_KDEF_CONV_IGEMM_FWD] = &clsynth_kdef_conv_igemm_fwd,
+    [CLSYNTH_KDEF_CONV_IGEMM_BWD_DATA] = &clsynth_kdef_conv_igemm_bwd_data,
+    [CLSYNTH_KDEF_CONV_IGEMM_BWD_WEIGHT] = &clsynth_kdef_conv_igemm_bwd_weight,
+    [CLSYNTH_KDEF_CONV_WINOGRAD] = &clsynth_kdef_conv_winograd,
     [CLSYNTH_KDEF_DWCONV_FWD] = &clsynth_kdef_dwconv_fwd,
     [CLSYNTH_KDEF_DWCONV_BWD] = &clsynth_kdef_dwconv_bwd,
     [CLSYNTH_KDEF_NORM_PARTIAL_STATS] = &clsynth_kdef_norm_partial_stats,

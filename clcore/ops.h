@@ -16,11 +16,15 @@
 
 struct clsynth_kforce; /* clcore/kdef.h */
 
-/* ---- convolution (clcore/ops_conv.c, kernels/conv_fwd.cl, conv_bwd.cl, im2col.cl, bias.cl) ---- */
+/* ---- convolution (clcore/ops_conv.c, kernels/conv_fwd.cl, conv_bwd.cl, im2col.cl, bias.cl;
+ *      clcore/ops_conv_igemm.c, ops_conv_winograd.c, kernels/conv_igemm.cl, conv_winograd.cl) ---- */
 typedef enum clsynth_conv_algo {
     CLSYNTH_CONV_AUTO = 0,     /* tuned choice, else heuristic (1x1 -> GEMM) */
     CLSYNTH_CONV_DIRECT,       /* direct tiled OpenCL kernel */
     CLSYNTH_CONV_IM2COL_GEMM,  /* im2col + CLBlast GEMM (1x1: GEMM without im2col) */
+    CLSYNTH_CONV_IGEMM,        /* implicit GEMM over the batch (no column buffer), fused epilogue */
+    CLSYNTH_CONV_WINOGRAD,     /* Winograd F(2x2, 3x3): 3x3 stride 1 only; backward data Winograd
+                                  too (pad <= 2), backward weight implicit GEMM */
     CLSYNTH_CONV_ALGO_COUNT
 } clsynth_conv_algo;
 const char *clsynth_conv_algo_name(clsynth_conv_algo a);
@@ -39,6 +43,41 @@ clsynth_tensor *clsynth_conv2d_algo(clsynth_ctx *ctx, clsynth_tensor *x, clsynth
 clsynth_tensor *clsynth_conv2d_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
                                       clsynth_tensor *bias, int stride, int pad, clsynth_conv_algo algo,
                                       struct clsynth_kforce *force);
+
+/* ---- fused convolution (clcore/ops_conv_fused.c, kernels/conv_epilogue.cl) ----
+ * y = act((conv(x, w) + bias) * gate) + residual in one op: the implicit-GEMM and
+ * Winograd algorithms apply the epilogue as they write y (one launch), the others
+ * run one epilogue kernel after the conv. gate and residual are (N, Cout, OH, OW)
+ * or NULL; slope is LeakyReLU's (>= 0 or < 0 both allowed). The backward applies
+ * the epilogue's derivative (one kernel) then the conv's backward; it keeps the
+ * pre-gate value u = conv + bias only when it needs it (a gate that requires
+ * grad, or an activation followed by a residual), else works from y. Results
+ * equal the unfused ops (clsynth_conv2d, clsynth_mul, the activation,
+ * clsynth_add) up to the conv's own summation order. */
+typedef enum clsynth_act {
+    CLSYNTH_ACT_NONE = 0,
+    CLSYNTH_ACT_RELU,
+    CLSYNTH_ACT_LEAKY_RELU,
+    CLSYNTH_ACT_SIGMOID,
+    CLSYNTH_ACT_TANH,
+    CLSYNTH_ACT_COUNT
+} clsynth_act;
+
+typedef struct clsynth_conv_epilogue {
+    clsynth_act act;
+    float slope;               /* LeakyReLU's negative slope */
+    clsynth_tensor *gate;      /* multiplies conv + bias before the activation, or NULL */
+    clsynth_tensor *residual;  /* added after the activation, or NULL */
+} clsynth_conv_epilogue;
+
+/* epi NULL (or all off): clsynth_conv2d. */
+clsynth_tensor *clsynth_conv2d_fused(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
+                                     clsynth_tensor *bias, int stride, int pad,
+                                     const clsynth_conv_epilogue *epi);
+clsynth_tensor *clsynth_conv2d_fused_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
+                                            clsynth_tensor *bias, int stride, int pad,
+                                            const clsynth_conv_epilogue *epi, clsynth_conv_algo algo,
+                                            struct clsynth_kforce *force);
 
 /* x (N,In,...) flattened per sample (In = c*h*w), w (Out,In,1,1), bias (1,Out,1,1)
  * or NULL -> (N,Out,1,1). */

@@ -1,4 +1,4 @@
-/* 2-D convolution (groups = 1, zero padding) with two algorithms, and the
+/* 2-D convolution (groups = 1, zero padding) with four algorithms, and the
  * fully connected layer.
  *
  *   DIRECT:       kernels/conv_fwd.cl, conv_bwd.cl: a tiled forward kernel (the work-group's input
@@ -8,6 +8,9 @@
  *                 output pixels; a 1x1 stride-1 pad-0 conv is a plain GEMM per sample.
  *                 dx = col2im(W^T dY), dW += dY col^T summed over samples in order
  *                 (beta = 1), so both are deterministic.
+ *   IGEMM:        implicit GEMM over the whole batch (clcore/ops_conv_igemm.c).
+ *   WINOGRAD:     F(2x2, 3x3) for 3x3 stride 1 (clcore/ops_conv_winograd.c); its backward
+ *                 data is Winograd too (pad <= 2), its backward weight implicit GEMM.
  *   bias:         added in the direct kernel / by channel_bias_add; its gradient is
  *                 channel_sum_acc (a per-channel tree reduction).
  *
@@ -26,6 +29,7 @@
 #include "clcore/program.h"
 #include "clcore/kconfig.h"
 #include "clcore/kdefs.h"
+#include "clcore/ops_conv_algos.h"
 
 /* The im2col column buffer holds Cin*KH*KW rows of P output pixels of one sample.
  * P is the whole image when that fits in CONV_COL_BUDGET_BYTES, else the image is
@@ -48,6 +52,8 @@ const char *clsynth_conv_algo_name(clsynth_conv_algo a)
     case CLSYNTH_CONV_AUTO: return "auto";
     case CLSYNTH_CONV_DIRECT: return "direct";
     case CLSYNTH_CONV_IM2COL_GEMM: return "im2col_gemm";
+    case CLSYNTH_CONV_IGEMM: return "igemm";
+    case CLSYNTH_CONV_WINOGRAD: return "winograd";
     default: return "unknown";
     }
 }
@@ -342,11 +348,24 @@ static clsynth_conv_algo resolve_algo(clsynth_ctx *ctx, const conv_geom *g, clsy
     if (clsynth_kconfig(ctx, &clsynth_kdef_conv2d, &s, force, &cfg))
         return CLSYNTH_CONV_AUTO;
     int a = cfg.v[CONV2D_ALGO];
-    if (a != CLSYNTH_CONV_DIRECT && a != CLSYNTH_CONV_IM2COL_GEMM) {
-        clsynth_ctx_fail(ctx, "conv2d at %s: algorithm %d is none of 1 (direct) and 2 (im2col + GEMM)", cfg.key, a);
+    if (a <= CLSYNTH_CONV_AUTO || a >= CLSYNTH_CONV_ALGO_COUNT) {
+        clsynth_ctx_fail(ctx, "conv2d at %s: algorithm %d is none of 1 (direct), 2 (im2col + GEMM), 3 (implicit "
+                              "GEMM) and 4 (Winograd)", cfg.key, a);
         return CLSYNTH_CONV_AUTO;
     }
     return (clsynth_conv_algo)a;
+}
+
+static int run_forward(clsynth_ctx *ctx, const conv_geom *g, clsynth_conv_algo a, clsynth_kforce *force,
+                       clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *b, clsynth_tensor *y)
+{
+    const clsynth_conv_shape s = shape_of(g);
+    switch (a) {
+    case CLSYNTH_CONV_DIRECT: return direct_forward(ctx, g, force, x, w, b, y);
+    case CLSYNTH_CONV_IGEMM: return clsynth_conv_igemm_forward(ctx, &s, force, x, w, b, NULL, y);
+    case CLSYNTH_CONV_WINOGRAD: return clsynth_conv_winograd_forward(ctx, &s, force, x, w, b, NULL, y);
+    default: return gemm_forward(ctx, g, x, w, b, y);
+    }
 }
 
 static void node_geom(const clsynth_node *nd, conv_geom *g)
@@ -365,11 +384,10 @@ static void node_geom(const clsynth_node *nd, conv_geom *g)
     g->OW = nd->out->w;
 }
 
-static int conv2d_backward(clsynth_ctx *ctx, clsynth_node *nd)
+/* The gradients of x, w and b that require one, from dy, accumulated. */
+static int run_backward(clsynth_ctx *ctx, const conv_geom *g, clsynth_conv_algo a, clsynth_kforce *force,
+                        clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *b, clsynth_tensor *dy)
 {
-    clsynth_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *dy = nd->out->grad;
-    conv_geom g;
-    node_geom(nd, &g);
     clsynth_tensor *dx = NULL, *dw = NULL;
     if (x->flags & CLSYNTH_T_REQUIRES_GRAD) {
         if (!(dx = clsynth_grad_of(ctx, x)))
@@ -384,14 +402,65 @@ static int conv2d_backward(clsynth_ctx *ctx, clsynth_node *nd)
         if (!db || bias_grad(ctx, dy, db))
             return -1;
     }
-    if ((clsynth_conv_algo)nd->iarg[2] == CLSYNTH_CONV_DIRECT) {
-        if (dw && direct_backward_weight(ctx, &g, nd->force, dy, x, dw))
+    const clsynth_conv_shape s = shape_of(g);
+    if (a == CLSYNTH_CONV_DIRECT) {
+        if (dw && direct_backward_weight(ctx, g, force, dy, x, dw))
             return -1;
-        if (dx && direct_backward_data(ctx, &g, nd->force, dy, w, dx))
+        if (dx && direct_backward_data(ctx, g, force, dy, w, dx))
             return -1;
         return 0;
     }
-    return dx || dw ? gemm_backward(ctx, &g, x, w, dy, dx, dw) : 0;
+    if (a == CLSYNTH_CONV_IGEMM || a == CLSYNTH_CONV_WINOGRAD) {
+        if (dw && clsynth_conv_igemm_backward_weight(ctx, &s, force, dy, x, dw))
+            return -1;
+        if (dx && a == CLSYNTH_CONV_WINOGRAD && clsynth_conv_winograd_backward_applies(&s))
+            return clsynth_conv_winograd_backward_data(ctx, &s, force, dy, w, dx);
+        return dx ? clsynth_conv_igemm_backward_data(ctx, &s, force, dy, w, dx) : 0;
+    }
+    return dx || dw ? gemm_backward(ctx, g, x, w, dy, dx, dw) : 0;
+}
+
+static int conv2d_backward(clsynth_ctx *ctx, clsynth_node *nd)
+{
+    conv_geom g;
+    node_geom(nd, &g);
+    return run_backward(ctx, &g, (clsynth_conv_algo)nd->iarg[2], nd->force, nd->in[0], nd->in[1], nd->in[2],
+                        nd->out->grad);
+}
+
+/* ---- the interface of clcore/ops_conv_algos.h (the fused op) ---- */
+
+static conv_geom geom_of(const clsynth_conv_shape *s)
+{
+    conv_geom g = { s->n, s->cin, s->h, s->w, s->cout, s->kh, s->kw, clsynth_conv_oh(s), clsynth_conv_ow(s),
+                    s->stride, s->pad };
+    return g;
+}
+
+int clsynth_conv_oh(const clsynth_conv_shape *s) { return clsynth_conv_out_size(s->h, s->kh, s->stride, s->pad); }
+int clsynth_conv_ow(const clsynth_conv_shape *s) { return clsynth_conv_out_size(s->w, s->kw, s->stride, s->pad); }
+
+clsynth_conv_algo clsynth_conv2d_pick(clsynth_ctx *ctx, const clsynth_conv_shape *s, clsynth_conv_algo algo,
+                                      clsynth_kforce *force)
+{
+    const conv_geom g = geom_of(s);
+    return resolve_algo(ctx, &g, algo, force);
+}
+
+int clsynth_conv2d_enqueue(clsynth_ctx *ctx, const clsynth_conv_shape *s, clsynth_conv_algo algo,
+                           clsynth_kforce *force, clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *b,
+                           clsynth_tensor *y)
+{
+    const conv_geom g = geom_of(s);
+    return run_forward(ctx, &g, algo, force, x, w, b, y);
+}
+
+int clsynth_conv2d_enqueue_backward(clsynth_ctx *ctx, const clsynth_conv_shape *s, clsynth_conv_algo algo,
+                                    clsynth_kforce *force, clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *b,
+                                    clsynth_tensor *dy)
+{
+    const conv_geom g = geom_of(s);
+    return run_backward(ctx, &g, algo, force, x, w, b, dy);
 }
 
 clsynth_tensor *clsynth_conv2d_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *bias,
@@ -433,8 +502,7 @@ clsynth_tensor *clsynth_conv2d_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsyn
     clsynth_tensor *y = clsynth_tensor_new(ctx, "conv2d", g.N, g.Cout, g.OH, g.OW); /* (N, Cout, OH, OW) */
     if (!y)
         return NULL;
-    int rc = a == CLSYNTH_CONV_DIRECT ? direct_forward(ctx, &g, force, x, w, bias, y)
-                                      : gemm_forward(ctx, &g, x, w, bias, y);
+    int rc = run_forward(ctx, &g, a, force, x, w, bias, y);
     if (rc) {
         if (!ctx->failed)
             clsynth_ctx_fail(ctx, "conv2d (%s) of %s failed", clsynth_conv_algo_name(a), xd);

@@ -53,6 +53,9 @@ static const clsynth_conv_shape bench_fwd[] = { { 1, 256, 32, 32, 256, 3, 3, 1, 
                                                 { 1, 64, 128, 128, 64, 3, 3, 1, 1 } };
 static const clsynth_conv_shape bench_bwd[] = { { 1, 64, 128, 128, 64, 3, 3, 1, 1 } };
 
+int clsynth_conv_shape_format(const void *shape, char *key, size_t len) { return conv_format(shape, key, len); }
+bool clsynth_conv_shape_parse(const char *key, void *shape) { return conv_parse(key, shape); }
+
 /* ------------------------------------------------------------ harness */
 
 static int conv_setup(clsynth_ctx *ctx, clsynth_kbench *b)
@@ -116,16 +119,25 @@ static void conv2d_fit(int *v, const void *shape, const clsynth_klimits *lim)
         v[CONV2D_ALGO] = s->cout >= 32 ? CLSYNTH_CONV_IM2COL_GEMM : CLSYNTH_CONV_DIRECT;
 }
 
+/* Winograd is F(2x2, 3x3): 3x3 stride 1 only. */
+static bool conv2d_valid(const int *v, const void *shape)
+{
+    const clsynth_conv_shape *s = shape;
+    return v[CONV2D_ALGO] != CLSYNTH_CONV_WINOGRAD || (s->kh == 3 && s->kw == 3 && s->stride == 1);
+}
+
 const clsynth_kdef clsynth_kdef_conv2d = {
     .key = "conv2d", .op = "clsynth_conv2d", .backward = true,
-    .before = { "conv_fwd_direct", "conv_bwd_data_direct", "conv_bwd_weight_direct" },
+    .before = { "conv_fwd_direct", "conv_bwd_data_direct", "conv_bwd_weight_direct", "conv_igemm_fwd",
+                "conv_igemm_bwd_data", "conv_igemm_bwd_weight", "conv_winograd" },
     .n_params = 1,
     .params = {
-        { .name = "ALGO", .kind = CLSYNTH_K_ALGO, .n = 2, .values = { CLSYNTH_CONV_DIRECT, CLSYNTH_CONV_IM2COL_GEMM },
+        { .name = "ALGO", .kind = CLSYNTH_K_ALGO, .n = 4,
+          .values = { CLSYNTH_CONV_DIRECT, CLSYNTH_CONV_IM2COL_GEMM, CLSYNTH_CONV_IGEMM, CLSYNTH_CONV_WINOGRAD },
           .def = 0 },
     },
     .shape_size = sizeof(clsynth_conv_shape), .format = conv_format, .parse = conv_parse,
-    .fit = conv2d_fit,
+    .valid = conv2d_valid, .fit = conv2d_fit,
     .test_shapes = test_shapes, .n_test_shapes = 4,
     .bench_shapes = bench_algo, .n_bench_shapes = 5,
     .setup = conv_setup, .run = conv_run_auto,

@@ -724,8 +724,8 @@ static bool job_listed(const clsynth_tune_job *v, size_t n, const char *key, con
 int clsynth_tune_jobs_from_recorded(clsynth_ctx *ctx, clsynth_tune_job **jobs, size_t *n, size_t *n_unknown)
 {
     size_t total = clsynth_tunedb_recorded_count(ctx), k = 0, unknown = 0;
-    /* each recorded key may pull in up to 4 `before` keys */
-    clsynth_tune_job *v = calloc(total ? 5 * total : 1, sizeof *v);
+    /* each recorded key may pull in up to CLSYNTH_K_MAX_BEFORE `before` keys */
+    clsynth_tune_job *v = calloc(total ? (CLSYNTH_K_MAX_BEFORE + 1) * total : 1, sizeof *v);
     if (!v)
         return clsynth_ctx_fail(ctx, "out of host memory");
     for (size_t i = 0; i < total; i++) {
@@ -737,9 +737,11 @@ int clsynth_tune_jobs_from_recorded(clsynth_ctx *ctx, clsynth_tune_job **jobs, s
             unknown++;
             continue;
         }
-        for (int b = 0; b < 4 && t->before[b]; b++) {
+        for (int b = 0; b < CLSYNTH_K_MAX_BEFORE && t->before[b]; b++) {
             const clsynth_kdef *tb = clsynth_kdef_find(t->before[b]);
-            if (!tb || !tb->run || job_listed(v, k, tb->key, shape))
+            clsynth_kshape applies;
+            /* a descriptor whose shape rule refuses the key does not run there (Winograd: 3x3 stride 1) */
+            if (!tb || !tb->run || job_listed(v, k, tb->key, shape) || !tb->parse(shape, &applies))
                 continue;
             v[k].def = tb;
             snprintf(v[k].shape, sizeof v[k].shape, "%s", shape);

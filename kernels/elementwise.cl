@@ -15,7 +15,10 @@
  *                    slice and their gradients.  8 (12 when accumulating) B/elt
  *
  * Tunables: none (-D); local size = launch default (tunable by the launch helper only).
+ * FP_CONTRACT is off: 1 - y*y and the like round as written on every device, so the
+ * fused conv epilogue (kernels/conv_epilogue.cl, conv_igemm.cl) equals these ops exactly.
  */
+#pragma OPENCL FP_CONTRACT OFF
 
 /* Offset of output element i = ((n*C + c)*H + h)*W + w in a tensor with element
  * strides (sn, sc, sh, sw) (0 in broadcast dims). */

@@ -15,6 +15,17 @@ void ref_conv2d_forward(const float *x, const float *w, const float *b, float *y
 void ref_conv2d_backward(const float *x, const float *w, const float *dy, float *dx, float *dw, float *db, int N,
                          int Cin, int H, int W, int Cout, int KH, int KW, int stride, int pad);
 
+/* The fused conv (clsynth_conv2d_fused): y = act((conv(x, w) + b) * gate) + res, act 0 none,
+ * 1 relu, 2 leaky relu (slope), 3 sigmoid, 4 tanh (clsynth_act's order); gate and res
+ * (N,Cout,OH,OW) or NULL. The backward writes dx, dw, db, dgate, dres (each may be NULL). */
+void ref_conv2d_fused_forward(const float *x, const float *w, const float *b, const float *gate, const float *res,
+                              int act, float slope, float *y, int N, int Cin, int H, int W, int Cout, int KH,
+                              int KW, int stride, int pad);
+void ref_conv2d_fused_backward(const float *x, const float *w, const float *b, const float *gate, const float *res,
+                               int act, float slope, const float *dy, float *dx, float *dw, float *db,
+                               float *dgate, float *dres, int N, int Cin, int H, int W, int Cout, int KH, int KW,
+                               int stride, int pad);
+
 /* x (N,In), w (Out,In), b (Out) or NULL -> y (N,Out). */
 void ref_linear_forward(const float *x, const float *w, const float *b, float *y, int N, int In, int Out);
 void ref_linear_backward(const float *x, const float *w, const float *dy, float *dx, float *dw, float *db, int N,

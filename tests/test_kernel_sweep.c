@@ -59,6 +59,29 @@ static void ref_conv(const void *shape, const run *r, float *y, float *const *gr
                             s->kh, s->kw, s->stride, s->pad);
 }
 
+/* the fused harnesses: in = x, w, b, gate, residual; LeakyReLU(0.2) for the
+ * implicit GEMM, ReLU for Winograd (clcore/ops_conv_igemm_kdef.c) */
+static void ref_fused(const void *shape, const run *r, float *y, float *const *grad, int act, float slope)
+{
+    const clsynth_conv_shape *s = shape;
+    ref_conv2d_fused_forward(r->in[0], r->in[1], r->in[2], r->in[3], r->in[4], act, slope, y, s->n, s->cin, s->h,
+                             s->w, s->cout, s->kh, s->kw, s->stride, s->pad);
+    if (grad[0] || grad[1] || grad[2] || grad[3] || grad[4])
+        ref_conv2d_fused_backward(r->in[0], r->in[1], r->in[2], r->in[3], r->in[4], act, slope, r->dy, grad[0],
+                                  grad[1], grad[2], grad[3], grad[4], s->n, s->cin, s->h, s->w, s->cout, s->kh,
+                                  s->kw, s->stride, s->pad);
+}
+
+static void ref_fused_leaky(const void *shape, const run *r, float *y, float *const *grad)
+{
+    ref_fused(shape, r, y, grad, 2, 0.2f);
+}
+
+static void ref_fused_relu(const void *shape, const run *r, float *y, float *const *grad)
+{
+    ref_fused(shape, r, y, grad, 1, 0.0f);
+}
+
 static void ref_dw(const void *shape, const run *r, float *y, float *const *grad)
 {
     const clsynth_dwconv_shape *s = shape;
@@ -100,6 +123,11 @@ static const sweep_ref REFS[] = {
     { "conv_fwd_direct", ref_conv, 2e-5, 1e-4 },
     { "conv_bwd_data_direct", ref_conv, 2e-5, 1e-4 },
     { "conv_bwd_weight_direct", ref_conv, 2e-5, 1e-4 },
+    { "conv_igemm_fwd", ref_fused_leaky, 2e-5, 1e-4 },
+    { "conv_igemm_bwd_data", ref_conv, 2e-5, 1e-4 },
+    { "conv_igemm_bwd_weight", ref_conv, 2e-5, 1e-4 },
+    /* Winograd F(2x2,3x3): the transforms add a few roundings per output */
+    { "conv_winograd", ref_fused_relu, 5e-5, 2e-4 },
     { "dwconv_fwd", ref_dw, 2e-6, 1e-5 },
     { "dwconv_bwd", ref_dw, 2e-6, 1e-5 },
     { "norm_partial_stats", ref_norm, 2e-5, 1e-4 },

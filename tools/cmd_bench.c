@@ -58,13 +58,14 @@ static size_t op_rows(op_row *rows, size_t cap, bool quick)
     return n;
 }
 
-/* flops of one harness run: a backward run of a conv does the forward and two
- * more GEMM-sized products */
+/* flops of one harness run: a backward run of conv2d does the forward and two
+ * more GEMM-sized products; a conv kernel of the backward (the direct and
+ * implicit-GEMM dx and dw kernels, Winograd's forward + dx) the forward and one */
 static double run_flops(const op_row *r)
 {
     if (strcmp(r->t->key, "conv2d") == 0)
         return 3 * r->flops;
-    if (strcmp(r->t->key, "conv_bwd_data_direct") == 0 || strcmp(r->t->key, "conv_bwd_weight_direct") == 0)
+    if (strncmp(r->t->key, "conv_", 5) == 0 && r->t->backward)
         return 2 * r->flops;
     return r->flops;
 }
