@@ -24,6 +24,8 @@ typedef struct clsynth_param_group {
     bool finalized;
     struct clsynth_block *data_block, *grad_block, *m_block, *v_block;
     clsynth_tensor *flat_data, *flat_grad, *adam_m, *adam_v; /* (1,1,1,total) views */
+    struct clsynth_param_pack *packs; /* parameters laid out side by side (clsynth_group_pack) */
+    int n_packs, cap_packs;
     /* Adam settings and state */
     float lr, beta1, beta2, eps;
     long step;
@@ -38,6 +40,20 @@ clsynth_tensor *clsynth_group_param(clsynth_ctx *ctx, clsynth_param_group *g, co
 /* Declares a non-trainable state tensor. */
 clsynth_tensor *clsynth_group_buffer(clsynth_ctx *ctx, clsynth_param_group *g, const char *name,
                                      int n, int c, int h, int w);
+/* Lays the declared parameters members[0..n) out side by side, in this order,
+ * in the flat data and gradient buffers, and returns one more parameter
+ * tensor over all of them (storage and gradient views from finalize on):
+ * axis 0 stacks them along n (their c, h, w equal: conv weights with their
+ * output channels concatenated), axis 1 along c (n = 1, h, w equal: biases).
+ * A parameter belongs to at most one pack. The declaration order stays the
+ * group's canonical order (initialization streams, checkpoints: see
+ * clsynth_group_canonical); only the storage offsets move. */
+clsynth_tensor *clsynth_group_pack(clsynth_ctx *ctx, clsynth_param_group *g, const char *name,
+                                   clsynth_tensor *const *members, int n, int axis);
+/* Storage order <-> declaration order of a flat (total) array such as the
+ * Adam moments: to_canonical 1 copies flat[p->off ...] of each parameter in
+ * declaration order into out, 0 the reverse. Identity without packs. */
+void clsynth_group_canonical(const clsynth_param_group *g, const float *in, float *out, bool to_canonical);
 /* Allocates storage for all declared tensors, zero-filled. */
 int clsynth_group_finalize(clsynth_ctx *ctx, clsynth_param_group *g);
 

@@ -270,6 +270,17 @@ static float *download_new(clsynth_ctx *ctx, ckpt_list *l, const clsynth_tensor 
     return h;
 }
 
+static int canonical_in_place(const clsynth_param_group *g, float *a)
+{
+    float *tmp = malloc(g->total * sizeof *tmp);
+    if (!tmp)
+        return -1;
+    clsynth_group_canonical(g, a, tmp, true);
+    memcpy(a, tmp, g->total * sizeof *tmp);
+    free(tmp);
+    return 0;
+}
+
 static int add_group(clsynth_ctx *ctx, ckpt_list *l, clsynth_param_group *g, char names[][64])
 {
     /* params: views into one download of the flat buffer */
@@ -277,6 +288,11 @@ static int add_group(clsynth_ctx *ctx, ckpt_list *l, clsynth_param_group *g, cha
     float *m = download_new(ctx, l, g->adam_m);
     float *v = download_new(ctx, l, g->adam_v);
     if (!flat || !m || !v)
+        return -1;
+    /* the moments in the parameters' declaration order (packed parameters are
+     * stored elsewhere in the flat buffers: clsynth_group_pack), so a file does
+     * not depend on which parameters a build packs */
+    if (g->n_packs && (canonical_in_place(g, m) || canonical_in_place(g, v)))
         return -1;
     for (int i = 0; i < g->n_params; i++) {
         clsynth_tensor *p = g->params[i];
@@ -486,7 +502,9 @@ static int load_group(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_ch
         }
         if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err) || check_finite(t, err))
             goto done;
-        if (clsynth_tensor_upload(ctx, dst[k], t->data))
+        /* the file holds them in declaration order (see add_group); flat is free again */
+        clsynth_group_canonical(g, t->data, flat, false);
+        if (clsynth_tensor_upload(ctx, dst[k], flat))
             goto cl_fail;
     }
     rc = 0;
