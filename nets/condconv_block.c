@@ -13,6 +13,14 @@
  * shortcut:  x if fin = fout, else 1×1 conv fin→fout (no bias, spectral norm)
  *            of SPADE(x, cond)
  * output = shortcut + main.
+ * The pointwise convs apply ×a, LReLU and the shortcut add as their fused
+ * epilogue (clsynth_conv2d_fused), the prediction nets' convs their ReLU and
+ * sigmoid: same results, fewer launches and tensors. The four prediction nets
+ * and the shortcut SPADE's shared MLP all start with a 3×3 conv of cond: they
+ * run as one conv with the output channels concatenated (their weights and
+ * biases packed side by side in the parameter group, so the concatenated
+ * weight is a view; names, checkpoints and initialization are unchanged),
+ * then each net's second conv reads its slice.
  * The BNs are affine (--norm_G's kind: batch by default). The pointwise convs
  * are plain 1×1 convs with a bias, as the authors' conv_1 / conv_3 (no
  * spectral norm whatever --norm_G says: their weights, σ_max about 0.04 at
@@ -36,10 +44,39 @@ static int pred_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *block
     return ctx->failed ? -1 : 0;
 }
 
-static clsynth_tensor *pred_forward(const nets_fwd *f, const nets_conv pred[2], clsynth_tensor *cond)
+/* The second conv of a prediction net (-> act) on its slice of the first convs' output. */
+static clsynth_tensor *pred_forward(const nets_fwd *f, const nets_ccblock *b, const nets_conv pred[2],
+                                    clsynth_tensor *hid_all, int slot, clsynth_act out_act)
 {
-    clsynth_tensor *hid = clsynth_relu(f->ctx, nets_conv_forward(f, &pred[0], cond)); /* (N, nhidden, h, w) */
-    return nets_conv_forward(f, &pred[1], hid);
+    const clsynth_conv_epilogue last = { out_act, 0.0f, NULL, NULL };
+    clsynth_tensor *hid = clsynth_slice_c(f->ctx, hid_all, slot * b->nhidden, b->nhidden); /* (N, nhidden, h, w) */
+    return nets_conv_forward_epi(f, &pred[1], hid, &last);
+}
+
+/* The packed first conv: weights (n_first nhidden, cond_nc, 3, 3) and biases
+ * (1, n_first nhidden, 1, 1) over the members' storage. */
+static int first_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *block, nets_ccblock *out)
+{
+    const nets_conv *m[5] = { &out->pred_w1[0], &out->pred_w2[0], NULL, NULL, NULL };
+    int n = 2;
+    if (out->attention) {
+        m[n++] = &out->pred_a1[0];
+        m[n++] = &out->pred_a2[0];
+    }
+    if (out->learned_shortcut)
+        m[n++] = &out->norm_s.shared;
+    clsynth_tensor *w[5], *bias[5];
+    for (int i = 0; i < n; i++) {
+        w[i] = m[i]->w;
+        bias[i] = m[i]->b;
+    }
+    char buf[64];
+    out->first = *m[0];
+    out->first.cout = n * m[0]->cout;
+    out->first.w = clsynth_group_pack(ctx, g, nets_name(buf, sizeof buf, "%s.pred_first.w", block), w, n, 0);
+    out->first.b = clsynth_group_pack(ctx, g, nets_name(buf, sizeof buf, "%s.pred_first.b", block), bias, n, 1);
+    out->n_first = n;
+    return ctx->failed ? -1 : 0;
 }
 
 int nets_ccblock_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int fin, int fout,
@@ -72,37 +109,42 @@ int nets_ccblock_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name
         nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv_s", name), fin, fout, 1, 1, 0, false, true,
                        &out->conv_s);
     }
-    return ctx->failed ? -1 : 0;
+    out->nhidden = nhidden;
+    if (ctx->failed)
+        return -1;
+    return first_make(ctx, g, name, out);
 }
 
 clsynth_tensor *nets_ccblock_forward(const nets_fwd *f, const nets_ccblock *b, clsynth_tensor *x,
                                      clsynth_tensor *cond)
 {
     clsynth_ctx *ctx = f->ctx;
+    /* every 3x3 conv of cond as one conv, ReLU fused: slots w1, w2 (, a1, a2) (, shared) */
+    const clsynth_conv_epilogue relu = { CLSYNTH_ACT_RELU, 0.0f, NULL, NULL };
+    clsynth_tensor *hid = nets_conv_forward_epi(f, &b->first, cond, &relu); /* (N, n_first nhidden, h, w) */
     /* predicted kernels and gates */
-    clsynth_tensor *w1 = pred_forward(f, b->pred_w1, cond); /* (N, 9 fin, h, w) */
-    clsynth_tensor *w2 = pred_forward(f, b->pred_w2, cond); /* (N, 9 fmiddle, h, w) */
+    clsynth_tensor *w1 = pred_forward(f, b, b->pred_w1, hid, 0, CLSYNTH_ACT_NONE); /* (N, 9 fin, h, w) */
+    clsynth_tensor *w2 = pred_forward(f, b, b->pred_w2, hid, 1, CLSYNTH_ACT_NONE); /* (N, 9 fmiddle, h, w) */
     clsynth_tensor *a1 = NULL, *a2 = NULL;
     if (b->attention) {
-        a1 = clsynth_sigmoid(ctx, pred_forward(f, b->pred_a1, cond)); /* (N, fmiddle, h, w) */
-        a2 = clsynth_sigmoid(ctx, pred_forward(f, b->pred_a2, cond)); /* (N, fout, h, w) */
+        a1 = pred_forward(f, b, b->pred_a1, hid, 2, CLSYNTH_ACT_SIGMOID); /* (N, fmiddle, h, w) */
+        a2 = pred_forward(f, b, b->pred_a2, hid, 3, CLSYNTH_ACT_SIGMOID); /* (N, fout, h, w) */
     }
     /* shortcut */
     clsynth_tensor *x_s = x;
-    if (b->learned_shortcut)
-        x_s = nets_conv_forward(f, &b->conv_s, nets_spade_forward(f, &b->norm_s, x, cond)); /* (N, fout, h, w) */
+    if (b->learned_shortcut) {
+        clsynth_tensor *actv = clsynth_slice_c(ctx, hid, (b->n_first - 1) * b->nhidden, b->nhidden);
+        x_s = nets_conv_forward(f, &b->conv_s, nets_spade_forward_actv(f, &b->norm_s, x, actv)); /* (N, fout, h, w) */
+    }
     /* main path */
     clsynth_tensor *dx = nets_norm_forward(f, &b->norm_0, x);  /* (N, fin, h, w) */
     dx = clsynth_cond_dwconv(ctx, dx, w1);                      /* (N, fin, h, w) */
-    dx = nets_conv_forward(f, &b->conv_0, dx);                  /* (N, fmiddle, h, w) */
-    if (a1)
-        dx = clsynth_mul(ctx, dx, a1);
-    dx = clsynth_leaky_relu(ctx, dx, NETS_LRELU_SLOPE);
+    /* 1x1 conv -> x a1 -> LReLU, one fused op (a1 NULL: no gate) */
+    const clsynth_conv_epilogue e0 = { CLSYNTH_ACT_LEAKY_RELU, NETS_LRELU_SLOPE, a1, NULL };
+    dx = nets_conv_forward_epi(f, &b->conv_0, dx, &e0);         /* (N, fmiddle, h, w) */
     dx = nets_norm_forward(f, &b->norm_1, dx);
     dx = clsynth_cond_dwconv(ctx, dx, w2);                      /* (N, fmiddle, h, w) */
-    dx = nets_conv_forward(f, &b->conv_1, dx);                  /* (N, fout, h, w) */
-    if (a2)
-        dx = clsynth_mul(ctx, dx, a2);
-    dx = clsynth_leaky_relu(ctx, dx, NETS_LRELU_SLOPE);
-    return clsynth_add(ctx, x_s, dx);
+    /* 1x1 conv -> x a2 -> LReLU -> + shortcut, one fused op */
+    const clsynth_conv_epilogue e1 = { CLSYNTH_ACT_LEAKY_RELU, NETS_LRELU_SLOPE, a2, x_s };
+    return nets_conv_forward_epi(f, &b->conv_1, dx, &e1);       /* (N, fout, h, w) */
 }

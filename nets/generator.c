@@ -130,6 +130,6 @@ clsynth_tensor *nets_generator_forward(const nets_fwd *f, const nets_generator *
         }
     }
     x = clsynth_leaky_relu(ctx, x, NETS_LRELU_SLOPE);
-    x = nets_conv_forward(f, &G->conv_img, x); /* (N, 3, H, W) */
-    return clsynth_tanh(ctx, x);
+    const clsynth_conv_epilogue out = { CLSYNTH_ACT_TANH, 0.0f, NULL, NULL };
+    return nets_conv_forward_epi(f, &G->conv_img, x, &out); /* tanh(conv) (N, 3, H, W) */
 }

@@ -41,6 +41,9 @@ int nets_spade_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, 
                     int cond_nc, int nhidden, nets_norm_kind kind, nets_spade *out);
 clsynth_tensor *nets_spade_forward(const nets_fwd *f, const nets_spade *s, clsynth_tensor *x,
                                    clsynth_tensor *cond);
+/* The same from actv = ReLU(shared(cond)) computed by the caller (N, nhidden, h, w). */
+clsynth_tensor *nets_spade_forward_actv(const nets_fwd *f, const nets_spade *s, clsynth_tensor *x,
+                                        clsynth_tensor *actv);
 
 /* ---- SPADE residual block (nets/spade_generator.c) ---- */
 typedef struct nets_spadeblock {
@@ -61,6 +64,11 @@ typedef struct nets_ccblock {
     bool learned_shortcut, attention;
     /* weight prediction from cond: [0] 3×3 cond→nhidden, ReLU, [1] 3×3 nhidden→out */
     nets_conv pred_w1[2], pred_w2[2], pred_a1[2], pred_a2[2];
+    /* every 3×3 conv of cond as one: the [0] convs of w1, w2 (, a1, a2) and
+     * norm_s's shared MLP (learned shortcut), their weights and biases packed
+     * side by side in the group (clsynth_group_pack): cond→n_first·nhidden */
+    nets_conv first;
+    int n_first, nhidden;
     nets_norm norm_0, norm_1;          /* affine, fin and fmiddle channels */
     nets_conv conv_0, conv_1;          /* pointwise 1×1 fin→fmiddle, fmiddle→fout */
     nets_spade norm_s;                 /* shortcut SPADE (learned shortcut only) */

@@ -72,11 +72,18 @@ int nets_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, i
 /* y = conv(x, sn(w)) + b   x (N, cin, H, W) -> (N, cout, H', W') */
 clsynth_tensor *nets_conv_forward(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x)
 {
+    return nets_conv_forward_epi(f, c, x, NULL);
+}
+
+/* y = act((conv(x, sn(w)) + b) * gate) + residual, one fused op */
+clsynth_tensor *nets_conv_forward_epi(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x,
+                                      const clsynth_conv_epilogue *e)
+{
     clsynth_ctx *ctx = f->ctx;
     clsynth_tensor *w = c->w;
     if (c->u)
         w = clsynth_spectral_norm(ctx, c->w, c->u, c->v, f->update_u);
-    return clsynth_conv2d(ctx, x, w, c->b, c->stride, c->pad);
+    return clsynth_conv2d_fused(ctx, x, w, c->b, c->stride, c->pad, e);
 }
 
 int nets_linear_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int in, int out,
@@ -151,6 +158,11 @@ int nets_cna_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, in
 
 clsynth_tensor *nets_cna_forward(const nets_fwd *f, const nets_cna *l, clsynth_tensor *x)
 {
+    if (l->norm.kind == NETS_NORM_NONE && l->act) {
+        /* conv -> bias -> LeakyReLU in one op */
+        const clsynth_conv_epilogue e = { CLSYNTH_ACT_LEAKY_RELU, NETS_LRELU_SLOPE, NULL, NULL };
+        return nets_conv_forward_epi(f, &l->conv, x, &e);
+    }
     clsynth_tensor *y = nets_conv_forward(f, &l->conv, x);
     y = nets_norm_forward(f, &l->norm, y);
     return l->act ? clsynth_leaky_relu(f->ctx, y, NETS_LRELU_SLOPE) : y;

@@ -62,6 +62,10 @@ typedef struct nets_conv {
 int nets_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
                    int k, int stride, int pad, bool bias, bool spectral, nets_conv *out);
 clsynth_tensor *nets_conv_forward(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x);
+/* The conv with a fused epilogue (clsynth_conv2d_fused): act((conv + b) * gate) + residual. */
+struct clsynth_conv_epilogue;
+clsynth_tensor *nets_conv_forward_epi(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x,
+                                      const struct clsynth_conv_epilogue *e);
 
 /* A linear layer is a nets_conv with k = 1 applied to a flattened input. */
 int nets_linear_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int in, int out,

@@ -38,9 +38,16 @@ int nets_spade_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, 
 clsynth_tensor *nets_spade_forward(const nets_fwd *f, const nets_spade *s, clsynth_tensor *x,
                                    clsynth_tensor *cond)
 {
+    const clsynth_conv_epilogue relu = { CLSYNTH_ACT_RELU, 0.0f, NULL, NULL };
+    clsynth_tensor *actv = nets_conv_forward_epi(f, &s->shared, cond, &relu); /* (N, nhidden, h, w) */
+    return nets_spade_forward_actv(f, s, x, actv);
+}
+
+clsynth_tensor *nets_spade_forward_actv(const nets_fwd *f, const nets_spade *s, clsynth_tensor *x,
+                                        clsynth_tensor *actv)
+{
     clsynth_ctx *ctx = f->ctx;
     clsynth_tensor *normalized = nets_norm_forward(f, &s->norm, x);                      /* (N, C, h, w) */
-    clsynth_tensor *actv = clsynth_relu(ctx, nets_conv_forward(f, &s->shared, cond));    /* (N, nhidden, h, w) */
     clsynth_tensor *gamma = nets_conv_forward(f, &s->gamma, actv);                       /* (N, C, h, w) */
     clsynth_tensor *beta = nets_conv_forward(f, &s->beta, actv);                         /* (N, C, h, w) */
     return clsynth_spade_mod(ctx, normalized, gamma, beta);

@@ -113,7 +113,8 @@ int clsynth_vgg_features(clsynth_ctx *ctx, const clsynth_vgg *v, clsynth_tensor 
     for (int i = 0; i < CLSYNTH_VGG_LAYERS; i++) {
         if (LAYERS[i].pool_before)
             x = clsynth_max_pool(ctx, x, 2, 2);
-        x = clsynth_relu(ctx, clsynth_conv2d(ctx, x, v->w[i], v->b[i], 1, 1)); /* (N, cout, h, w) */
+        const clsynth_conv_epilogue relu = { CLSYNTH_ACT_RELU, 0.0f, NULL, NULL };
+        x = clsynth_conv2d_fused(ctx, x, v->w[i], v->b[i], 1, 1, &relu); /* (N, cout, h, w) */
         if (LAYERS[i].feature >= 0)
             feats[LAYERS[i].feature] = x;
     }
