@@ -16,7 +16,8 @@
 
 struct clsynth_kforce; /* clcore/kdef.h */
 
-/* ---- convolution (clcore/ops_conv.c, kernels/conv_fwd.cl, conv_bwd.cl, im2col.cl, bias.cl) ---- */
+/* ---- convolution (clcore/ops_conv.c: dispatch; ops_conv_direct.c, ops_conv_gemm.c: the algorithms;
+ *      clcore/ops_linear.c: linear) ---- */
 typedef enum clsynth_conv_algo {
     CLSYNTH_CONV_AUTO = 0,     /* tuned choice, else heuristic (1x1 -> GEMM) */
     CLSYNTH_CONV_DIRECT,       /* direct tiled OpenCL kernel */

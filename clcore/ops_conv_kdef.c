@@ -1,4 +1,4 @@
-/* Descriptors of conv2d's tunable kernels (clcore/ops_conv.c, kernels/conv_fwd.cl,
+/* Descriptors of conv2d's tunable kernels (clcore/ops_conv*.c, kernels/conv_fwd.cl,
  * kernels/conv_bwd.cl):
  * the algorithm choice and the three direct kernels. See clcore/kdef.h. */
 #include <stdio.h>
