@@ -77,9 +77,12 @@ struct clsynth_kdef;
 
 /* A configuration forced on an op by its caller (the tuner, bench, tests),
  * passed explicitly to the op (e.g. clsynth_cond_dwconv_forced). It applies
- * to the descriptor `def` only; the op's other kernels resolve as usual. */
+ * to the descriptor `def` only; the op's other kernels resolve as usual,
+ * unless `next` chains a force for one of them (a conv forced to im2col +
+ * GEMM with its GEMMs forced onto one algorithm). */
 typedef struct clsynth_kforce {
     const struct clsynth_kdef *def;
+    struct clsynth_kforce *next;   /* forces of further descriptors, or NULL */
     bool defaults;                 /* the built-in defaults, ignoring every database */
     int v[CLSYNTH_K_MAX_PARAMS];   /* otherwise these values */
     unsigned long hits;            /* ops count here each time they resolve with it */
@@ -104,6 +107,7 @@ typedef struct clsynth_kdef {
     bool backward;                            /* runs in the op's backward (harness runs include it) */
     unsigned grad_mask;                       /* with backward: bit i = in[i] requires grad (0: all) */
     const char *before[4];                    /* keys tuned first at the same shape */
+    bool tune_first;                          /* its jobs run before all others (the other ops run on it) */
     int n_params;
     clsynth_ktunable params[CLSYNTH_K_MAX_PARAMS];
 
@@ -115,6 +119,10 @@ typedef struct clsynth_kdef {
 
     /* Constraints between values at a shape (NULL: none). */
     bool (*valid)(const int *v, const void *shape);
+    /* Whether values v can run on this device at all (NULL: any), e.g. an
+     * algorithm that needs the host CPU; checked with the limits (the
+     * resolver, the tuner's enumeration). False with why. */
+    bool (*device_ok)(const clsynth_device_info *dev, const int *v, char *why, size_t len);
     /* The work-group values v launch with under lim: explicit, implied by
      * the -D values, or automatic (LOCAL0 = 0); local[0] = 0 leaves it to the
      * launch helper (always legal). False when nothing fits. NULL: the launch

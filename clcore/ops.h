@@ -45,6 +45,9 @@ clsynth_tensor *clsynth_conv2d_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsyn
  * or NULL -> (N,Out,1,1). */
 clsynth_tensor *clsynth_linear(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
                                clsynth_tensor *bias);
+/* As clsynth_linear with a force for its GEMMs (the "gemm" descriptor). */
+clsynth_tensor *clsynth_linear_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
+                                      clsynth_tensor *bias, struct clsynth_kforce *force);
 
 /* Conditional (per-sample, per-channel, per-pixel) depthwise 3x3 conv:
  * y(n,c,h,w) = sum_{i,j} k(n, 9c+3i+j, h, w) * x(n, c, h+i-1, w+j-1), zero pad 1.

@@ -119,10 +119,12 @@ static void conv2d_fit(int *v, const void *shape, const clsynth_klimits *lim)
 const clsynth_kdef clsynth_kdef_conv2d = {
     .key = "conv2d", .op = "clsynth_conv2d", .backward = true,
     .before = { "conv_fwd_direct", "conv_bwd_data_direct", "conv_bwd_weight_direct" },
-    .n_params = 1,
+    .n_params = 2,
     .params = {
         { .name = "ALGO", .kind = CLSYNTH_K_ALGO, .n = 2, .values = { CLSYNTH_CONV_DIRECT, CLSYNTH_CONV_IM2COL_GEMM },
           .def = 0 },
+        { .name = "GEMM_BATCH", .kind = CLSYNTH_K_HOST, .n = 2, .values = { CONV2D_GEMM_MERGED, CONV2D_GEMM_STRIDED },
+          .def = CONV2D_GEMM_MERGED, .only_algo = CLSYNTH_CONV_IM2COL_GEMM },
     },
     .shape_size = sizeof(clsynth_conv_shape), .format = conv_format, .parse = conv_parse,
     .fit = conv2d_fit,

@@ -1,7 +1,8 @@
 /* The fully connected layer: one GEMM per pass over the whole batch. */
 #include <stdio.h>
 
-#include "clcore/clblast_util.h"
+#include "clcore/gemm.h"
+#include "clcore/kdef.h"
 #include "clcore/ops.h"
 #include "clcore/ops_conv_impl.h"
 
@@ -14,15 +15,19 @@ static int linear_backward(clsynth_ctx *ctx, clsynth_node *nd)
     if (x->flags & CLSYNTH_T_REQUIRES_GRAD) {
         /* dx (N, In) += dy (N, Out) W (Out, In) */
         clsynth_tensor *dx = clsynth_grad_of(ctx, x);
-        if (!dx || clsynth_sgemm(ctx, what, false, false, N, in, out, 1.0f, dy->mem, dy->off, out, w->mem, w->off,
-                                 in, 1.0f, dx->mem, dx->off, in))
+        const clsynth_gemm_op op = { .m = N, .n = in, .k = out, .alpha = 1.0f, .beta = 1.0f,
+                                     .a = { dy->mem, dy->off, out, 0 }, .b = { w->mem, w->off, in, 0 },
+                                     .c = { dx ? dx->mem : NULL, dx ? dx->off : 0, in, 0 }, .batch = 1 };
+        if (!dx || clsynth_gemm(ctx, what, &op, nd->force))
             return -1;
     }
     if (w->flags & CLSYNTH_T_REQUIRES_GRAD) {
         /* dW (Out, In) += dy^T (Out, N) x (N, In) */
         clsynth_tensor *dw = clsynth_grad_of(ctx, w);
-        if (!dw || clsynth_sgemm(ctx, what, true, false, out, in, N, 1.0f, dy->mem, dy->off, out, x->mem, x->off,
-                                 in, 1.0f, dw->mem, dw->off, in))
+        const clsynth_gemm_op op = { .ta = true, .m = out, .n = in, .k = N, .alpha = 1.0f, .beta = 1.0f,
+                                     .a = { dy->mem, dy->off, out, 0 }, .b = { x->mem, x->off, in, 0 },
+                                     .c = { dw ? dw->mem : NULL, dw ? dw->off : 0, in, 0 }, .batch = 1 };
+        if (!dw || clsynth_gemm(ctx, what, &op, nd->force))
             return -1;
     }
     if (b && (b->flags & CLSYNTH_T_REQUIRES_GRAD)) {
@@ -33,7 +38,8 @@ static int linear_backward(clsynth_ctx *ctx, clsynth_node *nd)
     return 0;
 }
 
-clsynth_tensor *clsynth_linear(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *bias)
+clsynth_tensor *clsynth_linear_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *bias,
+                                      clsynth_kforce *force)
 {
     if (ctx->failed || !x || !w)
         return NULL;
@@ -58,13 +64,21 @@ clsynth_tensor *clsynth_linear(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tens
     char what[160];
     snprintf(what, sizeof what, "linear forward of %s", xd);
     /* y (N, Out) = x (N, In) W^T (In, Out) */
-    if (clsynth_sgemm(ctx, what, false, true, N, out, in, 1.0f, x->mem, x->off, in, w->mem, w->off, in, 0.0f, y->mem,
-                      y->off, out))
+    const clsynth_gemm_op op = { .tb = true, .m = N, .n = out, .k = in, .alpha = 1.0f, .beta = 0.0f,
+                                 .a = { x->mem, x->off, in, 0 }, .b = { w->mem, w->off, in, 0 },
+                                 .c = { y->mem, y->off, out, 0 }, .batch = 1 };
+    if (clsynth_gemm(ctx, what, &op, force))
         return NULL;
     if (bias && clsynth_conv_bias_add(ctx, y, bias))
         return NULL;
     clsynth_tensor *ins[3] = { x, w, bias };
     clsynth_node *nd = clsynth_tape_record(ctx, "linear", linear_backward, y, ins, 3);
-    (void)nd;
+    if (nd)
+        nd->force = force;
     return ctx->failed ? NULL : y;
+}
+
+clsynth_tensor *clsynth_linear(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *bias)
+{
+    return clsynth_linear_forced(ctx, x, w, bias, NULL);
 }
