@@ -18,7 +18,9 @@
  *                    finds OpenBLAS (CLSYNTH_HAVE_CBLAS).
  *   CLBLAST_STRIDED  CLBlastSgemmStridedBatched, one call for the batch
  *                    (separate outputs only).
- * Every algorithm is deterministic: the same inputs give the same bits. */
+ * Every algorithm is deterministic: the same inputs give the same bits. The
+ * optional bias epilogue is the host algorithm's own loop over the mapped C,
+ * a kernel (kernels/gemm.cl) after the others. */
 #ifndef CLSYNTH_GEMM_H
 #define CLSYNTH_GEMM_H
 
@@ -49,6 +51,8 @@ typedef struct clsynth_gemm_op {
     clsynth_gemm_mat a, b, c;
     size_t batch;   /* products; 0 is taken as 1 */
     bool sum_batch; /* C accumulates every product (c.stride unused) */
+    cl_mem bias;    /* NULL, or then C_i(r, j) += bias[bias_off + r] (a conv's per-channel bias) */
+    size_t bias_off;
 } clsynth_gemm_op;
 
 /* Runs g with the algorithm resolved at its shape (force: the caller's

@@ -12,7 +12,8 @@
  *      returns after every command enqueued before it has finished, so the
  *      kernels producing A, B and C are done.
  *   2. cblas_sgemm per product, in order (a summed batch with beta = 1 after
- *      its first product), on the mapped pointers.
+ *      its first product), on the mapped pointers; then the bias epilogue, a
+ *      loop over the mapped C.
  *   3. Unmap; commands enqueued later run after the unmaps.
  *
  * Zero copy: PoCL's CPU device, Intel's CPU runtime and rusticl on llvmpipe
@@ -102,7 +103,7 @@ int clsynth_gemm_host(clsynth_ctx *ctx, const char *what, const clsynth_gemm_op 
         return -1;
     const size_t batch = g->batch ? g->batch : 1;
     const double t0 = ctx->profile_launches ? wall_ms() : 0;
-    region r[3];
+    region r[4];
     int n = 0;
     add_region(r, &n, &g->a, extent(&g->a, g->ta ? g->k : g->m, g->ta ? g->m : g->k, batch), false);
     add_region(r, &n, &g->b, extent(&g->b, g->tb ? g->n : g->k, g->tb ? g->k : g->n, batch), false);
@@ -110,6 +111,9 @@ int clsynth_gemm_host(clsynth_ctx *ctx, const char *what, const clsynth_gemm_op 
     if (g->sum_batch)
         c.stride = 0;
     add_region(r, &n, &c, extent(&c, g->m, g->n, batch), true);
+    clsynth_gemm_mat bm = { g->bias, g->bias_off, g->m, 0 };
+    if (g->bias)
+        add_region(r, &n, &bm, g->m, false);
     for (int i = 0; i < n; i++) {
         cl_int e = CL_SUCCESS;
         cl_map_flags fl = r[i].write ? CL_MAP_READ | CL_MAP_WRITE : CL_MAP_READ;
@@ -124,12 +128,20 @@ int clsynth_gemm_host(clsynth_ctx *ctx, const char *what, const clsynth_gemm_op 
     }
     const float *A = at(r, n, &g->a), *B = at(r, n, &g->b);
     float *C = (float *)at(r, n, &c);
+    const float *bias = g->bias ? at(r, n, &bm) : NULL;
     for (size_t i = 0; i < batch; i++) {
         const float beta = g->sum_batch && i > 0 ? 1.0f : g->beta;
         cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)g->m,
                     (int)g->n, (int)g->k, g->alpha, A + i * g->a.stride, (int)g->a.ld, B + i * g->b.stride,
                     (int)g->b.ld, beta, C + i * c.stride, (int)c.ld);
     }
+    if (bias)
+        for (size_t i = 0; i < (g->sum_batch ? 1 : batch); i++)
+            for (size_t row = 0; row < g->m; row++) {
+                float *cr = C + i * c.stride + row * c.ld, b = bias[row];
+                for (size_t j = 0; j < g->n; j++)
+                    cr[j] += b;
+            }
     if (unmap_all(ctx, r, n, what))
         return -1;
     ctx->launches++;

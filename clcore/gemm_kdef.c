@@ -1,6 +1,7 @@
 /* The "gemm" descriptor: the algorithm of every GEMM the ops run
  * (clcore/gemm.h), per product shape. Its harness runs clsynth_gemm itself
- * (C = A B + 0.5 C0, so beta is covered), forward only.
+ * (C = A B + 0.5 C0 + bias per row, so beta and the epilogue are covered),
+ * forward only.
  *
  * Defaults (measured, platforms.md "GEMM algorithms"): on PoCL's and Intel's
  * CPU devices the host BLAS (OpenBLAS 0.3.21 reached 6-8x CLBlast's SGEMM
@@ -86,14 +87,15 @@ static int mm_setup(clsynth_ctx *ctx, clsynth_kbench *b)
     stored(s->tb, s->k, s->n, &br, &bc);
     if (clsynth_kbench_input(ctx, b, "tune.a", s->batch, 1, ar, ac, 1, 1.0f) ||
         clsynth_kbench_input(ctx, b, "tune.b", s->batch, 1, br, bc, 2, 1.0f) ||
-        clsynth_kbench_input(ctx, b, "tune.c0", s->sum ? 1 : s->batch, 1, s->m, s->n, 3, 1.0f))
+        clsynth_kbench_input(ctx, b, "tune.c0", s->sum ? 1 : s->batch, 1, s->m, s->n, 3, 1.0f) ||
+        clsynth_kbench_input(ctx, b, "tune.bias", 1, 1, 1, s->m, 4, 1.0f))
         return -1;
     b->flops = 2.0 * s->m * (double)s->n * s->k * s->batch;
     b->bytes = 4.0 * s->batch * ((double)s->m * s->k + (double)s->k * s->n) + 8.0 * (s->sum ? 1 : s->batch) * s->m * s->n;
     return 0;
 }
 
-/* C = A B + 0.5 C0 into a new tensor */
+/* C = A B + 0.5 C0 + bias (per row) into a new tensor */
 static clsynth_tensor *mm_run(clsynth_ctx *ctx, clsynth_kbench *b, clsynth_kforce *force)
 {
     const clsynth_matmul_shape *s = (const clsynth_matmul_shape *)&b->shape;
@@ -105,7 +107,7 @@ static clsynth_tensor *mm_run(clsynth_ctx *ctx, clsynth_kbench *b, clsynth_kforc
         .ta = s->ta, .tb = s->tb, .m = (size_t)s->m, .n = (size_t)s->n, .k = (size_t)s->k, .alpha = 1.0f, .beta = 0.5f,
         .a = { A->mem, A->off, (size_t)A->w, CLSYNTH_HW(A) }, .b = { B->mem, B->off, (size_t)B->w, CLSYNTH_HW(B) },
         .c = { c->mem, c->off, (size_t)s->n, s->sum ? 0 : (size_t)s->m * (size_t)s->n },
-        .batch = (size_t)s->batch, .sum_batch = s->sum != 0,
+        .batch = (size_t)s->batch, .sum_batch = s->sum != 0, .bias = b->in[3]->mem, .bias_off = b->in[3]->off,
     };
     return clsynth_gemm(ctx, "gemm harness", &g, force) ? NULL : c;
 }

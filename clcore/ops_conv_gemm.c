@@ -13,7 +13,7 @@
  *              dx       dcol = W^T dyT; dx += col2im(dcol)
  *   STRIDED  one product per sample in one batched GEMM call: col (N, rows,
  *            P), outputs written in place, no permutes:
- *              forward  y_n = W col_n;  dW += sum_n dy_n col_n^T (a summed batch,
+ *              forward  y_n = W col_n + b (the GEMM's bias epilogue);  dW += sum_n dy_n col_n^T (a summed batch,
  *              in order of n);  dcol_n = W^T dy_n, dx += col2im(dcol)
  *            A 1x1 stride-1 pad-0 conv needs no im2col here: col_n is x_n.
  *
@@ -112,7 +112,8 @@ static int launch_im2col(clsynth_ctx *ctx, const conv_geom *g, const clsynth_ten
     clsynth_arg_int(&a, 0);
     CLSYNTH_ARG_INTS(&a, g->Cin, g->H, g->W, g->OW, g->KH, g->KW, g->stride, g->pad, (int)p0, (int)P, (int)ld_r,
                      (int)ld_n, ns);
-    size_t global[3] = { P, (size_t)g->Cin * (size_t)(g->KH * g->KW), (size_t)ns };
+    const size_t ow = (size_t)g->OW, out_rows = (p0 + P - 1) / ow - p0 / ow + 1;
+    size_t global[3] = { ow, out_rows, (size_t)g->Cin * (size_t)(g->KH * g->KW) * (size_t)ns };
     return clsynth_launch(&a, 3, global, NULL, 0, NULL);
 }
 
@@ -205,7 +206,8 @@ static int forward_chunk(clsynth_ctx *ctx, const clsynth_conv_call *c, const pla
     /* y_n[:, p0:p0+pc] (Cout, pc) = W (Cout, rows) col_n (rows, pc) */
     clsynth_gemm_op op = { .m = cout, .n = pc, .k = rows, .alpha = 1.0f, .beta = 0.0f,
                            .a = mat(w->mem, w->off, rows, 0),
-                           .c = mat(y->mem, y->off + (size_t)n0 * cout * P + p0, P, cout * P), .batch = (size_t)ns };
+                           .c = mat(y->mem, y->off + (size_t)n0 * cout * P + p0, P, cout * P), .batch = (size_t)ns,
+                           .bias = c->b ? c->b->mem : NULL, .bias_off = c->b ? c->b->off : 0 };
     if (p->direct_x) {
         op.b = mat(x->mem, x->off + (size_t)n0 * rows * hw, hw, rows * hw);
     } else {
@@ -230,8 +232,6 @@ static int gemm_forward(clsynth_ctx *ctx, const clsynth_conv_call *c)
             rc = forward_chunk(ctx, c, &p, &b, n0, g->N - n0 < p.ns ? g->N - n0 : p.ns, p0,
                                P - p0 < p.pc ? P - p0 : p.pc);
     put_bufs(ctx, &b);
-    if (!rc && c->b && p.layout != CONV2D_GEMM_MERGED) /* MERGED adds it in the permute */
-        rc = clsynth_conv_bias_add(ctx, c->y, c->b);
     return rc;
 }
 

@@ -20,17 +20,22 @@
  * many; col2im reads each col element once and reads+writes Cin*H*W floats per sample;
  * swap01 reads and writes D0*D1*D2 floats. */
 
-/* global (P, Cin*KH*KW, ns); x_off: sample 0 of the chunk */
+/* global (OW, output rows meeting [p0, p0+P), Cin*KH*KW * ns); x_off: sample 0 of
+ * the chunk. Dimension 0 runs along an output row (contiguous in col and, at
+ * stride 1, in x); the divisions depend on dimensions 1 and 2 only. */
 __kernel void im2col(__global const float *x, const int x_off, __global float *col, const int col_off,
                      const int Cin, const int H, const int W, const int OW, const int KH, const int KW,
                      const int stride, const int pad, const int p0, const int P, const int ld_r, const int ld_n,
                      const int ns)
 {
-    const int p = get_global_id(0), r = get_global_id(1), n = get_global_id(2);
-    const int KK = KH * KW;
-    if (p >= P || r >= Cin * KK || n >= ns)
+    const int ox = get_global_id(0), y = get_global_id(1), z = get_global_id(2);
+    const int KK = KH * KW, rows = Cin * KK;
+    if (ox >= OW || z >= rows * ns)
         return;
-    const int q = p0 + p, oy = q / OW, ox = q - oy * OW;
+    const int n = z / rows, r = z - n * rows;
+    const int oy = p0 / OW + y, p = oy * OW + ox - p0;
+    if (p < 0 || p >= P)
+        return;
     const int ci = r / KK, k = r - ci * KK, ky = k / KW, kx = k - ky * KW;
     const int iy = oy * stride + ky - pad, ix = ox * stride + kx - pad;
     col[col_off + r * ld_r + n * ld_n + p] =
@@ -52,16 +57,16 @@ __kernel void col2im_acc(__global const float *col, const int col_off, __global 
     float s = 0.0f;
     for (int ky = 0; ky < KH; ky++) {
         const int ty = iy + pad - ky;
-        if (ty < 0 || ty % stride)
+        if (ty < 0 || (stride > 1 && ty % stride))
             continue;
-        const int oy = ty / stride;
+        const int oy = stride > 1 ? ty / stride : ty; /* no division at stride 1 */
         if (oy >= OH)
             continue;
         for (int kx = 0; kx < KW; kx++) {
             const int tx = ix + pad - kx;
-            if (tx < 0 || tx % stride)
+            if (tx < 0 || (stride > 1 && tx % stride))
                 continue;
-            const int ox = tx / stride;
+            const int ox = stride > 1 ? tx / stride : tx;
             if (ox >= OW)
                 continue;
             const int q = oy * OW + ox - p0;

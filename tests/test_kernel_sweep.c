@@ -86,7 +86,7 @@ static void ref_reduce(const void *shape, const run *r, float *y, float *const *
     ref_ew_reduce_to(r->in[0], NULL, xd, y, od, 1.0, 0.0);
 }
 
-/* the harness: C = A B + 0.5 C0 per product, or summed over the batch */
+/* the harness: C = A B + 0.5 C0 + bias(row) per product, or summed over the batch */
 static void ref_gemm(const void *shape, const run *r, float *y, float *const *grad)
 {
     const clsynth_matmul_shape *s = shape;
@@ -94,7 +94,7 @@ static void ref_gemm(const void *shape, const run *r, float *y, float *const *gr
     const size_t mn = (size_t)s->m * (size_t)s->n, mk = (size_t)s->m * (size_t)s->k, kn = (size_t)s->k * (size_t)s->n;
     for (int b = 0; b < (s->sum ? 1 : s->batch); b++)
         for (size_t e = 0; e < mn; e++)
-            y[(size_t)b * mn + e] = 0.5f * r->in[2][(size_t)b * mn + e];
+            y[(size_t)b * mn + e] = 0.5f * r->in[2][(size_t)b * mn + e] + r->in[3][e / (size_t)s->n];
     for (int b = 0; b < s->batch; b++) {
         const float *A = r->in[0] + (size_t)b * mk, *B = r->in[1] + (size_t)b * kn;
         float *C = y + (s->sum ? 0 : (size_t)b * mn);
