@@ -114,6 +114,7 @@ static clsynth_tensor *mm_run(clsynth_ctx *ctx, clsynth_kbench *b, clsynth_kforc
 
 const clsynth_kdef clsynth_kdef_gemm = {
     .key = "gemm", .op = "clsynth_gemm (every op's GEMM)", .tune_first = true, .n_params = 1,
+    .revision = "CLBlast; host BLAS on mapped buffers; strided-batched CLBlast",
     .params = {
 #ifdef CLSYNTH_HAVE_CBLAS
         { .name = "ALGO", .kind = CLSYNTH_K_ALGO, .n = 3,

@@ -71,6 +71,7 @@ typedef struct clsynth_klimits {
     size_t max_wg;
     size_t max_item[3];
     cl_ulong local_mem;
+    const clsynth_device_info *dev; /* the device, for defaults that depend on more than limits (NULL: none) */
 } clsynth_klimits;
 
 struct clsynth_kdef;
@@ -101,6 +102,8 @@ typedef struct clsynth_kdef {
     const char *key;                          /* tuning-database key */
     const char *op;                           /* the public op it belongs to */
     const char *file;                         /* kernels/<file>; NULL: not an OpenCL kernel of ours */
+    const char *revision;                     /* without a file: names what the algorithms are, so
+                                                 entries tuned before they changed are stale (NULL: never) */
     const char *kernels[CLSYNTH_K_MAX_KERNELS]; /* built with the configuration's -D options */
     int kernels_algo;                         /* > 0: kernels[] run only when ALGO equals it */
     int dims;                                 /* launch dimensions of the work-group */
@@ -189,8 +192,8 @@ clsynth_klimits clsynth_klimits_of(const clsynth_ctx *ctx);
 bool clsynth_kdef_fits(const clsynth_kdef *d, const int *v, const void *shape, const clsynth_klimits *lim,
                        size_t local[3], size_t *local_mem, char *why, size_t len);
 
-/* FNV-1a of the kernel source (0 for descriptors without a file): entries
- * tuned with another source are stale. */
+/* FNV-1a of the kernel source, or of the revision string of a descriptor
+ * without a file (0 for neither): entries tuned with another are stale. */
 unsigned clsynth_kdef_src_hash(const clsynth_kdef *d);
 
 /* Smallest power of two >= x (x >= 1), for the descriptors' shape rules. */

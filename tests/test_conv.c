@@ -550,6 +550,49 @@ START_TEST(direct_kernel_same_under_small_device_limits)
 }
 END_TEST
 
+/* The defaults without a tuning database: on a CPU device of PoCL or Intel
+ * (host BLAS built in) every GEMM runs on the host BLAS, a conv with enough
+ * work for it takes the GEMM path (strided), a small one the direct kernels;
+ * on a GPU (and wherever the GEMM is CLBlast's) the GEMM is CLBlast's and the
+ * conv path merged. Decided by device type and platform, not vendor id. */
+START_TEST(untuned_defaults_follow_the_device_class)
+{
+    static const struct {
+        const char *platform, *vendor;
+        cl_device_type type;
+        bool host;
+    } devs[] = {
+        { "Portable Computing Language", "GenuineIntel", CL_DEVICE_TYPE_CPU, true },
+        { "Portable Computing Language", "AuthenticAMD", CL_DEVICE_TYPE_CPU, true },
+        { "Intel(R) OpenCL", "Intel(R) Corporation", CL_DEVICE_TYPE_CPU, true },
+        { "NVIDIA CUDA", "NVIDIA Corporation", CL_DEVICE_TYPE_GPU, false },
+        { "Intel(R) OpenCL Graphics", "Intel(R) Corporation", CL_DEVICE_TYPE_GPU, false },
+    };
+    const clsynth_conv_shape big = { 2, 16, 64, 64, 144, 3, 3, 1, 1 }, small = { 2, 16, 64, 64, 16, 3, 3, 1, 1 };
+    for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
+        clsynth_device_info d = ctx->dev;
+        snprintf(d.platform_name, sizeof d.platform_name, "%s", devs[i].platform);
+        snprintf(d.vendor, sizeof d.vendor, "%s", devs[i].vendor);
+        d.type = devs[i].type;
+        bool host = devs[i].host && clsynth_gemm_host_capable(&d);
+        ck_assert_int_eq(clsynth_gemm_host_capable(&d), devs[i].host && clsynth_gemm_host_capable(&ctx->dev));
+        int g[CLSYNTH_K_MAX_PARAMS] = { 0 }, v[CLSYNTH_K_MAX_PARAMS] = { 0 }, w[CLSYNTH_K_MAX_PARAMS] = { 0 };
+        clsynth_kdef_defaults(&clsynth_kdef_gemm, &d, g);
+        ck_assert_msg(g[GEMM_ALGO] == (host ? CLSYNTH_GEMM_HOST_BLAS : CLSYNTH_GEMM_CLBLAST), "%s: GEMM algorithm %d",
+                      devs[i].platform, g[GEMM_ALGO]);
+        clsynth_klimits lim = clsynth_klimits_of(ctx);
+        lim.dev = &d;
+        clsynth_kdef_defaults(&clsynth_kdef_conv2d, &d, v);
+        clsynth_kdef_conv2d.fit(v, &big, &lim);
+        ck_assert_int_eq(v[CONV2D_ALGO], CLSYNTH_CONV_IM2COL_GEMM);
+        ck_assert_int_eq(v[CONV2D_GEMM_BATCH], host ? CONV2D_GEMM_STRIDED : CONV2D_GEMM_MERGED);
+        clsynth_kdef_defaults(&clsynth_kdef_conv2d, &d, w);
+        clsynth_kdef_conv2d.fit(w, &small, &lim);
+        ck_assert_int_eq(w[CONV2D_ALGO], CLSYNTH_CONV_DIRECT);
+    }
+}
+END_TEST
+
 START_TEST(bad_shapes_name_the_tensors)
 {
     clsynth_tensor *x = clsynth_tensor_new(ctx, "input_x", 2, 3, 9, 7);
@@ -676,6 +719,7 @@ int main(void)
     tcase_add_test(tc, gemm_gradients_match_finite_differences);
     tcase_add_test(tc, backward_is_deterministic);
     tcase_add_test(tc, direct_kernel_same_under_small_device_limits);
+    tcase_add_test(tc, untuned_defaults_follow_the_device_class);
     tcase_add_test(tc, bad_shapes_name_the_tensors);
     tcase_add_test(tc, linear_matches_reference_and_finite_differences);
     suite_add_tcase(s, tc);
