@@ -91,4 +91,12 @@ typedef struct clsynth_matmul_shape {
 enum { GEMM_ALGO };
 extern const clsynth_kdef clsynth_kdef_gemm;
 
+/* The GEMM products of one forward + backward of conv2d's im2col + GEMM path
+ * at shape s with GEMM_BATCH layout (CONV2D_GEMM_*), chunked as the op
+ * chunks under ctx's column budget (ctx NULL: the default budget): the 3
+ * shapes (forward, dW, dx) into out and how often each runs into count.
+ * Returns 3 (clcore/ops_conv_gemm.c). */
+int clsynth_conv_gemm_products(const clsynth_ctx *ctx, const clsynth_conv_shape *s, int layout,
+                               clsynth_matmul_shape out[3], int count[3]);
+
 #endif

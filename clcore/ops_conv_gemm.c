@@ -54,11 +54,12 @@ typedef struct plan {
     size_t tmp;     /* floats of the permuted output / gradient (MERGED) */
 } plan;
 
-static plan make_plan(clsynth_ctx *ctx, const conv_geom *g, int layout)
+/* ctx NULL: the default budget, no allocation limit */
+static plan make_plan(const clsynth_ctx *ctx, const conv_geom *g, int layout)
 {
     const size_t rows = (size_t)g->Cin * (size_t)(g->KH * g->KW), P = (size_t)g->OH * (size_t)g->OW;
-    size_t cap = (ctx->conv_col_bytes ? ctx->conv_col_bytes : CONV_COL_BUDGET_BYTES) / sizeof(float);
-    size_t alloc = ctx->dev.max_alloc > 0 ? (size_t)(ctx->dev.max_alloc / sizeof(float)) : SIZE_MAX;
+    size_t cap = (ctx && ctx->conv_col_bytes ? ctx->conv_col_bytes : CONV_COL_BUDGET_BYTES) / sizeof(float);
+    size_t alloc = ctx && ctx->dev.max_alloc > 0 ? (size_t)(ctx->dev.max_alloc / sizeof(float)) : SIZE_MAX;
     const size_t big = rows > (size_t)g->Cout ? rows : (size_t)g->Cout;
     if (alloc > (size_t)INT_MAX)
         alloc = (size_t)INT_MAX; /* the kernels index with int */
@@ -96,6 +97,31 @@ static plan make_plan(clsynth_ctx *ctx, const conv_geom *g, int layout)
     p.pc = pc < P ? pc : P;
     p.col = rows * p.pc;
     return p;
+}
+
+int clsynth_conv_gemm_products(const clsynth_ctx *ctx, const clsynth_conv_shape *s, int layout,
+                               clsynth_matmul_shape out[3], int count[3])
+{
+    const conv_geom g = { s->n, s->cin, s->h, s->w, s->cout, s->kh, s->kw,
+                          clsynth_conv_out_size(s->h, s->kh, s->stride, s->pad),
+                          clsynth_conv_out_size(s->w, s->kw, s->stride, s->pad), s->stride, s->pad };
+    const plan p = make_plan(ctx, &g, layout);
+    const int rows = s->cin * s->kh * s->kw, P = g.OH * g.OW;
+    const int chunks = (s->n + p.ns - 1) / p.ns * (int)(((size_t)P + p.pc - 1) / p.pc);
+    if (p.layout == CONV2D_GEMM_MERGED) {
+        const int wide = p.ns * P;
+        out[0] = (clsynth_matmul_shape){ s->cout, wide, rows, 0, 0, 1, 0 }; /* yT = W col */
+        out[1] = (clsynth_matmul_shape){ s->cout, rows, wide, 0, 1, 1, 0 }; /* dW += dyT col^T */
+        out[2] = (clsynth_matmul_shape){ rows, wide, s->cout, 1, 0, 1, 0 }; /* dcol = W^T dyT */
+    } else {
+        const int pc = (int)p.pc, sum = p.ns > 1;
+        out[0] = (clsynth_matmul_shape){ s->cout, pc, rows, 0, 0, p.ns, 0 };   /* y_n = W col_n */
+        out[1] = (clsynth_matmul_shape){ s->cout, rows, pc, 0, 1, p.ns, sum }; /* dW += sum dy_n col_n^T */
+        out[2] = (clsynth_matmul_shape){ rows, pc, s->cout, 1, 0, p.ns, 0 };   /* dcol_n = W^T dy_n */
+    }
+    for (int i = 0; i < 3; i++)
+        count[i] = chunks;
+    return 3;
 }
 
 /* ------------------------------------------------------------ kernels */
