@@ -36,6 +36,16 @@ static void add(clsynth_bench_gemm_row *rows, size_t *n, size_t cap, const clsyn
         r->ms[a] = NAN;
 }
 
+/* what the resolver picks at each row (0: it failed) */
+static void set_defaults(clsynth_ctx *ctx, clsynth_bench_gemm_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        clsynth_kcfg cfg;
+        rows[i].default_algo = clsynth_kconfig(ctx, &clsynth_kdef_gemm, &rows[i].s, NULL, &cfg) ? 0 : cfg.v[GEMM_ALGO];
+    }
+    clsynth_ctx_clear_error(ctx);
+}
+
 size_t clsynth_bench_gemm_rows(clsynth_ctx *ctx, const char *const *convs, size_t n_convs,
                                clsynth_bench_gemm_row *rows, size_t cap)
 {
@@ -53,11 +63,22 @@ size_t clsynth_bench_gemm_rows(clsynth_ctx *ctx, const char *const *convs, size_
         for (int i = 0; i < 3; i++)
             add(rows, &n, cap, &g[i], convs[c], count[i]);
     }
-    for (size_t i = 0; i < n; i++) {
-        clsynth_kcfg cfg;
-        rows[i].default_algo = clsynth_kconfig(ctx, &clsynth_kdef_gemm, &rows[i].s, NULL, &cfg) ? 0 : cfg.v[GEMM_ALGO];
+    set_defaults(ctx, rows, n);
+    return n;
+}
+
+size_t clsynth_bench_gemm_rows_recorded(clsynth_ctx *ctx, const clsynth_tune_job *jobs, size_t n_jobs,
+                                        const char *from, clsynth_bench_gemm_row *rows, size_t cap)
+{
+    size_t n = 0;
+    const clsynth_matmul_shape cube = { 1024, 1024, 1024, 0, 0, 1, 0 };
+    add(rows, &n, cap, &cube, "1024^3", 1);
+    for (size_t j = 0; j < n_jobs; j++) {
+        clsynth_matmul_shape s;
+        if (jobs[j].def == &clsynth_kdef_gemm && clsynth_kdef_gemm.parse(jobs[j].shape, &s))
+            add(rows, &n, cap, &s, from, jobs[j].uses ? (int)jobs[j].uses : 1);
     }
-    clsynth_ctx_clear_error(ctx);
+    set_defaults(ctx, rows, n);
     return n;
 }
 
@@ -162,8 +183,8 @@ void clsynth_bench_gemm_print(const clsynth_bench_gemm_row *rows, size_t n)
     }
     double dm, om;
     if (clsynth_bench_gemm_totals(rows, n, &dm, &om))
-        printf("  at the model's conv shapes (each product times its runs): default %.2f ms, OpenBLAS %.2f ms: "
-               "%.0f%% of OpenBLAS\n", dm, om, 100.0 * om / dm);
+        printf("  summed over the products below 1024^3, each times its runs: default %.2f ms, OpenBLAS %.2f ms: "
+               "%.0f%% of OpenBLAS's rate\n", dm, om, 100.0 * om / dm);
 }
 
 bool clsynth_bench_gemm_totals(const clsynth_bench_gemm_row *rows, size_t n, double *default_ms, double *openblas_ms)

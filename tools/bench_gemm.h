@@ -11,6 +11,7 @@
 
 #include "clcore/context.h"
 #include "clcore/kdefs.h"
+#include "clcore/tuner.h"
 
 #define CLSYNTH_BENCH_GEMM_ALGOS 4 /* clsynth_gemm_algo values 1..3, and OpenBLAS direct at [0] */
 
@@ -28,6 +29,12 @@ typedef struct clsynth_bench_gemm_row {
  * several convs is one row with their runs summed). Returns the count. */
 size_t clsynth_bench_gemm_rows(clsynth_ctx *ctx, const char *const *convs, size_t n_convs,
                                clsynth_bench_gemm_row *rows, size_t cap);
+
+/* The rows: 1024^3, then the GEMM products a recorded step looked up (the
+ * 'gemm' jobs of clsynth_tune_jobs_from_recorded, each with its lookups per
+ * step as its runs; from = the given label). Returns the count. */
+size_t clsynth_bench_gemm_rows_recorded(clsynth_ctx *ctx, const clsynth_tune_job *jobs, size_t n_jobs,
+                                        const char *from, clsynth_bench_gemm_row *rows, size_t cap);
 
 /* Measures every row: each legal algorithm and OpenBLAS, `rounds` interleaved
  * rounds of the median of `repeats` runs, the fastest round kept. */

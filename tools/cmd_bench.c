@@ -337,6 +337,39 @@ static int time_steps(clsynth_ctx *ctx, clsynth_workload *wl, int steps, double 
     return 0;
 }
 
+/* bench gemm: the GEMM products one training step (and one inference) of
+ * the model flags (default --preset tiny) looks up, as rows (malloc'ed;
+ * NULL with a message on stderr) */
+static clsynth_bench_gemm_row *record_gemm_rows(clsynth_ctx *ctx, int model_argc, char **model_argv, size_t *n)
+{
+    char *tiny[] = { "--preset", "tiny" };
+    clsynth_workload wl;
+    clsynth_err err;
+    if (clsynth_workload_init(ctx, model_argc ? model_argc : 2, model_argc ? model_argv : tiny, &wl, &err)) {
+        fprintf(stderr, "clsynth bench: model: %s\n", err.msg);
+        return NULL;
+    }
+    printf("model: preset '%s', %dx%d, batch %d; recording the GEMM products of one training step...\n",
+           wl.opt.preset[0] ? wl.opt.preset : "(none)", wl.h, wl.w, wl.n);
+    fflush(stdout);
+    const int rc = clsynth_workload_record(ctx, &wl);
+    clsynth_workload_free(ctx, &wl);
+    clsynth_tune_job *jobs = NULL;
+    size_t njobs = 0, unknown = 0;
+    if (rc || clsynth_tune_jobs_from_recorded(ctx, &jobs, &njobs, &unknown)) {
+        fprintf(stderr, "clsynth bench: recording the step: %s\n", ctx->err.msg);
+        return NULL;
+    }
+    clsynth_bench_gemm_row *rows = calloc(njobs + 1, sizeof *rows);
+    if (rows)
+        *n = clsynth_bench_gemm_rows_recorded(ctx, jobs, njobs, "training step + inference", rows, njobs + 1);
+    else
+        fprintf(stderr, "clsynth bench: out of memory\n");
+    free(jobs);
+    clsynth_pool_trim(ctx);
+    return rows;
+}
+
 int clsynth_cmd_bench(int argc, char **argv)
 {
     const char *what = "all", *json = NULL, *device = NULL, *emulate = NULL, *v = NULL;
@@ -390,8 +423,8 @@ int clsynth_cmd_bench(int argc, char **argv)
                    "ops: each tunable op at representative CC-FPSE shapes and CLBlast SGEMM, default vs tuned\n"
                    "     (--tune-budget S first tunes those shapes that the database lacks);\n"
                    "train: full training step and G inference of the model flags (default --preset tiny);\n"
-                   "gemm: only clsynth_gemm's algorithms at the products of the representative convs against\n"
-                   "     OpenBLAS on host arrays (ops includes it);\n"
+                   "gemm: clsynth_gemm's algorithms at the GEMM products of one training step (and inference)\n"
+                   "     of the model flags against OpenBLAS on host arrays (ops: at the representative convs);\n"
                    "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times.\n");
             rc = 0;
             goto out;
@@ -426,9 +459,9 @@ int clsynth_cmd_bench(int argc, char **argv)
            ctx->max_wg, (unsigned long long)ctx->local_mem);
 
     op_row rows[64];
-    size_t nrows = do_gemm ? op_rows(rows, 64, quick) : 0;
+    size_t nrows = do_ops ? op_rows(rows, 64, quick) : 0;
     /* optional: tune the representative shapes the database lacks */
-    if (do_ops && nrows && tune_budget > 0) {
+    if (nrows && tune_budget > 0) {
         clsynth_tune_job jobs[64];
         size_t nj = 0;
         for (size_t i = 0; i < nrows; i++) {
@@ -478,22 +511,28 @@ int clsynth_cmd_bench(int argc, char **argv)
             clsynth_ctx_clear_error(ctx);
         }
     }
-    /* every GEMM algorithm of clsynth_gemm against OpenBLAS, at the products of the representative convs */
-    clsynth_bench_gemm_row grows[64];
+    /* every GEMM algorithm of clsynth_gemm against OpenBLAS: ops at the
+     * products of the representative convs, gemm at those of the model's step */
+    clsynth_bench_gemm_row *grows = NULL;
     size_t ngrows = 0;
-    if (do_gemm) {
+    if (do_ops) {
         const char *convs[64];
         size_t nc = 0;
         for (size_t i = 0; i < nrows && nc < 64; i++)
             if (strcmp(rows[i].t->key, "conv2d") == 0)
                 convs[nc++] = rows[i].shape;
-        ngrows = clsynth_bench_gemm_rows(ctx, convs, nc, grows, 64);
+        grows = calloc(64, sizeof *grows);
+        ngrows = grows ? clsynth_bench_gemm_rows(ctx, convs, nc, grows, 64) : 0;
+    } else if (do_gemm) {
+        grows = record_gemm_rows(ctx, model_argc, model_argv, &ngrows);
+        if (!grows)
+            goto done;
+    }
+    if (ngrows) {
         printf("measuring the GEMM algorithms at %zu products...\n", ngrows);
         fflush(stdout);
         clsynth_bench_gemm_measure(ctx, grows, ngrows, repeats, 2);
     }
-    if (!do_ops)
-        nrows = 0; /* bench gemm: the conv rows only named the products */
     double sgemm_rate = gdef[0] > 0 ? 2.0 * 1024 * 1024 * 1024 / (gdef[0] * 1e6) : NAN;
     const double gemm_rate = clsynth_bench_gemm_default_rate(grows, ngrows);
     if (isfinite(gemm_rate) && !(gemm_rate <= sgemm_rate))
@@ -715,6 +754,7 @@ int clsynth_cmd_bench(int argc, char **argv)
     }
     rc = 0;
 done:
+    free(grows);
     clsynth_ctx_free(ctx);
 out:
     free(model_argv);
