@@ -3,14 +3,15 @@
  * BLAS (OpenBLAS: about 8x CLBlast's SGEMM rate on PoCL, platforms.md) can
  * multiply them in place.
  *
- *   1. Map the regions the product touches: one blocking clEnqueueMapBuffer
- *      per distinct cl_mem (operands sharing a buffer map the union of their
- *      regions once: mapping overlapping regions for writing is undefined),
+ *   1. Map the regions the product touches: one clEnqueueMapBuffer per
+ *      distinct cl_mem, the last one blocking (operands sharing a buffer
+ *      map the union of their regions once: mapping overlapping regions for
+ *      writing is undefined),
  *      C's buffer with CL_MAP_READ | CL_MAP_WRITE (beta may be nonzero, and a
  *      leading dimension larger than n leaves bytes between rows that must
  *      survive), the others CL_MAP_READ. A blocking map on the in-order queue
  *      returns after every command enqueued before it has finished, so the
- *      kernels producing A, B and C are done.
+ *      kernels producing A, B and C and the other maps are done.
  *   2. cblas_sgemm per product, in order (a summed batch with beta = 1 after
  *      its first product), on the mapped pointers; then the bias epilogue, a
  *      loop over the mapped C.
@@ -115,9 +116,12 @@ int clsynth_gemm_host(clsynth_ctx *ctx, const char *what, const clsynth_gemm_op 
     if (g->bias)
         add_region(r, &n, &bm, g->m, false);
     for (int i = 0; i < n; i++) {
+        /* only the last map blocks: on the in-order queue it returns after
+         * every earlier command, the other maps too, has completed (one
+         * host-device round trip per call instead of one per buffer) */
         cl_int e = CL_SUCCESS;
         cl_map_flags fl = r[i].write ? CL_MAP_READ | CL_MAP_WRITE : CL_MAP_READ;
-        r[i].ptr = clEnqueueMapBuffer(ctx->queue, r[i].mem, CL_TRUE, fl, r[i].lo * sizeof(float),
+        r[i].ptr = clEnqueueMapBuffer(ctx->queue, r[i].mem, i == n - 1 ? CL_TRUE : CL_FALSE, fl, r[i].lo * sizeof(float),
                                       (r[i].hi - r[i].lo) * sizeof(float), 0, NULL, NULL, &e);
         if (e != CL_SUCCESS || !r[i].ptr) {
             r[i].ptr = NULL;

@@ -36,8 +36,10 @@ size_t clsynth_bench_gemm_rows(clsynth_ctx *ctx, const char *const *convs, size_
 size_t clsynth_bench_gemm_rows_recorded(clsynth_ctx *ctx, const clsynth_tune_job *jobs, size_t n_jobs,
                                         const char *from, clsynth_bench_gemm_row *rows, size_t cap);
 
-/* Measures every row: each legal algorithm and OpenBLAS, `rounds` interleaved
- * rounds of the median of `repeats` runs, the fastest round kept. */
+/* Measures every row: each legal algorithm (clsynth_gemm called with it
+ * forced, C = A B, wall time including the wait for the device and the host
+ * BLAS's maps) and OpenBLAS, `rounds` interleaved rounds of the median of
+ * `repeats` runs, the fastest round kept. */
 int clsynth_bench_gemm_measure(clsynth_ctx *ctx, clsynth_bench_gemm_row *rows, size_t n, int repeats, int rounds);
 
 /* The table on stdout; the JSON array body (one object per line) to f. */
