@@ -19,6 +19,7 @@
 #include "clcore/gemm.h"
 #include "clcore/kdefs.h"
 #include "clcore/ops.h"
+#include "clcore/tunedb.h"
 #include "ref_conv.h"
 #include "testutil.h"
 
@@ -420,6 +421,83 @@ START_TEST(gemm_path_makes_one_gemm_call_per_layer_and_pass)
 }
 END_TEST
 
+/* clsynth_conv_gemm_products (what the tuner and `clsynth bench gemm` take
+ * for the op's GEMMs) names the products a forward + backward runs: every
+ * "gemm" shape the op resolves is one of its three, looked up as often as
+ * it says, in either layout, in one chunk and in chunks of 2 samples. */
+START_TEST(gemm_products_are_the_gemms_the_op_runs)
+{
+    if (skip_gemm("gemm_products_are_the_gemms_the_op_runs") || clsynth_test_under_oclgrind())
+        return; /* counts host lookups: nothing for the simulator to check */
+    static const conv_case cs[] = { { 4, 5, 9, 7, 6, 3, 1, 1, 1 }, { 4, 6, 7, 5, 9, 1, 1, 0, 0 },
+                                    { 2, 5, 13, 11, 8, 4, 2, 1, 1 } };
+    variant v[MAX_VARIANTS];
+    int nv = gemm_variants(v);
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
+        for (int whole = 0; whole < 2; whole++)
+            for (int k = 0; k < nv; k++) {
+                const conv_case *c = &cs[i];
+                const size_t P = (size_t)out_h(c) * (size_t)out_w(c), rows = (size_t)c->Cin * c->K * c->K;
+                ctx->conv_col_bytes = whole ? 0 : (2 * (rows + (size_t)c->Cout) * P + 7) * sizeof(float);
+                const clsynth_conv_shape sh = { c->N, c->Cin, c->H, c->W, c->Cout, c->K, c->K, c->stride, c->pad };
+                clsynth_matmul_shape g[3];
+                int count[3];
+                ck_assert_int_eq(clsynth_conv_gemm_products(ctx, &sh, v[k].conv.v[CONV2D_GEMM_BATCH], g, count), 3);
+                char keys[3][CLSYNTH_K_KEY_MAX];
+                unsigned long want[3] = { 0 };
+                for (int j = 0; j < 3; j++) {
+                    clsynth_kdef_gemm.format(&g[j], keys[j], sizeof keys[j]);
+                    want[j] = (unsigned long)count[j];
+                }
+                conv_data d = make_data(c, 900 + i);
+                clsynth_tensor *x = clsynth_test_input(ctx, "x", c->N, c->Cin, c->H, c->W, d.x);
+                clsynth_tensor *w = clsynth_test_input(ctx, "w", c->Cout, c->Cin, c->K, c->K, d.w);
+                clsynth_tensor *b = c->bias ? clsynth_test_input(ctx, "b", 1, c->Cout, 1, 1, d.b) : NULL;
+                clsynth_tunedb_recorded_clear(ctx);
+                clsynth_tunedb_record(ctx, true);
+                clsynth_tensor *y = clsynth_conv2d_forced(ctx, x, w, b, c->stride, c->pad, v[k].algo, force_of(&v[k]));
+                ck_assert_msg(y != NULL, "%s", ctx->err.msg);
+                clsynth_tensor *dy = clsynth_tensor_from_host(ctx, "dy", y->n, y->c, y->h, y->w, d.dy);
+                ck_assert_msg(clsynth_backward_with(ctx, y, dy) == 0, "%s", ctx->err.msg);
+                clsynth_tunedb_record(ctx, false);
+                char desc[200];
+                describe(c, v[k].name, desc, sizeof desc);
+                unsigned long seen[3] = { 0 };
+                for (size_t r = 0; r < clsynth_tunedb_recorded_count(ctx); r++) {
+                    const char *kernel, *key;
+                    unsigned long lookups;
+                    ck_assert(clsynth_tunedb_recorded(ctx, r, &kernel, &key, &lookups));
+                    if (strcmp(kernel, "gemm") != 0)
+                        continue;
+                    int j = 0;
+                    while (j < 3 && strcmp(key, keys[j]) != 0)
+                        j++;
+                    ck_assert_msg(j < 3, "%s, %s: the op ran GEMM %s, not among %s, %s, %s", desc,
+                                  whole ? "one chunk" : "chunks of 2", key, keys[0], keys[1], keys[2]);
+                    seen[j] += lookups;
+                }
+                for (int j = 0; j < 3; j++) {
+                    unsigned long expect = 0; /* equal products (a square conv) count together */
+                    for (int q = 0; q < 3; q++)
+                        if (strcmp(keys[q], keys[j]) == 0)
+                            expect += want[q];
+                    unsigned long got = 0;
+                    for (int q = 0; q < 3; q++)
+                        if (strcmp(keys[q], keys[j]) == 0)
+                            got += seen[q];
+                    ck_assert_msg(got == expect, "%s, %s: GEMM %s ran %lu times, the products say %lu", desc,
+                                  whole ? "one chunk" : "chunks of 2", keys[j], got, expect);
+                }
+                clsynth_tunedb_recorded_clear(ctx);
+                clsynth_tensor_free(ctx, x);
+                clsynth_tensor_free(ctx, w);
+                clsynth_tensor_free(ctx, b);
+                free_data(&d);
+            }
+    ctx->conv_col_bytes = 0;
+}
+END_TEST
+
 /* ---- finite-difference gradients ---- */
 
 typedef struct fwd_user {
@@ -715,6 +793,7 @@ int main(void)
     tcase_add_test(tc, gemm_in_pixel_chunks_matches_reference);
     tcase_add_test(tc, gemm_in_sample_chunks_matches_reference);
     tcase_add_test(tc, gemm_path_makes_one_gemm_call_per_layer_and_pass);
+    tcase_add_test(tc, gemm_products_are_the_gemms_the_op_runs);
     tcase_add_test(tc, direct_gradients_match_finite_differences);
     tcase_add_test(tc, gemm_gradients_match_finite_differences);
     tcase_add_test(tc, backward_is_deterministic);
