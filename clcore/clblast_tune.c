@@ -21,33 +21,21 @@ size_t clsynth_conv_gemm_shapes(const char *key, double uses, clsynth_gemm_shape
     clsynth_conv_shape s;
     if (!clsynth_kdef_conv2d.parse(key, &s))
         return n;
-    int OH = clsynth_conv_out_size(s.h, s.kh, s.stride, s.pad), OW = clsynth_conv_out_size(s.w, s.kw, s.stride, s.pad);
-    if (OH < 1 || OW < 1)
-        return n;
-    int rows = s.cin * s.kh * s.kw, pix = OH * OW;
-    /* the op's column buffer holds at most 64 MiB: larger images run in pixel chunks */
-    long maxp = (64L << 20) / (4L * rows);
-    if (maxp < 64)
-        maxp = 64;
-    if (pix > maxp)
-        pix = (int)maxp;
-    const int O = s.cout;
-    const clsynth_gemm_shape g[3] = {
-        { O, pix, rows, false, false, 0 },  /* forward: y = W col */
-        { O, rows, pix, false, true, 0 },   /* dW += dy col^T */
-        { rows, pix, O, true, false, 0 },   /* dcol = W^T dy */
-    };
-    double per = uses * s.n * ((double)OH * OW / pix);
+    /* the products of the op's default layout under CLBlast (merged), at the
+     * default column budget; CLBlast sees a batch as one call per product */
+    clsynth_matmul_shape g[3];
+    int count[3];
+    clsynth_conv_gemm_products(NULL, &s, CONV2D_GEMM_MERGED, g, count);
     for (int i = 0; i < 3; i++) {
+        const double per = uses * count[i] * g[i].batch;
         size_t j = 0;
         while (j < n && !(shapes[j].m == g[i].m && shapes[j].n == g[i].n && shapes[j].k == g[i].k &&
-                          shapes[j].ta == g[i].ta && shapes[j].tb == g[i].tb))
+                          shapes[j].ta == (g[i].ta != 0) && shapes[j].tb == (g[i].tb != 0)))
             j++;
         if (j < n) {
             shapes[j].weight += per;
         } else if (n < cap) {
-            shapes[n] = g[i];
-            shapes[n].weight = per;
+            shapes[n] = (clsynth_gemm_shape){ g[i].m, g[i].n, g[i].k, g[i].ta != 0, g[i].tb != 0, per };
             n++;
         }
     }

@@ -67,8 +67,9 @@ typedef struct clsynth_clblast_tune_result {
     clsynth_clblast_params best;
 } clsynth_clblast_tune_result;
 
-/* The GEMMs (forward, dW, dX; per sample) that clsynth_conv2d's im2col+GEMM
- * path runs for a conv2d shape key, appended to shapes (merged with equal
+/* The GEMMs (forward, dW, dX) that clsynth_conv2d's im2col+GEMM path runs
+ * for a conv2d shape key under CLBlast (the merged layout, the default column
+ * budget: clsynth_conv_gemm_products), appended to shapes (merged with equal
  * ones). Returns the new count. */
 size_t clsynth_conv_gemm_shapes(const char *conv_key, double uses, clsynth_gemm_shape *shapes, size_t n,
                                 size_t cap);

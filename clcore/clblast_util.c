@@ -106,42 +106,79 @@ static bool failed_before_running(CLBlastStatusCode st)
     }
 }
 
-int clsynth_sgemm(clsynth_ctx *ctx, const char *what, bool trans_a, bool trans_b, size_t m, size_t n,
-                  size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
-                  size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc)
+/* One CLBlast SGEMM call: batch 0 = CLBlastSgemm, else CLBlastSgemmStridedBatched. */
+typedef struct sgemm_call {
+    bool ta, tb;
+    size_t m, n, k, lda, ldb, ldc, sa, sb, sc, batch, a_off, b_off, c_off;
+    float alpha, beta;
+    cl_mem a, b, c;
+} sgemm_call;
+
+static CLBlastStatusCode enqueue(clsynth_ctx *ctx, const sgemm_call *g)
+{
+    const CLBlastTranspose ta = g->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
+    const CLBlastTranspose tb = g->tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+    if (!g->batch)
+        return CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->a_off, g->lda, g->b,
+                            g->b_off, g->ldb, g->beta, g->c, g->c_off, g->ldc, &ctx->queue, NULL);
+    return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->a_off,
+                                      g->lda, g->sa, g->b, g->b_off, g->ldb, g->sb, g->beta, g->c, g->c_off, g->ldc,
+                                      g->sc, g->batch, &ctx->queue, NULL);
+}
+
+static int run(clsynth_ctx *ctx, const char *what, const sgemm_call *g)
 {
     if (ctx->failed)
         return -1;
+    const char *routine = g->batch ? "CLBlastSgemmStridedBatched" : "CLBlastSgemm";
     double t0 = 0;
     if (ctx->profile_launches) {
         if (clsynth_finish(ctx))
             return -1;
         t0 = wall_ms();
     }
-    CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-                                        trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a,
-                                        a_off, lda, b, b_off, ldb, beta, c, c_off, ldc, &ctx->queue, NULL);
+    CLBlastStatusCode st = enqueue(ctx, g);
     if (st != CLBlastSuccess && failed_before_running(st)) {
         /* a kernel that does not build or launch with tuned parameters: CLBlast's
          * generic defaults instead, and the call once more (nothing ran yet) */
         char failure[160];
-        snprintf(failure, sizeof failure, "CLBlastSgemm (%s) returned %s", what, clsynth_clblast_status_name(st));
+        snprintf(failure, sizeof failure, "%s (%s) returned %s", routine, what, clsynth_clblast_status_name(st));
         if (clsynth_tunedb_clblast_fallback(ctx, failure))
-            st = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-                              trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, b,
-                              b_off, ldb, beta, c, c_off, ldc, &ctx->queue, NULL);
+            st = enqueue(ctx, g);
     }
     if (st != CLBlastSuccess)
-        return clsynth_ctx_fail(ctx, "CLBlastSgemm (%s, m %zu n %zu k %zu, op(A)%s op(B)%s) failed: %s (%d)",
-                                what, m, n, k, trans_a ? "=A^T" : "=A", trans_b ? "=B^T" : "=B",
-                                clsynth_clblast_status_name(st), (int)st);
+        return clsynth_ctx_fail(ctx, "%s (%s, m %zu n %zu k %zu, op(A)%s op(B)%s%s) failed: %s (%d)", routine, what,
+                                g->m, g->n, g->k, g->ta ? "=A^T" : "=A", g->tb ? "=B^T" : "=B",
+                                g->batch ? ", strided batch" : "", clsynth_clblast_status_name(st), (int)st);
     ctx->launches++;
     if (ctx->profile_launches) {
         if (clsynth_finish(ctx))
             return -1;
         double t = wall_ms() - t0;
         ctx->launch_ms_total += t;
-        clsynth_kprofile_add(ctx, "CLBlastSgemm", t);
+        clsynth_kprofile_add(ctx, routine, t);
     }
     return 0;
+}
+
+int clsynth_sgemm(clsynth_ctx *ctx, const char *what, bool trans_a, bool trans_b, size_t m, size_t n,
+                  size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                  size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc)
+{
+    const sgemm_call g = { .ta = trans_a, .tb = trans_b, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb,
+                           .ldc = ldc, .a_off = a_off, .b_off = b_off, .c_off = c_off, .alpha = alpha,
+                           .beta = beta, .a = a, .b = b, .c = c };
+    return run(ctx, what, &g);
+}
+
+int clsynth_sgemm_strided(clsynth_ctx *ctx, const char *what, bool trans_a, bool trans_b, size_t m, size_t n,
+                          size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, size_t a_stride, cl_mem b,
+                          size_t b_off, size_t ldb, size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,
+                          size_t c_stride, size_t batch)
+{
+    const sgemm_call g = { .ta = trans_a, .tb = trans_b, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb,
+                           .ldc = ldc, .sa = a_stride, .sb = b_stride, .sc = c_stride, .batch = batch,
+                           .a_off = a_off, .b_off = b_off, .c_off = c_off, .alpha = alpha, .beta = beta,
+                           .a = a, .b = b, .c = c };
+    return batch ? run(ctx, what, &g) : 0;
 }

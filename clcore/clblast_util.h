@@ -24,4 +24,11 @@ int clsynth_sgemm(clsynth_ctx *ctx, const char *what, bool trans_a, bool trans_b
                   size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                   size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
 
+/* CLBlastSgemmStridedBatched: C_i = alpha op(A_i) op(B_i) + beta C_i, X_i =
+ * X + i * x_stride (elements), i < batch; the same checks and fallback. */
+int clsynth_sgemm_strided(clsynth_ctx *ctx, const char *what, bool trans_a, bool trans_b, size_t m, size_t n,
+                          size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, size_t a_stride, cl_mem b,
+                          size_t b_off, size_t ldb, size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,
+                          size_t c_stride, size_t batch);
+
 #endif

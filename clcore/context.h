@@ -55,6 +55,7 @@ typedef struct clsynth_ctx {
     bool profile_launches;
     double launch_ms_total;
     unsigned long launches;
+    unsigned long gemm_calls;            /* clsynth_gemm calls (clcore/gemm.h) */
     struct clsynth_kernel_profile *kprof; /* per-kernel totals when profile_launches (launch.c) */
 } clsynth_ctx;
 

@@ -157,6 +157,8 @@ static bool attempt(clsynth_ctx *ctx, const clsynth_kdef *def, const void *shape
     clsynth_klimits lim = clsynth_klimits_of(ctx);
     memset(cfg->v, 0, sizeof cfg->v);
     memcpy(cfg->v, v, sizeof(int) * (size_t)def->n_params); /* v may hold only n_params values */
+    if (def->device_ok && !def->device_ok(&ctx->dev, v, why, len))
+        return false;
     if (!build(ctx, def, v, cfg, &lim, why, len))
         return false;
     return clsynth_kdef_fits(def, v, shape, &lim, cfg->local, &cfg->local_mem, why, len);
@@ -203,7 +205,9 @@ int clsynth_kconfig(clsynth_ctx *ctx, const clsynth_kdef *def, const void *shape
     char key[CLSYNTH_K_KEY_MAX];
     def->format(shape, key, sizeof key);
     char why[512] = "";
-    bool forced = force && force->def == def;
+    while (force && force->def != def)
+        force = force->next; /* a force for another descriptor (the op's GEMM) leaves this one alone */
+    bool forced = force != NULL;
     clsynth_kcache *c = cache_of(ctx);
     clsynth_klimits lim = clsynth_klimits_of(ctx);
     if (!forced) {

@@ -311,6 +311,7 @@ clsynth_klimits clsynth_klimits_of(const clsynth_ctx *ctx)
     for (int d = 0; d < 3; d++)
         l.max_item[d] = ctx->max_item[d];
     l.local_mem = ctx->local_mem;
+    l.dev = &ctx->dev;
     return l;
 }
 
@@ -381,7 +382,7 @@ int clsynth_kbench_input(clsynth_ctx *ctx, clsynth_kbench *b, const char *name, 
 
 unsigned clsynth_kdef_src_hash(const clsynth_kdef *d)
 {
-    const char *src = d->file ? clsynth_kernel_source(d->file) : NULL;
+    const char *src = d->file ? clsynth_kernel_source(d->file) : d->revision;
     if (!src)
         return 0;
     uint64_t h = clsynth_fnv1a(CLSYNTH_FNV_SEED, src, strlen(src));

@@ -72,15 +72,19 @@ typedef struct clsynth_klimits {
     size_t max_wg;
     size_t max_item[3];
     cl_ulong local_mem;
+    const clsynth_device_info *dev; /* the device, for defaults that depend on more than limits (NULL: none) */
 } clsynth_klimits;
 
 struct clsynth_kdef;
 
 /* A configuration forced on an op by its caller (the tuner, bench, tests),
  * passed explicitly to the op (e.g. clsynth_cond_dwconv_forced). It applies
- * to the descriptor `def` only; the op's other kernels resolve as usual. */
+ * to the descriptor `def` only; the op's other kernels resolve as usual,
+ * unless `next` chains a force for one of them (a conv forced to im2col +
+ * GEMM with its GEMMs forced onto one algorithm). */
 typedef struct clsynth_kforce {
     const struct clsynth_kdef *def;
+    struct clsynth_kforce *next;   /* forces of further descriptors, or NULL */
     bool defaults;                 /* the built-in defaults, ignoring every database */
     int v[CLSYNTH_K_MAX_PARAMS];   /* otherwise these values */
     unsigned long hits;            /* ops count here each time they resolve with it */
@@ -99,12 +103,15 @@ typedef struct clsynth_kdef {
     const char *key;                          /* tuning-database key */
     const char *op;                           /* the public op it belongs to */
     const char *file;                         /* kernels/<file>; NULL: not an OpenCL kernel of ours */
+    const char *revision;                     /* without a file: names what the algorithms are, so
+                                                 entries tuned before they changed are stale (NULL: never) */
     const char *kernels[CLSYNTH_K_MAX_KERNELS]; /* built with the configuration's -D options */
     int kernels_algo;                         /* > 0: kernels[] run only when ALGO equals it */
     int dims;                                 /* launch dimensions of the work-group */
     bool backward;                            /* runs in the op's backward (harness runs include it) */
     unsigned grad_mask;                       /* with backward: bit i = in[i] requires grad (0: all) */
     const char *before[CLSYNTH_K_MAX_BEFORE]; /* keys tuned first at the same shape */
+    bool tune_first;                          /* its jobs run before all others (the other ops run on it) */
     int n_params;
     clsynth_ktunable params[CLSYNTH_K_MAX_PARAMS];
 
@@ -116,6 +123,10 @@ typedef struct clsynth_kdef {
 
     /* Constraints between values at a shape (NULL: none). */
     bool (*valid)(const int *v, const void *shape);
+    /* Whether values v can run on this device at all (NULL: any), e.g. an
+     * algorithm that needs the host CPU; checked with the limits (the
+     * resolver, the tuner's enumeration). False with why. */
+    bool (*device_ok)(const clsynth_device_info *dev, const int *v, char *why, size_t len);
     /* The work-group values v launch with under lim: explicit, implied by
      * the -D values, or automatic (LOCAL0 = 0); local[0] = 0 leaves it to the
      * launch helper (always legal). False when nothing fits. NULL: the launch
@@ -182,8 +193,8 @@ clsynth_klimits clsynth_klimits_of(const clsynth_ctx *ctx);
 bool clsynth_kdef_fits(const clsynth_kdef *d, const int *v, const void *shape, const clsynth_klimits *lim,
                        size_t local[3], size_t *local_mem, char *why, size_t len);
 
-/* FNV-1a of the kernel source (0 for descriptors without a file): entries
- * tuned with another source are stale. */
+/* FNV-1a of the kernel source, or of the revision string of a descriptor
+ * without a file (0 for neither): entries tuned with another are stale. */
 unsigned clsynth_kdef_src_hash(const clsynth_kdef *d);
 
 /* Smallest power of two >= x (x >= 1), for the descriptors' shape rules. */

@@ -23,6 +23,7 @@ typedef enum clsynth_kdef_id {
     CLSYNTH_KDEF_CLBLAST_XGEMM,
     CLSYNTH_KDEF_CLBLAST_XGEMM_DIRECT,
     CLSYNTH_KDEF_CLBLAST_GEMM_ROUTINE,
+    CLSYNTH_KDEF_GEMM,
     CLSYNTH_KDEF_COUNT
 } clsynth_kdef_id;
 
@@ -32,7 +33,12 @@ typedef enum clsynth_kdef_id {
 typedef struct clsynth_conv_shape {
     int n, cin, h, w, cout, kh, kw, stride, pad;
 } clsynth_conv_shape;
-enum { CONV2D_ALGO };
+enum { CONV2D_ALGO, CONV2D_GEMM_BATCH };
+/* CONV2D_GEMM_BATCH values: how the im2col + GEMM algorithm covers the samples */
+enum {
+    CONV2D_GEMM_MERGED = 1,  /* one GEMM for all samples side by side (N*P columns), layouts permuted */
+    CONV2D_GEMM_STRIDED = 2, /* one product per sample (a batched GEMM call), no permutes */
+};
 enum { CONV_FWD_COUT_PER_ITEM, CONV_FWD_CIN_CHUNK, CONV_FWD_TILE_W, CONV_FWD_TILE_H, CONV_FWD_USE_LOCAL };
 enum { CONV_BWD_COUT_PER_ITEM, CONV_BWD_LOCAL_X, CONV_BWD_LOCAL_Y };
 extern const clsynth_kdef clsynth_kdef_conv2d, clsynth_kdef_conv_fwd_direct, clsynth_kdef_conv_bwd_data_direct,
@@ -91,5 +97,23 @@ enum { D_KWID, D_MDIMAD, D_MDIMCD, D_NDIMBD, D_NDIMCD, D_PADA, D_PADB, D_VWMD, D
 enum { R_XGEMM_MIN_INDIRECT_SIZE };
 extern const clsynth_kdef clsynth_kdef_clblast_xgemm, clsynth_kdef_clblast_xgemm_direct,
     clsynth_kdef_clblast_gemm_routine;
+
+/* ---- the GEMM of every op (clcore/gemm.h, clcore/gemm_kdef.c) ---- */
+/* C (m, n) = op(A) (m, k) op(B) (k, n), batch products (sum: summed into one
+ * C). Key "M<m>.N<n>.K<k>.<NN|NT|TN|TT>.<B|S><batch>" (T: that operand
+ * transposed; S: a summed batch). */
+typedef struct clsynth_matmul_shape {
+    int m, n, k, ta, tb, batch, sum;
+} clsynth_matmul_shape;
+enum { GEMM_ALGO };
+extern const clsynth_kdef clsynth_kdef_gemm;
+
+/* The GEMM products of one forward + backward of conv2d's im2col + GEMM path
+ * at shape s with GEMM_BATCH layout (CONV2D_GEMM_*), chunked as the op
+ * chunks under ctx's column budget (ctx NULL: the default budget): the 3
+ * shapes (forward, dW, dx) into out and how often each runs into count.
+ * Returns 3 (clcore/ops_conv_gemm.c). */
+int clsynth_conv_gemm_products(const clsynth_ctx *ctx, const clsynth_conv_shape *s, int layout,
+                               clsynth_matmul_shape out[3], int count[3]);
 
 #endif

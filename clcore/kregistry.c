@@ -8,7 +8,7 @@
 
 #include "clcore/kdefs.h"
 
-_Static_assert(CLSYNTH_KDEF_COUNT == 16, "a kernel descriptor was added or removed: update the registry below, "
+_Static_assert(CLSYNTH_KDEF_COUNT == 17, "a kernel descriptor was added or removed: update the registry below, "
                                          "then this count");
 
 static const clsynth_kdef *const registry[CLSYNTH_KDEF_COUNT] = {
@@ -28,6 +28,7 @@ static const clsynth_kdef *const registry[CLSYNTH_KDEF_COUNT] = {
     [CLSYNTH_KDEF_CLBLAST_XGEMM] = &clsynth_kdef_clblast_xgemm,
     [CLSYNTH_KDEF_CLBLAST_XGEMM_DIRECT] = &clsynth_kdef_clblast_xgemm_direct,
     [CLSYNTH_KDEF_CLBLAST_GEMM_ROUTINE] = &clsynth_kdef_clblast_gemm_routine,
+    [CLSYNTH_KDEF_GEMM] = &clsynth_kdef_gemm,
 };
 
 const clsynth_kdef *const *clsynth_kdefs(int *count)

@@ -16,8 +16,8 @@
 
 struct clsynth_kforce; /* clcore/kdef.h */
 
-/* ---- convolution (clcore/ops_conv.c, kernels/conv_fwd.cl, conv_bwd.cl, im2col.cl, bias.cl;
- *      clcore/ops_conv_igemm.c, ops_conv_winograd.c, kernels/conv_igemm.cl, conv_winograd.cl) ---- */
+/* ---- convolution (clcore/ops_conv.c: dispatch; ops_conv_direct.c, ops_conv_gemm.c,
+ *      ops_conv_igemm.c, ops_conv_winograd.c: the algorithms; clcore/ops_linear.c: linear) ---- */
 typedef enum clsynth_conv_algo {
     CLSYNTH_CONV_AUTO = 0,     /* tuned choice, else heuristic (1x1 -> GEMM) */
     CLSYNTH_CONV_DIRECT,       /* direct tiled OpenCL kernel */
@@ -83,6 +83,9 @@ clsynth_tensor *clsynth_conv2d_fused_forced(clsynth_ctx *ctx, clsynth_tensor *x,
  * or NULL -> (N,Out,1,1). */
 clsynth_tensor *clsynth_linear(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
                                clsynth_tensor *bias);
+/* As clsynth_linear with a force for its GEMMs (the "gemm" descriptor). */
+clsynth_tensor *clsynth_linear_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
+                                      clsynth_tensor *bias, struct clsynth_kforce *force);
 
 /* Conditional (per-sample, per-channel, per-pixel) depthwise 3x3 conv:
  * y(n,c,h,w) = sum_{i,j} k(n, 9c+3i+j, h, w) * x(n, c, h+i-1, w+j-1), zero pad 1.

@@ -14,7 +14,7 @@
 #include <stdio.h>
 
 #include "clcore/launch.h"
-#include "clcore/ops_conv_algos.h"
+#include "clcore/ops_conv_impl.h"
 #include "clcore/program.h"
 
 static const char EPI_FILE[] = "conv_epilogue.cl";
@@ -47,11 +47,12 @@ static int epilogue_forward(clsynth_ctx *ctx, const clsynth_tensor *t, const cls
     return clsynth_launch(&a, 1, &global, NULL, 0, NULL);
 }
 
-static clsynth_conv_shape node_shape(const clsynth_node *nd)
+static clsynth_conv_geom node_geom(const clsynth_node *nd)
 {
     const clsynth_tensor *x = nd->in[0], *w = nd->in[1];
-    clsynth_conv_shape s = { x->n, x->c, x->h, x->w, w->n, w->h, w->w, nd->iarg[0], nd->iarg[1] };
-    return s;
+    clsynth_conv_geom g = { x->n, x->c, x->h, x->w, w->n, w->h, w->w, nd->out->h, nd->out->w, nd->iarg[0],
+                            nd->iarg[1] };
+    return g;
 }
 
 static int fused_backward(clsynth_ctx *ctx, clsynth_node *nd)
@@ -91,9 +92,8 @@ static int fused_backward(clsynth_ctx *ctx, clsynth_node *nd)
     }
     if (!conv_grad)
         return 0;
-    const clsynth_conv_shape s = node_shape(nd);
-    return clsynth_conv2d_enqueue_backward(ctx, &s, (clsynth_conv_algo)nd->iarg[2], nd->force, x, w, b,
-                                           dz ? dz : gy);
+    const clsynth_conv_geom g = node_geom(nd);
+    return clsynth_conv_run_backward(ctx, &g, (clsynth_conv_algo)nd->iarg[2], nd->force, x, w, b, dz ? dz : gy);
 }
 
 static bool epilogue_empty(const clsynth_conv_epilogue *e)
@@ -146,40 +146,49 @@ clsynth_tensor *clsynth_conv2d_fused_forced(clsynth_ctx *ctx, clsynth_tensor *x,
         return clsynth_conv2d_forced(ctx, x, w, bias, stride, pad, algo, force);
     if (check_args(ctx, x, w, bias, stride, pad, epi, algo))
         return NULL;
-    const clsynth_conv_shape s = { x->n, x->c, x->h, x->w, w->n, w->h, w->w, stride, pad };
-    const clsynth_conv_algo a = clsynth_conv2d_pick(ctx, &s, algo, force);
+    char xd[96], what[160];
+    snprintf(what, sizeof what, "conv2d_fused forward of %s", clsynth_tensor_describe(x, xd, sizeof xd));
+    clsynth_kcfg cfg;
+    clsynth_conv_call c = { .g = { x->n, x->c, x->h, x->w, w->n, w->h, w->w,
+                                   clsynth_conv_out_size(x->h, w->h, stride, pad),
+                                   clsynth_conv_out_size(x->w, w->w, stride, pad), stride, pad },
+                            .cfg = &cfg, .force = force, .x = x, .w = w, .b = bias, .what = what };
+    const clsynth_conv_algo a = clsynth_conv_resolve(ctx, &c.g, algo, force, &cfg);
     if (a == CLSYNTH_CONV_AUTO)
         return NULL;
+    const clsynth_conv_impl *impl = clsynth_conv_impl_of(a);
+    if (!impl) {
+        clsynth_ctx_fail(ctx, "conv2d_fused of %s: algorithm %d is not implemented", xd, (int)a);
+        return NULL;
+    }
     clsynth_tensor *in[5] = { x, w, bias, epi->gate, epi->residual };
     const bool grad = clsynth_grad_needed(ctx, in, 5);
     /* u for the backward: see the file comment */
     const bool act_needs_u = epi->act != CLSYNTH_ACT_NONE &&
                              (epi->residual || (epi->act == CLSYNTH_ACT_LEAKY_RELU && epi->slope < 0.0f));
     const bool keep_u = grad && (needs_grad(epi->gate) || act_needs_u);
-    const int oh = clsynth_conv_oh(&s), ow = clsynth_conv_ow(&s);
-    clsynth_tensor *y = clsynth_tensor_new(ctx, "conv2d_fused", s.n, s.cout, oh, ow); /* (N, Cout, OH, OW) */
-    clsynth_tensor *u = keep_u ? clsynth_tensor_new(ctx, "conv2d_fused u", s.n, s.cout, oh, ow) : NULL;
+    const int n = c.g.N, cout = c.g.Cout, oh = c.g.OH, ow = c.g.OW;
+    clsynth_tensor *y = clsynth_tensor_new(ctx, "conv2d_fused", n, cout, oh, ow); /* (N, Cout, OH, OW) */
+    clsynth_tensor *u = keep_u ? clsynth_tensor_new(ctx, "conv2d_fused u", n, cout, oh, ow) : NULL;
     if (!y || (keep_u && !u))
         return NULL;
     const clsynth_conv_epi_run er = { epi->gate, epi->residual, u, epi->act, epi->slope };
     int rc;
-    if (a == CLSYNTH_CONV_IGEMM) {
-        rc = clsynth_conv_igemm_forward(ctx, &s, force, x, w, bias, &er, y);
-    } else if (a == CLSYNTH_CONV_WINOGRAD) {
-        rc = clsynth_conv_winograd_forward(ctx, &s, force, x, w, bias, &er, y);
+    if (impl->fuses_epilogue) {
+        c.y = y;
+        c.epi = &er;
+        rc = impl->forward(ctx, &c);
     } else {
         /* t = conv + bias (into u when it is kept), then the epilogue kernel */
-        clsynth_tensor *t = u ? u : y;
-        rc = clsynth_conv2d_enqueue(ctx, &s, a, force, x, w, bias, t);
+        c.y = u ? u : y;
+        rc = impl->forward(ctx, &c);
         if (!rc)
-            rc = epilogue_forward(ctx, t, &er, y);
+            rc = epilogue_forward(ctx, c.y, &er, y);
     }
     if (rc) {
-        if (!ctx->failed) {
-            char xd[96];
+        if (!ctx->failed)
             clsynth_ctx_fail(ctx, "conv2d_fused (%s, %s) of %s failed", clsynth_conv_algo_name(a),
-                             act_name(epi->act), clsynth_tensor_describe(x, xd, sizeof xd));
-        }
+                             act_name(epi->act), xd);
         return NULL;
     }
     clsynth_node *nd = clsynth_tape_record(ctx, "conv2d_fused", fused_backward, y, in, 5);

@@ -7,7 +7,7 @@
 
 #include "clcore/kconfig.h"
 #include "clcore/launch.h"
-#include "clcore/ops_conv_algos.h"
+#include "clcore/ops_conv_impl.h"
 #include "clcore/program.h"
 
 /* epilogue bits of igemm_fwd (and wino_output) */
@@ -156,3 +156,23 @@ int clsynth_igemm_batched(clsynth_ctx *ctx, const clsynth_kdef *def, const void 
     gemm_global(&cfg, M, N, batches, global);
     return clsynth_launch(&a, 3, global, cfg.local, cfg.local_mem, NULL);
 }
+
+/* ---- the algorithm in conv2d's dispatch table (clcore/ops_conv_impl.h) ---- */
+
+static int igemm_impl_forward(clsynth_ctx *ctx, const clsynth_conv_call *c)
+{
+    const clsynth_conv_shape s = clsynth_conv_shape_of(&c->g);
+    return clsynth_conv_igemm_forward(ctx, &s, c->force, c->x, c->w, c->b, c->epi, c->y);
+}
+
+static int igemm_impl_backward(clsynth_ctx *ctx, const clsynth_conv_call *c)
+{
+    const clsynth_conv_shape s = clsynth_conv_shape_of(&c->g);
+    if (c->dw && clsynth_conv_igemm_backward_weight(ctx, &s, c->force, c->dy, c->x, c->dw))
+        return -1;
+    return c->dx ? clsynth_conv_igemm_backward_data(ctx, &s, c->force, c->dy, c->w, c->dx) : 0;
+}
+
+const clsynth_conv_impl clsynth_conv_impl_igemm = {
+    .name = "igemm", .forward = igemm_impl_forward, .backward = igemm_impl_backward, .fuses_epilogue = true,
+};

@@ -1,8 +1,9 @@
-/* Descriptors of conv2d's tunable kernels (clcore/ops_conv.c, kernels/conv_fwd.cl,
+/* Descriptors of conv2d's tunable kernels (clcore/ops_conv*.c, kernels/conv_fwd.cl,
  * kernels/conv_bwd.cl):
  * the algorithm choice and the three direct kernels. See clcore/kdef.h. */
 #include <stdio.h>
 
+#include "clcore/gemm.h"
 #include "clcore/kdefs.h"
 #include "clcore/ops.h"
 
@@ -87,36 +88,57 @@ static clsynth_tensor *conv_run_direct(clsynth_ctx *ctx, clsynth_kbench *b, clsy
 
 /* ------------------------------------------------------------ conv2d: the algorithm */
 
-/* Without a tuned choice (ALGO 0):
- *   - 1x1 kernels: GEMM (a plain GEMM per sample when stride 1, pad 0: no im2col).
- *   - otherwise GEMM when Cout >= 32, direct when Cout < 32.
- * Measured on PoCL 3.1 (2 cores, AVX2/AVX-512 EPYC, machine shared, best of 11,
- * N = 1, forward / forward+backward GFLOP/s, direct vs GEMM):
+/* Without a tuned choice (ALGO 0) the choice follows the GEMM the device
+ * runs by default (the "gemm" descriptor's class default, clcore/gemm_kdef.c).
+ *
+ * The host BLAS (PoCL's and Intel's CPU devices): the GEMM path pays its
+ * im2col/col2im passes (rows x P floats each, whatever Cout) and one host
+ * synchronization per GEMM, the direct kernels pay nothing of the kind but
+ * run at a few GFLOP/s. So GEMM when the product has work for it: 3x3 (and
+ * strided 1x1) with Cout >= 64 and at least 1 M forward flops; a plain 1x1
+ * (no im2col) from 512 K flops. Measured on PoCL 3.1 + OpenBLAS 0.3.21, 2-core
+ * Xeon at load 12-13 (every conv shape of the tiny preset, min of 5 interleaved
+ * rounds, fwd+bwd ms, direct vs GEMM strided; platforms.md has the table):
+ *   3x3 16->1152 8x8   47.9 vs 4.9    3x3 16->64 16x16   3.76 vs 2.70
+ *   3x3 16->144 64x64 275   vs 19.5   3x3 16->64 8x8     0.87 vs 1.10
+ *   3x3 44->16 64x64   93   vs 129    3x3 36->128 2x2    0.31 vs 0.74
+ *   3x3 16->16 64x64   14.1 vs 24.3   1x1 36->32 64x64   14.2 vs 3.8
+ *   3x3 64->32 16x16   7.2  vs 7.7    1x1 32->32 8x8     0.24 vs 0.61
+ * (the GEMM's M dimension is Cout: below 64 the im2col traffic outweighs it).
+ *
+ * CLBlast (elsewhere), measured on PoCL 3.1 (2-core EPYC, load 5-7, best of
+ * 11, N = 1, forward / forward+backward GFLOP/s, direct vs GEMM):
  *   3x3 16->16 64x64    3.3 / 3.8   vs 2.2 / 2.6   (small Cout: direct)
  *   3x3 64->3 128x128   1.8 / 1.9   vs 0.3 / 0.5   (CLBlast pads M = 3 to its tile)
  *   3x3 3->16 64x64     2.7 / 3.2   vs 2.7 / 5.1   (tie)
  *   3x3 36->64 64x64    2.5 / 1.8   vs 4.6 / 4.0
  *   3x3 64->64 32x32    2.1 / 2.9   vs 3.5 / 3.1
  *   3x3 128->128 8x8    2.2 / 4.5   vs 6.9 / 6.3
- *   3x3 36->128 64x64   2.0 / 2.2   vs 4.0 / 3.7
- *   3x3 64->64 s2 64x64 1.6 / 2.0   vs 5.6 / 2.5
  *   1x1 64->64 64x64    0.8 / 2.2   vs 7.2 / 4.8
- * The machine was shared (load 5-7 on 2 cores): timings vary up to 2x between runs
- * (a second run gave 16->16 direct 2.1 vs GEMM 5.6, 64->3 0.8 vs 0.6, 3->16 3.4 vs
- * 2.8, 64->64 32x32 3.9 vs 3.8), but GEMM led at Cout >= 64 in every run and lost
- * at Cout = 3 in every run. The GEMM's M dimension is Cout: below 32 rows CLBlast's
- * tiles are mostly padding, and the direct kernel needs no column buffer and no
- * CLBlast start-up. */
+ * so 1x1 kernels: GEMM; otherwise GEMM when Cout >= 32.
+ *
+ * GEMM_BATCH (0: automatic): strided under the host BLAS (its per-sample
+ * products are large enough, and strided needs no permutes: it won or tied
+ * at most shapes above), merged under CLBlast (one large GEMM instead of a
+ * kernel launch per sample). */
 static void conv2d_fit(int *v, const void *shape, const clsynth_klimits *lim)
 {
     const clsynth_conv_shape *s = shape;
-    (void)lim;
+    int g[CLSYNTH_K_MAX_PARAMS] = { 0 };
+    clsynth_kdef_defaults(&clsynth_kdef_gemm, lim->dev, g);
+    const bool host = g[GEMM_ALGO] == CLSYNTH_GEMM_HOST_BLAS;
+    if (v[CONV2D_GEMM_BATCH] == 0)
+        v[CONV2D_GEMM_BATCH] = host ? CONV2D_GEMM_STRIDED : CONV2D_GEMM_MERGED;
     if (v[CONV2D_ALGO] != 0)
         return;
-    if (s->kh == 1 && s->kw == 1)
-        v[CONV2D_ALGO] = CLSYNTH_CONV_IM2COL_GEMM;
+    const bool k1 = s->kh == 1 && s->kw == 1, plain = k1 && s->stride == 1 && s->pad == 0;
+    const double flops = 2.0 * s->n * s->cout * (double)oh_of(s) * ow_of(s) * s->cin * s->kh * s->kw;
+    bool gemm;
+    if (host)
+        gemm = plain ? flops >= 512e3 : s->cout >= 64 && flops >= 1e6;
     else
-        v[CONV2D_ALGO] = s->cout >= 32 ? CLSYNTH_CONV_IM2COL_GEMM : CLSYNTH_CONV_DIRECT;
+        gemm = k1 || s->cout >= 32;
+    v[CONV2D_ALGO] = gemm ? CLSYNTH_CONV_IM2COL_GEMM : CLSYNTH_CONV_DIRECT;
 }
 
 /* Winograd is F(2x2, 3x3): 3x3 stride 1 only. */
@@ -128,13 +150,17 @@ static bool conv2d_valid(const int *v, const void *shape)
 
 const clsynth_kdef clsynth_kdef_conv2d = {
     .key = "conv2d", .op = "clsynth_conv2d", .backward = true,
+    .revision = "direct; im2col+GEMM over the batch (GEMM_BATCH merged/strided) through clsynth_gemm; implicit "
+                "GEMM; Winograd F(2x2,3x3)",
     .before = { "conv_fwd_direct", "conv_bwd_data_direct", "conv_bwd_weight_direct", "conv_igemm_fwd",
                 "conv_igemm_bwd_data", "conv_igemm_bwd_weight", "conv_winograd" },
-    .n_params = 1,
+    .n_params = 2,
     .params = {
         { .name = "ALGO", .kind = CLSYNTH_K_ALGO, .n = 4,
           .values = { CLSYNTH_CONV_DIRECT, CLSYNTH_CONV_IM2COL_GEMM, CLSYNTH_CONV_IGEMM, CLSYNTH_CONV_WINOGRAD },
           .def = 0 },
+        { .name = "GEMM_BATCH", .kind = CLSYNTH_K_HOST, .n = 2, .values = { CONV2D_GEMM_MERGED, CONV2D_GEMM_STRIDED },
+          .def = 0, .only_algo = CLSYNTH_CONV_IM2COL_GEMM },
     },
     .shape_size = sizeof(clsynth_conv_shape), .format = conv_format, .parse = conv_parse,
     .valid = conv2d_valid, .fit = conv2d_fit,

@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 #include "clcore/launch.h"
-#include "clcore/ops_conv_algos.h"
+#include "clcore/ops_conv_impl.h"
 #include "clcore/program.h"
 
 #define CONV_WINO_BUDGET_BYTES ((size_t)64 << 20)
@@ -131,3 +131,30 @@ int clsynth_conv_winograd_backward_data(clsynth_ctx *ctx, const clsynth_conv_sha
                                    2 - s->pad };
     return wino_run(ctx, &t, force, dy, w, 1, NULL, NULL, dx, true);
 }
+
+/* ---- the algorithm in conv2d's dispatch table (clcore/ops_conv_impl.h) ---- */
+
+static int wino_impl_forward(clsynth_ctx *ctx, const clsynth_conv_call *c)
+{
+    const clsynth_conv_shape s = clsynth_conv_shape_of(&c->g);
+    return clsynth_conv_winograd_forward(ctx, &s, c->force, c->x, c->w, c->b, c->epi, c->y);
+}
+
+/* dw by the implicit GEMM (Winograd's weight gradient would need the 4x4
+ * transforms of dy and x per tile and gains little at these sizes); dx by
+ * Winograd where its padding allows, else the implicit GEMM. */
+static int wino_impl_backward(clsynth_ctx *ctx, const clsynth_conv_call *c)
+{
+    const clsynth_conv_shape s = clsynth_conv_shape_of(&c->g);
+    if (c->dw && clsynth_conv_igemm_backward_weight(ctx, &s, c->force, c->dy, c->x, c->dw))
+        return -1;
+    if (!c->dx)
+        return 0;
+    if (clsynth_conv_winograd_backward_applies(&s))
+        return clsynth_conv_winograd_backward_data(ctx, &s, c->force, c->dy, c->w, c->dx);
+    return clsynth_conv_igemm_backward_data(ctx, &s, c->force, c->dy, c->w, c->dx);
+}
+
+const clsynth_conv_impl clsynth_conv_impl_winograd = {
+    .name = "winograd", .forward = wino_impl_forward, .backward = wino_impl_backward, .fuses_epilogue = true,
+};

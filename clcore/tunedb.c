@@ -280,7 +280,7 @@ static int add_record(void *user, const clsynth_tune_record *r, int line)
 {
     reader *rd = user;
     const clsynth_kdef *d = clsynth_kdef_find(r->kernel);
-    if (d && r->src && d->file && r->src != clsynth_kdef_src_hash(d)) {
+    if (d && ((r->src && d->file) || (!d->file && d->revision)) && r->src != clsynth_kdef_src_hash(d)) {
         rd->stale++;
         return 0;
     }

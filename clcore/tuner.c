@@ -291,6 +291,8 @@ bool clsynth_tune_legal(clsynth_ctx *ctx, const clsynth_kdef *def, const int *v,
     }
     if (!clsynth_kdef_values_ok(def, v, &s, why, why_len))
         return false;
+    if (def->device_ok && !def->device_ok(&ctx->dev, v, why, why_len))
+        return false;
     if (build_check)
         return clsynth_kconfig_usable(ctx, def, &s, v, why, why_len);
     clsynth_klimits lim = clsynth_klimits_of(ctx);
@@ -755,7 +757,21 @@ int clsynth_tune_jobs_from_recorded(clsynth_ctx *ctx, clsynth_tune_job **jobs, s
         v[k].uses = uses;
         k++;
     }
-    *jobs = v;
+    /* descriptors the others run on (the GEMM) first, so that the choices
+     * above them are measured with their tuned configuration; otherwise in
+     * recorded order */
+    clsynth_tune_job *sorted = calloc(k ? k : 1, sizeof *sorted);
+    if (!sorted) {
+        free(v);
+        return clsynth_ctx_fail(ctx, "out of host memory");
+    }
+    size_t m = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < k; i++)
+            if (v[i].def->tune_first == (pass == 0))
+                sorted[m++] = v[i];
+    free(v);
+    *jobs = sorted;
     *n = k;
     if (n_unknown)
         *n_unknown = unknown;

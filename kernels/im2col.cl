@@ -1,61 +1,93 @@
-/* im2col / col2im for the GEMM convolution path, one sample and a range of output
- * pixels [p0, p0 + P) at a time (so the column buffer stays bounded).
+/* im2col / col2im and a layout permute for the GEMM convolution
+ * (clcore/ops_conv_gemm.c), over ns samples and a range of output pixels
+ * [p0, p0 + P) at a time (so the column buffer stays bounded).
  *
- *   im2col:     col(r, p) = x(ci, oy*s+ky-pad, ox*s+kx-pad) (0 outside the image),
- *               r = (ci*KH + ky)*KW + kx, q = p0 + p = oy*OW + ox; col is (Cin*KH*KW, P).
- *   col2im_acc: dx(ci, iy, ix) += sum of col(r, q - p0) over the taps (ky, kx) whose output
+ * The column buffer holds, for sample n of the chunk, row r and pixel p,
+ * col[r * ld_r + n * ld_n + p], r = (ci*KH + ky)*KW + kx, output pixel q = p0 + p =
+ * oy*OW + ox. Two layouts: samples side by side, (Cin*KH*KW, ns*P) with
+ * ld_r = ns*P, ld_n = P (one GEMM for the chunk), or one matrix per sample,
+ * (ns, Cin*KH*KW, P) with ld_r = P, ld_n = Cin*KH*KW*P (a batched GEMM).
+ *
+ *   im2col:     col(r, n, p) = x(n, ci, oy*s+ky-pad, ox*s+kx-pad) (0 outside the image).
+ *   col2im_acc: dx(n, ci, iy, ix) += sum of col(r, n, q - p0) over the taps (ky, kx) whose output
  *               pixel q = oy*OW + ox (iy+pad-ky = oy*s, ix+pad-kx = ox*s) lies in the range.
  *               A gather: every dx element is owned by one work-item (no atomics, fixed order).
+ *   swap01:     dst(j, i, p) = src(i, j, p) (+ bias(i)): (D0, D1, D2) -> (D1, D0, D2), e.g. a
+ *               GEMM's (Cout, ns, P) output to the (ns, Cout, P) tensor layout, with the bias.
  *
- * Tunables: none (2-D launches with the launch helper's local size).
- * Memory traffic: im2col reads up to Cin*KH*KW*P floats (cached) and writes as many;
- * col2im reads each col element once and reads+writes Cin*H*W floats. */
+ * Tunables: none (launches with the launch helper's local size).
+ * Memory traffic: im2col reads up to Cin*KH*KW*P floats per sample (cached) and writes as
+ * many; col2im reads each col element once and reads+writes Cin*H*W floats per sample;
+ * swap01 reads and writes D0*D1*D2 floats. */
 
-/* global (P, Cin*KH*KW) */
+/* global (OW, output rows meeting [p0, p0+P), Cin*KH*KW * ns); x_off: sample 0 of
+ * the chunk. Dimension 0 runs along an output row (contiguous in col and, at
+ * stride 1, in x); the divisions depend on dimensions 1 and 2 only. */
 __kernel void im2col(__global const float *x, const int x_off, __global float *col, const int col_off,
                      const int Cin, const int H, const int W, const int OW, const int KH, const int KW,
-                     const int stride, const int pad, const int p0, const int P)
+                     const int stride, const int pad, const int p0, const int P, const int ld_r, const int ld_n,
+                     const int ns)
 {
-    const int p = get_global_id(0), r = get_global_id(1);
-    const int KK = KH * KW;
-    if (p >= P || r >= Cin * KK)
+    const int ox = get_global_id(0), y = get_global_id(1), z = get_global_id(2);
+    const int KK = KH * KW, rows = Cin * KK;
+    if (ox >= OW || z >= rows * ns)
         return;
-    const int q = p0 + p, oy = q / OW, ox = q - oy * OW;
+    const int n = z / rows, r = z - n * rows;
+    const int oy = p0 / OW + y, p = oy * OW + ox - p0;
+    if (p < 0 || p >= P)
+        return;
     const int ci = r / KK, k = r - ci * KK, ky = k / KW, kx = k - ky * KW;
     const int iy = oy * stride + ky - pad, ix = ox * stride + kx - pad;
-    col[col_off + r * P + p] =
-        (iy >= 0 && iy < H && ix >= 0 && ix < W) ? x[x_off + (ci * H + iy) * W + ix] : 0.0f;
+    col[col_off + r * ld_r + n * ld_n + p] =
+        (iy >= 0 && iy < H && ix >= 0 && ix < W) ? x[x_off + ((n * Cin + ci) * H + iy) * W + ix] : 0.0f;
 }
 
-/* global (W, H, Cin) */
+/* global (W, H, Cin * ns); dx_off: sample 0 of the chunk */
 __kernel void col2im_acc(__global const float *col, const int col_off, __global float *dx, const int dx_off,
                          const int Cin, const int H, const int W, const int OH, const int OW, const int KH,
-                         const int KW, const int stride, const int pad, const int p0, const int P)
+                         const int KW, const int stride, const int pad, const int p0, const int P, const int ld_r,
+                         const int ld_n, const int ns)
 {
-    const int ix = get_global_id(0), iy = get_global_id(1), ci = get_global_id(2);
-    if (ix >= W || iy >= H || ci >= Cin)
+    const int ix = get_global_id(0), iy = get_global_id(1), z = get_global_id(2);
+    if (ix >= W || iy >= H || z >= Cin * ns)
         return;
+    const int n = z / Cin, ci = z - n * Cin;
     const int KK = KH * KW;
+    __global const float *c = col + col_off + n * ld_n;
     float s = 0.0f;
     for (int ky = 0; ky < KH; ky++) {
         const int ty = iy + pad - ky;
-        if (ty < 0 || ty % stride)
+        if (ty < 0 || (stride > 1 && ty % stride))
             continue;
-        const int oy = ty / stride;
+        const int oy = stride > 1 ? ty / stride : ty; /* no division at stride 1 */
         if (oy >= OH)
             continue;
         for (int kx = 0; kx < KW; kx++) {
             const int tx = ix + pad - kx;
-            if (tx < 0 || tx % stride)
+            if (tx < 0 || (stride > 1 && tx % stride))
                 continue;
-            const int ox = tx / stride;
+            const int ox = stride > 1 ? tx / stride : tx;
             if (ox >= OW)
                 continue;
             const int q = oy * OW + ox - p0;
             if (q < 0 || q >= P)
                 continue;
-            s += col[col_off + (ci * KK + ky * KW + kx) * P + q];
+            s += c[(ci * KK + ky * KW + kx) * ld_r + q];
         }
     }
-    dx[dx_off + (ci * H + iy) * W + ix] += s;
+    dx[dx_off + (z * H + iy) * W + ix] += s;
+}
+
+/* global (D2, D1, D0) */
+__kernel void swap01(__global const float *src, const int src_off, __global float *dst, const int dst_off,
+                     const int D0, const int D1, const int D2, __global const float *bias, const int bias_off,
+                     const int has_bias)
+{
+    const int p = get_global_id(0), j = get_global_id(1), i = get_global_id(2);
+    if (p >= D2 || j >= D1 || i >= D0)
+        return;
+    float v = src[src_off + (i * D1 + j) * D2 + p];
+    if (has_bias)
+        v += bias[bias_off + i];
+    dst[dst_off + (j * D0 + i) * D2 + p] = v;
 }

@@ -12,7 +12,8 @@
  * every descriptor with a harness has a reference here.
  *
  * CLSYNTH_SWEEP_SAMPLES=N: candidates per (kernel, shape, limits) besides the
- * defaults (default 2; 1 under Oclgrind, where only the smallest shape runs).
+ * defaults (default 2; 1 under Oclgrind, where only the smallest shape runs);
+ * a space of at most 4 legal candidates (an algorithm choice) runs whole.
  * CLSYNTH_SWEEP_KERNEL=key: one descriptor only. CLSYNTH_SWEEP_VERBOSE=1: one
  * line per case.
  * CLSYNTH_OCLGRIND_OK */
@@ -108,6 +109,29 @@ static void ref_reduce(const void *shape, const run *r, float *y, float *const *
     ref_ew_reduce_to(r->in[0], NULL, xd, y, od, 1.0, 0.0);
 }
 
+/* the harness: C = A B + 0.5 C0 + bias(row) per product, or summed over the batch */
+static void ref_gemm(const void *shape, const run *r, float *y, float *const *grad)
+{
+    const clsynth_matmul_shape *s = shape;
+    (void)grad;
+    const size_t mn = (size_t)s->m * (size_t)s->n, mk = (size_t)s->m * (size_t)s->k, kn = (size_t)s->k * (size_t)s->n;
+    for (int b = 0; b < (s->sum ? 1 : s->batch); b++)
+        for (size_t e = 0; e < mn; e++)
+            y[(size_t)b * mn + e] = 0.5f * r->in[2][(size_t)b * mn + e] + r->in[3][e / (size_t)s->n];
+    for (int b = 0; b < s->batch; b++) {
+        const float *A = r->in[0] + (size_t)b * mk, *B = r->in[1] + (size_t)b * kn;
+        float *C = y + (s->sum ? 0 : (size_t)b * mn);
+        for (int i = 0; i < s->m; i++)
+            for (int j = 0; j < s->n; j++) {
+                double acc = 0;
+                for (int p = 0; p < s->k; p++)
+                    acc += (double)(s->ta ? A[(size_t)p * s->m + i] : A[(size_t)i * s->k + p]) *
+                           (s->tb ? B[(size_t)j * s->k + p] : B[(size_t)p * s->n + j]);
+                C[(size_t)i * s->n + j] += (float)acc;
+            }
+    }
+}
+
 /* |device - reference| <= atol * max|reference| + rtol * |reference|, per
  * output tensor (the output, each gradient). Float32 against double: the
  * sums are short (convs: at most 17*3*3 products; dwconv: 9) except the
@@ -133,6 +157,7 @@ static const sweep_ref REFS[] = {
     { "norm_partial_stats", ref_norm, 2e-5, 1e-4 },
     { "norm_partial_dsums", ref_norm, 2e-5, 1e-4 },
     { "reduce_groups", ref_reduce, 2e-6, 1e-5 },
+    { "gemm", ref_gemm, 2e-6, 1e-5 },
 };
 
 static const sweep_ref *ref_of(const char *key)
@@ -270,6 +295,8 @@ static int sweep_shape(clsynth_ctx *c, const clsynth_kdef *def, const sweep_ref 
     size_t count = 0;
     ck_assert_msg(clsynth_tune_enumerate(c, def, key, false, &v, &count) == 0, "%s", c->err.msg);
     int samples = samples_wanted(), ran = 0;
+    if (count <= 4 && samples > 0)
+        samples = (int)count; /* an algorithm choice: every candidate runs */
     if (clsynth_test_under_oclgrind() && !def->file)
         samples = 0; /* conv2d's GEMM candidates: CLBlast is too slow to simulate */
     for (int k = 0; k < samples && count; k++) {

@@ -34,6 +34,8 @@ static clsynth_tune_record rec(const char *k, const char *s, const char *opts, s
     r.algo = algo;
     r.ms = 1.5;
     r.default_ms = 2.25;
+    const clsynth_kdef *d = clsynth_kdef_find(k);
+    r.src = d ? clsynth_kdef_src_hash(d) : 0; /* as the tuner stores it */
     return r;
 }
 
@@ -208,6 +210,20 @@ START_TEST(stale_driver_or_other_device_is_ignored_with_a_warning)
     clsynth_tunedb_set_path(c, "oldsrc.txt");
     ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
     ck_assert_int_eq(dw_lookup(c, "16x8x8", v), CLSYNTH_TUNEDB_DEVICE);
+    ck_assert_uint_eq(clsynth_tunedb_warnings(c), 1);
+    clsynth_ctx_free(c);
+    /* so is an algorithm choice stored before the algorithms' revision (src
+     * 0: the conv2d entries of the per-sample GEMM path) */
+    snprintf(ent, sizeof ent,
+             "conv2d N1.C8.H8.W8.O8.K3x3.S1.P1 algo=1 src=00000000\n"
+             "conv2d N2.C8.H8.W8.O8.K3x3.S1.P1 algo=1 src=%08x\n", clsynth_kdef_src_hash(&clsynth_kdef_conv2d));
+    clsynth_test_write_tunedb(ctx, "oldalgo.txt", NULL, NULL, NULL, ent);
+    c = clsynth_test_ctx();
+    clsynth_tunedb_set_path(c, "oldalgo.txt");
+    ck_assert_int_eq(clsynth_tunedb_lookup(c, &clsynth_kdef_conv2d, "N1.C8.H8.W8.O8.K3x3.S1.P1", v, NULL),
+                     CLSYNTH_TUNEDB_NONE);
+    ck_assert_int_eq(clsynth_tunedb_lookup(c, &clsynth_kdef_conv2d, "N2.C8.H8.W8.O8.K3x3.S1.P1", v, NULL),
+                     CLSYNTH_TUNEDB_DEVICE);
     ck_assert_uint_eq(clsynth_tunedb_warnings(c), 1);
     clsynth_ctx_free(c);
 }

@@ -417,9 +417,9 @@ START_TEST(clblast_worker_measures_and_rejects_bad_parameters)
     size_t n = clsynth_conv_gemm_shapes("N2.C8.H16.W16.O16.K3x3.S1.P1", 1, sh, 0, 8);
     ck_assert_uint_eq(n, 3);
     ck_assert_int_eq(sh[0].m, 16);
-    ck_assert_int_eq(sh[0].n, 256);
+    ck_assert_int_eq(sh[0].n, 512); /* the batch side by side: one GEMM */
     ck_assert_int_eq(sh[0].k, 72);
-    ck_assert(fabs(sh[0].weight - 2) < 1e-9);
+    ck_assert(fabs(sh[0].weight - 1) < 1e-9);
     static const char *const wargv[] = { "--clblast-worker" };
     clsynth_clblast_worker wc = { NULL, wargv, 1, (size_t)4 << 30, 120 };
     double ms[3];

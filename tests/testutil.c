@@ -43,6 +43,22 @@ int clsynth_test_main(const char *name, clsynth_ctx **ctx, int timeout_s, const 
     return clsynth_test_run(s);
 }
 
+int clsynth_test_main_cases(const char *name, clsynth_ctx **ctx, int timeout_s, const TTest *const *tests, int n)
+{
+    Suite *s = suite_create(name);
+    for (int i = 0; i < n; i++) {
+        TCase *tc = tcase_create(tests[i]->name);
+        tcase_set_timeout(tc, clsynth_test_under_oclgrind() && timeout_s < 1800 ? 1800 : timeout_s);
+        if (ctx) {
+            fixture_ctx = ctx;
+            tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
+        }
+        tcase_add_test(tc, tests[i]);
+        suite_add_tcase(s, tc);
+    }
+    return clsynth_test_run(s);
+}
+
 const char *clsynth_test_shared_dir(void)
 {
     const char *d = getenv("CLSYNTH_SHARED_DIR");

@@ -19,6 +19,10 @@ int clsynth_test_run(Suite *s);
  *   return clsynth_test_main("norm", &ctx, 300, CLSYNTH_TEST_LIST(a, b, c));
  * Returns the exit status. */
 int clsynth_test_main(const char *name, clsynth_ctx **ctx, int timeout_s, const TTest *const *tests, int n);
+/* As clsynth_test_main, but one test case per test, named as the test, so
+ * CK_RUN_CASE=<test name> runs one (slow implementations run a file's tests
+ * one at a time this way). */
+int clsynth_test_main_cases(const char *name, clsynth_ctx **ctx, int timeout_s, const TTest *const *tests, int n);
 #define CLSYNTH_TEST_LIST(...)                    \
     (const TTest *const[]){ __VA_ARGS__ },         \
         (int)(sizeof((const TTest *const[]){ __VA_ARGS__ }) / sizeof(const TTest *))

@@ -1,6 +1,8 @@
 /* clsynth bench: per-op default vs tuned times (GFLOP/s, GB/s), CLBlast SGEMM
  * rates (1024^3 and the model's GEMM shapes, CLBlast default vs tuned), full
- * training-step and inference throughput with peak device memory, all tagged
+ * training-step and inference throughput with peak device memory and launches
+ * per step, clsynth_gemm's algorithms against OpenBLAS (tools/bench_gemm.c;
+ * `bench gemm` runs only that part), all tagged
  * with the device identity; --json writes them, --compare prints a markdown
  * table of several JSON files side by side (cross-device, cross-vendor).
  *
@@ -19,6 +21,7 @@
 #include "clcore/tunedb.h"
 #include "clcore/tuner.h"
 #include "tools/bench_checkpoint.h"
+#include "tools/bench_gemm.h"
 #include "tools/bench_workload.h"
 #include "tools/clblast_worker.h"
 #include "tools/cli.h"
@@ -307,27 +310,65 @@ static int compare(int n, char **paths)
 typedef struct train_res {
     bool done;
     double step_def, step_tuned, infer_def, infer_tuned; /* ms */
+    double launches_def, gemms_def, launches_tuned, gemms_tuned; /* per training step */
     double peak_mib;
     int n, h, w;
     char preset[16];
 } train_res;
 
-static int time_steps(clsynth_ctx *ctx, clsynth_workload *wl, int steps, double *step_ms, double *infer_ms)
+static int time_steps(clsynth_ctx *ctx, clsynth_workload *wl, int steps, double *step_ms, double *infer_ms,
+                      double *launches, double *gemms)
 {
     /* warm-up: compiles kernels (CLBlast's too) and fills the pool */
     if (clsynth_workload_train_step(ctx, wl) || clsynth_workload_infer(ctx, wl))
         return -1;
     double t0 = clsynth_now_s();
+    unsigned long l0 = ctx->launches, g0 = ctx->gemm_calls;
     for (int i = 0; i < steps; i++)
         if (clsynth_workload_train_step(ctx, wl))
             return -1;
     *step_ms = (clsynth_now_s() - t0) * 1e3 / steps;
+    *launches = (double)(ctx->launches - l0) / steps;
+    *gemms = (double)(ctx->gemm_calls - g0) / steps;
     t0 = clsynth_now_s();
     for (int i = 0; i < steps; i++)
         if (clsynth_workload_infer(ctx, wl))
             return -1;
     *infer_ms = (clsynth_now_s() - t0) * 1e3 / steps;
     return 0;
+}
+
+/* bench gemm: the GEMM products one training step (and one inference) of
+ * the model flags (default --preset tiny) looks up, as rows (malloc'ed;
+ * NULL with a message on stderr) */
+static clsynth_bench_gemm_row *record_gemm_rows(clsynth_ctx *ctx, int model_argc, char **model_argv, size_t *n)
+{
+    char *tiny[] = { "--preset", "tiny" };
+    clsynth_workload wl;
+    clsynth_err err;
+    if (clsynth_workload_init(ctx, model_argc ? model_argc : 2, model_argc ? model_argv : tiny, &wl, &err)) {
+        fprintf(stderr, "clsynth bench: model: %s\n", err.msg);
+        return NULL;
+    }
+    printf("model: preset '%s', %dx%d, batch %d; recording the GEMM products of one training step...\n",
+           wl.opt.preset[0] ? wl.opt.preset : "(none)", wl.h, wl.w, wl.n);
+    fflush(stdout);
+    const int rc = clsynth_workload_record(ctx, &wl);
+    clsynth_workload_free(ctx, &wl);
+    clsynth_tune_job *jobs = NULL;
+    size_t njobs = 0, unknown = 0;
+    if (rc || clsynth_tune_jobs_from_recorded(ctx, &jobs, &njobs, &unknown)) {
+        fprintf(stderr, "clsynth bench: recording the step: %s\n", ctx->err.msg);
+        return NULL;
+    }
+    clsynth_bench_gemm_row *rows = calloc(njobs + 1, sizeof *rows);
+    if (rows)
+        *n = clsynth_bench_gemm_rows_recorded(ctx, jobs, njobs, "training step + inference", rows, njobs + 1);
+    else
+        fprintf(stderr, "clsynth bench: out of memory\n");
+    free(jobs);
+    clsynth_pool_trim(ctx);
+    return rows;
 }
 
 int clsynth_cmd_bench(int argc, char **argv)
@@ -352,7 +393,8 @@ int clsynth_cmd_bench(int argc, char **argv)
             }
             return compare(argc - i - 1 > MAX_FILES ? MAX_FILES : argc - i - 1, argv + i + 1);
         }
-        if (i == 1 && (strcmp(argv[i], "ops") == 0 || strcmp(argv[i], "train") == 0 || strcmp(argv[i], "all") == 0)) {
+        if (i == 1 && (strcmp(argv[i], "ops") == 0 || strcmp(argv[i], "train") == 0 || strcmp(argv[i], "all") == 0 ||
+                       strcmp(argv[i], "gemm") == 0)) {
             what = argv[i];
         } else if ((m = clsynth_cli_value(argc, argv, &i, "--json", &json)) != 0) {
             if (m < 0)
@@ -375,13 +417,15 @@ int clsynth_cmd_bench(int argc, char **argv)
         } else if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("usage: clsynth bench [ops|train|all] [--json FILE] [--device SPEC] [--emulate wg=N,local=B]\n"
+            printf("usage: clsynth bench [ops|train|gemm|all] [--json FILE] [--device SPEC] [--emulate wg=N,local=B]\n"
                    "                     [--repeats N] [--steps N] [--quick] [--tune-budget S] [model flags]\n"
                    "       clsynth bench --compare A.json B.json ...\n"
                    "       clsynth bench checkpoint [--preset small] [--dir DIR] [--repeats N] [model flags]\n"
                    "ops: each tunable op at representative CC-FPSE shapes and CLBlast SGEMM, default vs tuned\n"
                    "     (--tune-budget S first tunes those shapes that the database lacks);\n"
                    "train: full training step and G inference of the model flags (default --preset tiny);\n"
+                   "gemm: clsynth_gemm's algorithms at the GEMM products of one training step (and inference)\n"
+                   "     of the model flags against OpenBLAS on host arrays (ops: at the representative convs);\n"
                    "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times.\n");
             rc = 0;
             goto out;
@@ -393,7 +437,8 @@ int clsynth_cmd_bench(int argc, char **argv)
         fprintf(stderr, "clsynth bench: %s needs a value\n", argv[i]);
         goto out;
     }
-    bool do_ops = strcmp(what, "train") != 0, do_train = strcmp(what, "ops") != 0;
+    const bool do_gemm = strcmp(what, "train") != 0, do_ops = do_gemm && strcmp(what, "gemm") != 0,
+               do_train = strcmp(what, "train") == 0 || strcmp(what, "all") == 0;
     size_t wg = 0;
     unsigned long long lm = 0;
     if (emulate && clsynth_parse_emulate(emulate, &wg, &lm)) {
@@ -467,7 +512,32 @@ int clsynth_cmd_bench(int argc, char **argv)
             clsynth_ctx_clear_error(ctx);
         }
     }
+    /* every GEMM algorithm of clsynth_gemm against OpenBLAS: ops at the
+     * products of the representative convs, gemm at those of the model's step */
+    clsynth_bench_gemm_row *grows = NULL;
+    size_t ngrows = 0;
+    if (do_ops) {
+        const char *convs[64];
+        size_t nc = 0;
+        for (size_t i = 0; i < nrows && nc < 64; i++)
+            if (strcmp(rows[i].t->key, "conv2d") == 0)
+                convs[nc++] = rows[i].shape;
+        grows = calloc(64, sizeof *grows);
+        ngrows = grows ? clsynth_bench_gemm_rows(ctx, convs, nc, grows, 64) : 0;
+    } else if (do_gemm) {
+        grows = record_gemm_rows(ctx, model_argc, model_argv, &ngrows);
+        if (!grows)
+            goto done;
+    }
+    if (ngrows) {
+        printf("measuring the GEMM algorithms at %zu products...\n", ngrows);
+        fflush(stdout);
+        clsynth_bench_gemm_measure(ctx, grows, ngrows, repeats, 2);
+    }
     double sgemm_rate = gdef[0] > 0 ? 2.0 * 1024 * 1024 * 1024 / (gdef[0] * 1e6) : NAN;
+    const double gemm_rate = clsynth_bench_gemm_default_rate(grows, ngrows);
+    if (isfinite(gemm_rate) && !(gemm_rate <= sgemm_rate))
+        sgemm_rate = gemm_rate;
     if (have_tuned_gemm && gtun[0] > 0 && 2.0 * 1024 * 1024 * 1024 / (gtun[0] * 1e6) > sgemm_rate)
         sgemm_rate = 2.0 * 1024 * 1024 * 1024 / (gtun[0] * 1e6);
 
@@ -503,7 +573,7 @@ int clsynth_cmd_bench(int argc, char **argv)
             printf("training step of preset '%s' %dx%d batch %d: default configuration...\n", tr.preset, tr.h, tr.w,
                    tr.n);
             fflush(stdout);
-            if (time_steps(ctx, &wl, steps, &tr.step_def, &tr.infer_def)) {
+            if (time_steps(ctx, &wl, steps, &tr.step_def, &tr.infer_def, &tr.launches_def, &tr.gemms_def)) {
                 fprintf(stderr, "clsynth bench: training step failed: %s\n", ctx->err.msg);
                 clsynth_ctx_clear_error(ctx);
             } else {
@@ -533,7 +603,7 @@ int clsynth_cmd_bench(int argc, char **argv)
     if (have_wl && tr.done) {
         printf("training step: tuned configuration...\n");
         fflush(stdout);
-        if (time_steps(ctx, &wl, steps, &tr.step_tuned, &tr.infer_tuned)) {
+        if (time_steps(ctx, &wl, steps, &tr.step_tuned, &tr.infer_tuned, &tr.launches_tuned, &tr.gemms_tuned)) {
             fprintf(stderr, "clsynth bench: tuned training step failed: %s\n", ctx->err.msg);
             clsynth_ctx_clear_error(ctx);
             tr.step_tuned = tr.infer_tuned = NAN;
@@ -556,8 +626,13 @@ int clsynth_cmd_bench(int argc, char **argv)
             printf("  %-26s %10.3f %8.1f %10.3f %8.1f\n", shp, gdef[i], f / (gdef[i] * 1e6), gtun[i],
                    f / (gtun[i] * 1e6));
         }
+    }
+    if (do_gemm)
+        clsynth_bench_gemm_print(grows, ngrows);
+    if (do_ops) {
         printf("\nops (median of %d runs; conv2d = forward + backward of the op; GEMM%% = conv GFLOP/s over the\n"
-               "device's SGEMM 1024^3 rate %.1f GFLOP/s):\n", repeats, sgemm_rate);
+               "device's SGEMM 1024^3 rate %.1f GFLOP/s, its default GEMM algorithm or tuned CLBlast):\n", repeats,
+               sgemm_rate);
         printf("  %-23s %-33s %10s %10s %7s %8s %8s %6s\n", "kernel", "shape", "default", "tuned", "speedup", "GF/s",
                "GB/s", "GEMM%");
         for (size_t i = 0; i < nrows; i++) {
@@ -579,6 +654,8 @@ int clsynth_cmd_bench(int argc, char **argv)
                tr.step_def / tr.step_tuned);
         printf("  inference (G): default %.3f images/s, tuned %.3f images/s\n", tr.n * 1e3 / tr.infer_def,
                tr.n * 1e3 / tr.infer_tuned);
+        printf("  per training step: default %.0f launches (%.0f GEMM calls), tuned %.0f launches (%.0f GEMM calls)\n",
+               tr.launches_def, tr.gemms_def, tr.launches_tuned, tr.gemms_tuned);
         printf("  peak device memory (pool): %.1f MiB\n", tr.peak_mib);
     }
     if (json) {
@@ -615,7 +692,15 @@ int clsynth_cmd_bench(int argc, char **argv)
                 json_num(f, gtun[i] > 0 ? gtun[i] : NAN);
                 fprintf(f, "}%s\n", i + 1 < ngs ? "," : "");
             }
-            fprintf(f, "],\n\"ops\": [\n");
+            fprintf(f, "],\n");
+        }
+        if (do_gemm) {
+            fprintf(f, "\"gemm_algos\": [\n");
+            clsynth_bench_gemm_json(f, grows, ngrows);
+            fprintf(f, "],\n");
+        }
+        if (do_ops) {
+            fprintf(f, "\"ops\": [\n");
             for (size_t i = 0; i < nrows; i++) {
                 const op_row *r = &rows[i];
                 double best = isfinite(r->tuned_ms) ? r->tuned_ms : r->def_ms;
@@ -652,6 +737,14 @@ int clsynth_cmd_bench(int argc, char **argv)
             json_num(f, tr.n * 1e3 / tr.infer_def);
             fprintf(f, ", \"tuned_infer_images_per_s\": ");
             json_num(f, tr.n * 1e3 / tr.infer_tuned);
+            fprintf(f, ", \"default_launches_per_step\": ");
+            json_num(f, tr.launches_def);
+            fprintf(f, ", \"default_gemm_calls_per_step\": ");
+            json_num(f, tr.gemms_def);
+            fprintf(f, ", \"tuned_launches_per_step\": ");
+            json_num(f, tr.launches_tuned);
+            fprintf(f, ", \"tuned_gemm_calls_per_step\": ");
+            json_num(f, tr.gemms_tuned);
             fprintf(f, ", \"peak_device_mib\": ");
             json_num(f, tr.peak_mib);
             fprintf(f, "},\n");
@@ -662,6 +755,7 @@ int clsynth_cmd_bench(int argc, char **argv)
     }
     rc = 0;
 done:
+    free(grows);
     clsynth_ctx_free(ctx);
 out:
     free(model_argv);

@@ -22,14 +22,15 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: clsynth tune [--preset tiny|small|paper | model flags] [--budget SECONDS]\n"
             "                    [--device SPEC] [--emulate wg=256,local=32K] [--retune] [--no-clblast]\n"
-            "                    [--clblast-share F] [--repeats N] [--db FILE]\n"
+            "                    [--clblast-share F] [--repeats N] [--db FILE] [--kernels KEY,KEY...]\n"
             "       clsynth tune --export FILE | --export-class FILE | --import FILE [--force] | --list | --path\n\n"
             "Runs one training step of the configuration to record every (kernel, shape) it looks up,\n"
             "then tunes them (and CLBlast's GEMM for its GEMM shapes) within the budget (default 600 s).\n"
             "Results go to the device's tuning database (see --path); a second run resumes.\n"
             "--export writes that database for devices of the same model (--import there);\n"
             "--export-class writes it as a class file, used by every device of this device's class\n"
-            "that has no entry of its own (--import installs it).\n");
+            "that has no entry of its own (--import installs it).\n"
+            "--kernels tunes only the jobs of those kernel descriptors (e.g. gemm,conv2d).\n");
 }
 
 typedef struct bar {
@@ -84,7 +85,7 @@ int clsynth_cmd_tune(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "--clblast-worker") == 0)
         return clsynth_clblast_worker_main(argc - 2, argv + 2);
     const char *device = NULL, *emulate = NULL, *db = NULL, *export_path = NULL, *import_path = NULL;
-    const char *export_class = NULL;
+    const char *export_class = NULL, *only = NULL;
     const char *v = NULL;
     double budget = 600;
     float share = 0.35f;
@@ -113,6 +114,9 @@ int clsynth_cmd_tune(int argc, char **argv)
             if (m < 0)
                 goto bad_value;
         } else if ((m = clsynth_cli_value(argc, argv, &i, "--import", &import_path)) != 0) {
+            if (m < 0)
+                goto bad_value;
+        } else if ((m = clsynth_cli_value(argc, argv, &i, "--kernels", &only)) != 0) {
             if (m < 0)
                 goto bad_value;
         } else if ((m = clsynth_cli_value(argc, argv, &i, "--budget", &v)) != 0) {
@@ -228,6 +232,35 @@ int clsynth_cmd_tune(int argc, char **argv)
     size_t njobs = 0, unknown = 0;
     if (clsynth_tune_jobs_from_recorded(ctx, &jobs, &njobs, &unknown))
         goto fail;
+    if (only) {
+        /* keep the jobs of the listed descriptors */
+        size_t kept = 0;
+        for (size_t j = 0; j < njobs; j++) {
+            const char *key = jobs[j].def->key, *p = only;
+            size_t len = strlen(key);
+            bool listed = false;
+            while (*p && !listed) {
+                size_t n = strcspn(p, ",");
+                listed = n == len && strncmp(p, key, n) == 0;
+                p += n + (p[n] == ',');
+            }
+            if (listed)
+                jobs[kept++] = jobs[j];
+        }
+        for (const char *p = only; *p;) {
+            size_t n = strcspn(p, ",");
+            char key[64];
+            snprintf(key, sizeof key, "%.*s", (int)(n < 63 ? n : 63), p);
+            if (!clsynth_kdef_find(key)) {
+                fprintf(stderr, "clsynth tune: --kernels: '%s' is not a kernel descriptor\n", key);
+                free(jobs);
+                rc = 2;
+                goto done;
+            }
+            p += n + (p[n] == ',');
+        }
+        njobs = kept;
+    }
     printf("%zu (kernel, shape) jobs to tune (%zu looked-up keys have no tuner harness); step recorded in %.1f s\n",
            njobs, unknown, clsynth_now_s() - t0);
     double left = budget - (clsynth_now_s() - t0);

@@ -12,7 +12,7 @@ build="$root/build"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev libclfft-dev libpng-dev
-          libjpeg62-turbo-dev check cmake pkg-config gcc make oclgrind)
+          libjpeg62-turbo-dev libopenblas-dev check cmake pkg-config gcc make oclgrind)
 
 install_missing() {
     local missing=()
