@@ -21,6 +21,7 @@
 #include "clcore/tunedb.h"
 #include "clcore/tuner.h"
 #include "tools/bench_checkpoint.h"
+#include "tools/bench_conv.h"
 #include "tools/bench_gemm.h"
 #include "tools/bench_workload.h"
 #include "tools/clblast_worker.h"
@@ -371,6 +372,34 @@ static clsynth_bench_gemm_row *record_gemm_rows(clsynth_ctx *ctx, int model_argc
     return rows;
 }
 
+/* bench conv: every conv algorithm at the conv2d shapes one training step
+ * (and one inference) of the model flags looks up */
+static int bench_conv(clsynth_ctx *ctx, int model_argc, char **model_argv, int repeats)
+{
+    char *tiny[] = { "--preset", "tiny" };
+    clsynth_workload wl;
+    clsynth_err err;
+    if (clsynth_workload_init(ctx, model_argc ? model_argc : 2, model_argc ? model_argv : tiny, &wl, &err)) {
+        fprintf(stderr, "clsynth bench: model: %s\n", err.msg);
+        return -1;
+    }
+    printf("model: preset '%s', %dx%d, batch %d; recording the conv shapes of one training step...\n",
+           wl.opt.preset[0] ? wl.opt.preset : "(none)", wl.h, wl.w, wl.n);
+    fflush(stdout);
+    const int rc = clsynth_workload_record(ctx, &wl);
+    clsynth_workload_free(ctx, &wl);
+    clsynth_tune_job *jobs = NULL;
+    size_t njobs = 0, unknown = 0;
+    if (rc || clsynth_tune_jobs_from_recorded(ctx, &jobs, &njobs, &unknown) ||
+        clsynth_bench_conv(ctx, jobs, njobs, repeats, 2)) {
+        fprintf(stderr, "clsynth bench conv: %s\n", ctx->err.msg);
+        free(jobs);
+        return -1;
+    }
+    free(jobs);
+    return 0;
+}
+
 int clsynth_cmd_bench(int argc, char **argv)
 {
     const char *what = "all", *json = NULL, *device = NULL, *emulate = NULL, *v = NULL;
@@ -394,7 +423,7 @@ int clsynth_cmd_bench(int argc, char **argv)
             return compare(argc - i - 1 > MAX_FILES ? MAX_FILES : argc - i - 1, argv + i + 1);
         }
         if (i == 1 && (strcmp(argv[i], "ops") == 0 || strcmp(argv[i], "train") == 0 || strcmp(argv[i], "all") == 0 ||
-                       strcmp(argv[i], "gemm") == 0)) {
+                       strcmp(argv[i], "gemm") == 0 || strcmp(argv[i], "conv") == 0)) {
             what = argv[i];
         } else if ((m = clsynth_cli_value(argc, argv, &i, "--json", &json)) != 0) {
             if (m < 0)
@@ -417,7 +446,7 @@ int clsynth_cmd_bench(int argc, char **argv)
         } else if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("usage: clsynth bench [ops|train|gemm|all] [--json FILE] [--device SPEC] [--emulate wg=N,local=B]\n"
+            printf("usage: clsynth bench [ops|train|gemm|conv|all] [--json FILE] [--device SPEC] [--emulate wg=N,local=B]\n"
                    "                     [--repeats N] [--steps N] [--quick] [--tune-budget S] [model flags]\n"
                    "       clsynth bench --compare A.json B.json ...\n"
                    "       clsynth bench checkpoint [--preset small] [--dir DIR] [--repeats N] [model flags]\n"
@@ -426,6 +455,8 @@ int clsynth_cmd_bench(int argc, char **argv)
                    "train: full training step and G inference of the model flags (default --preset tiny);\n"
                    "gemm: clsynth_gemm's algorithms at the GEMM products of one training step (and inference)\n"
                    "     of the model flags against OpenBLAS on host arrays (ops: at the representative convs);\n"
+                   "conv: every conv algorithm (direct, im2col_gemm, igemm, winograd) at the conv shapes of one\n"
+                   "     training step of the model flags, forward + backward, beside the default choice;\n"
                    "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times.\n");
             rc = 0;
             goto out;
@@ -455,6 +486,13 @@ int clsynth_cmd_bench(int argc, char **argv)
     rc = 1;
     clsynth_ctx_emulate_limits(ctx, wg, lm);
     ctx->quiet = true;
+    if (strcmp(what, "conv") == 0) {
+        printf("device: %s | %s | %s | driver %s\n", ctx->dev.platform_name, ctx->dev.vendor, ctx->dev.name,
+               ctx->dev.driver);
+        rc = bench_conv(ctx, model_argc, model_argv, repeats) ? 1 : 0;
+        clsynth_ctx_free(ctx);
+        goto out;
+    }
     printf("device: %s | %s | %s | driver %s | class %s | max work-group %zu | local memory %llu\n",
            ctx->dev.platform_name, ctx->dev.vendor, ctx->dev.name, ctx->dev.driver, clsynth_device_class(&ctx->dev),
            ctx->max_wg, (unsigned long long)ctx->local_mem);
