@@ -51,6 +51,10 @@ typedef struct nets_spadeblock {
     bool learned_shortcut;
     nets_spade norm_0, norm_1, norm_s;
     nets_conv conv_0, conv_1, conv_s; /* 3×3 fin→fmiddle, 3×3 fmiddle→fout, 1×1 fin→fout (no bias) */
+    /* the SPADEs' shared MLPs (norm_0, norm_1, norm_s), all 3×3 convs of cond, as one
+     * conv: weights and biases packed (clsynth_group_pack), cond→n_shared·nhidden */
+    nets_conv shared;
+    int n_shared, nhidden;
 } nets_spadeblock;
 
 int nets_spadeblock_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int fin, int fout,

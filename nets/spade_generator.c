@@ -11,7 +11,11 @@
  *     dx  = conv_1(LReLU(SPADE_1(dx)))     3×3 fmiddle → fout
  *     x_s = conv_s(SPADE_s(x)) if fin != fout (1×1, no bias) else x
  *     out = x_s + dx
- *   conv_0, conv_1, conv_s spectral-normalized when --norm_G starts with "spectral". */
+ *   conv_0, conv_1, conv_s spectral-normalized when --norm_G starts with "spectral".
+ * The block's SPADEs all start with a 3×3 conv of the same cond: their shared
+ * MLPs run as one conv with concatenated outputs (weights packed side by side,
+ * clsynth_group_pack), each SPADE on its channel slice; conv_1 adds the
+ * shortcut as its fused epilogue. */
 #include <stdio.h>
 
 #include "clcore/ops.h"
@@ -77,6 +81,23 @@ int nets_spadeblock_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *n
         nets_spade_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm_s", name), fin, cond_nc, nhidden,
                         cfg.kind, &out->norm_s);
     }
+    if (ctx->failed)
+        return -1;
+    /* the shared MLPs packed: slots norm_0, norm_1 (, norm_s) */
+    const nets_conv *m[3] = { &out->norm_0.shared, &out->norm_1.shared, &out->norm_s.shared };
+    out->n_shared = out->learned_shortcut ? 3 : 2;
+    out->nhidden = nhidden;
+    clsynth_tensor *w[3], *bias[3];
+    for (int i = 0; i < out->n_shared; i++) {
+        w[i] = m[i]->w;
+        bias[i] = m[i]->b;
+    }
+    out->shared = *m[0];
+    out->shared.cout = out->n_shared * nhidden;
+    out->shared.w = clsynth_group_pack(ctx, g, nets_name(buf, sizeof buf, "%s.mlp_shared.w", name), w,
+                                       out->n_shared, 0);
+    out->shared.b = clsynth_group_pack(ctx, g, nets_name(buf, sizeof buf, "%s.mlp_shared.b", name), bias,
+                                       out->n_shared, 1);
     return ctx->failed ? -1 : 0;
 }
 
@@ -84,12 +105,20 @@ clsynth_tensor *nets_spadeblock_forward(const nets_fwd *f, const nets_spadeblock
                                         clsynth_tensor *cond)
 {
     clsynth_ctx *ctx = f->ctx;
+    /* the three SPADEs' ReLU(shared(cond)) as one conv, then their slices */
+    const clsynth_conv_epilogue relu = { CLSYNTH_ACT_RELU, 0.0f, NULL, NULL };
+    clsynth_tensor *actv = nets_conv_forward_epi(f, &b->shared, cond, &relu); /* (N, n_shared nhidden, h, w) */
+    clsynth_tensor *a[3] = { NULL, NULL, NULL };
+    for (int i = 0; i < b->n_shared; i++)
+        a[i] = clsynth_slice_c(ctx, actv, i * b->nhidden, b->nhidden); /* (N, nhidden, h, w) */
     clsynth_tensor *x_s = x;
     if (b->learned_shortcut)
-        x_s = nets_conv_forward(f, &b->conv_s, nets_spade_forward(f, &b->norm_s, x, cond)); /* (N, fout, h, w) */
-    clsynth_tensor *dx = nets_spade_forward(f, &b->norm_0, x, cond);
+        x_s = nets_conv_forward(f, &b->conv_s, nets_spade_forward_actv(f, &b->norm_s, x, a[2])); /* (N, fout, h, w) */
+    clsynth_tensor *dx = nets_spade_forward_actv(f, &b->norm_0, x, a[0]);
     dx = nets_conv_forward(f, &b->conv_0, clsynth_leaky_relu(ctx, dx, NETS_LRELU_SLOPE)); /* (N, fmiddle, h, w) */
-    dx = nets_spade_forward(f, &b->norm_1, dx, cond);
-    dx = nets_conv_forward(f, &b->conv_1, clsynth_leaky_relu(ctx, dx, NETS_LRELU_SLOPE)); /* (N, fout, h, w) */
-    return clsynth_add(ctx, x_s, dx);
+    dx = nets_spade_forward_actv(f, &b->norm_1, dx, a[1]);
+    /* conv_1 + x_s, the residual add fused */
+    const clsynth_conv_epilogue res = { CLSYNTH_ACT_NONE, 0.0f, NULL, x_s };
+    dx = clsynth_leaky_relu(ctx, dx, NETS_LRELU_SLOPE);
+    return nets_conv_forward_epi(f, &b->conv_1, dx, &res); /* (N, fout, h, w) */
 }
