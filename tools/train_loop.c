@@ -11,13 +11,16 @@
 #include <unistd.h>
 
 #include "clcore/autograd.h"
+#include "clcore/comm.h"
 #include "clcore/tensor.h"
 #include "io/atomic.h"
 #include "io/dataset.h"
 #include "io/grid.h"
 #include "io/loader.h"
 #include "nets/model.h"
+#include "nets/model_dist.h"
 #include "tools/results.h"
+#include "tools/train_dist.h"
 
 /* Set by the signal handler only; read by the loop. */
 static volatile sig_atomic_t stop_requested;
@@ -32,6 +35,7 @@ void clsynth_train_install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* mpirun forwards SIGUSR1 to every rank */
 }
 
 static double now_s(void)
@@ -117,6 +121,11 @@ static int save_checkpoints(clsynth_ctx *ctx, clsynth_model *m, const char *run_
 {
     uint64_t rng[4] = { seed, 0, 0, 0 };
     char path[1200];
+    /* data-parallel: every rank checks that it holds rank 0's state; rank 0 writes */
+    if (clsynth_model_check_same(ctx, m))
+        return clsynth_fail(err, "before saving iteration %ld: %s", it, ctx->err.msg);
+    if (clsynth_comm_rank(ctx) != 0)
+        return 0;
     if (numbered) {
         snprintf(path, sizeof path, "%s/iter_%07ld.ckpt", run_dir, it);
         if (clsynth_model_save(ctx, m, path, (uint64_t)it, epoch, rng, err))
@@ -147,7 +156,8 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
     snprintf(res->run_dir, sizeof res->run_dir, "%s/%s", o->checkpoints_dir, o->name);
     char web[1200];
     snprintf(web, sizeof web, "%s/web", res->run_dir);
-    if (clsynth_mkdirs(web, err)) {
+    const bool writer = clsynth_comm_rank(ctx) == 0; /* rank 0 alone writes the run folder */
+    if (writer && clsynth_mkdirs(web, err)) {
         clsynth_dataset_free(ds);
         return -1;
     }
@@ -162,7 +172,7 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
     uint64_t start_step = 0;
     int start_epoch = 1;
     char path[1300];
-    if (o->continue_train) {
+    if (o->continue_train && writer) {
         snprintf(path, sizeof path, "%s/latest.ckpt", res->run_dir);
         if (access(path, R_OK) == 0) {
             if (clsynth_model_load(ctx, m, path, &start_step, &start_epoch, NULL, err))
@@ -172,27 +182,39 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
             printf("--continue_train: no checkpoint at %s yet, starting from scratch\n", path);
         }
     }
-    char *text = clsynth_options_to_text(o);
-    snprintf(path, sizeof path, "%s/options.txt", res->run_dir);
-    int wrc = text ? write_text(path, text, err) : clsynth_fail(err, "out of memory");
-    free(text);
-    if (wrc)
+    /* data-parallel: every rank starts from rank 0's model (fresh or resumed) and position */
+    int64_t start[2] = { (int64_t)start_step, start_epoch };
+    if (clsynth_comm_broadcast(ctx, start, sizeof start, 0, CLSYNTH_COMM_STATE) || clsynth_model_broadcast(ctx, m, 0)) {
+        clsynth_fail(err, "sharing rank 0's model: %s", ctx->err.msg);
         goto done;
+    }
+    start_step = (uint64_t)start[0];
+    start_epoch = (int)start[1];
     size_t pg, pd, pe;
     clsynth_model_param_counts(m, &pg, &pd, &pe);
-    char counts[256];
-    snprintf(counts, sizeof counts, "G %zu\nD %zu\nE %zu\n", pg, pd, pe);
-    snprintf(path, sizeof path, "%s/params.txt", res->run_dir);
-    if (write_text(path, counts, err))
+    if (writer) {
+        char *text = clsynth_options_to_text(o);
+        snprintf(path, sizeof path, "%s/options.txt", res->run_dir);
+        int wrc = text ? write_text(path, text, err) : clsynth_fail(err, "out of memory");
+        free(text);
+        if (wrc)
+            goto done;
+        char counts[256];
+        snprintf(counts, sizeof counts, "G %zu\nD %zu\nE %zu\n", pg, pd, pe);
+        snprintf(path, sizeof path, "%s/params.txt", res->run_dir);
+        if (write_text(path, counts, err))
+            goto done;
+        printf("parameters: G %zu, D %zu%s", pg, pd, pe ? "" : "\n");
+        if (pe)
+            printf(", E %zu\n", pe);
+        if (*clsynth_model_notice(m))
+            printf("%s\n", clsynth_model_notice(m));
+    }
+    if (clsynth_train_record_world(ctx, res->run_dir, o, start_step > 0, err))
         goto done;
-    printf("parameters: G %zu, D %zu%s", pg, pd, pe ? "" : "\n");
-    if (pe)
-        printf(", E %zu\n", pe);
-    if (*clsynth_model_notice(m))
-        printf("%s\n", clsynth_model_notice(m));
 
     clsynth_loader_opts lo = { .batch_size = o->batchSize, .seed = (uint64_t)o->seed, .shuffle = 1, .prefetch = 3,
-                               .start_epoch = 0 };
+                               .start_epoch = 0, .rank = clsynth_comm_rank(ctx), .world = clsynth_comm_size(ctx) };
     /* Resume: the loader's order depends only on (seed, epoch, position), so
      * restart at the epoch of start_step and skip the batches already used. */
     loader = clsynth_loader_create(ds, &lo, err);
@@ -200,8 +222,8 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         goto done;
     int bpe = clsynth_loader_batches_per_epoch(loader);
     if (bpe <= 0) {
-        clsynth_fail(err, "dataset %s has fewer samples (%d) than --batchSize %d", o->data.dataroot, ds->n,
-                     o->batchSize);
+        clsynth_fail(err, "dataset %s has fewer samples (%d) than --batchSize %d x %d ranks", o->data.dataroot,
+                     ds->n, o->batchSize, clsynth_comm_size(ctx));
         goto done;
     }
     if (start_step > 0) {
@@ -222,12 +244,12 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
 
     snprintf(path, sizeof path, "%s/losses.csv", res->run_dir);
     bool fresh_csv = start_step == 0 || access(path, F_OK) != 0;
-    csv = fopen(path, fresh_csv ? "w" : "a");
-    if (!csv) {
+    csv = writer ? fopen(path, fresh_csv ? "w" : "a") : NULL;
+    if (writer && !csv) {
         clsynth_fail(err, "cannot write %s: %s", path, strerror(errno));
         goto done;
     }
-    if (fresh_csv)
+    if (csv && fresh_csv)
         fprintf(csv, "iteration,epoch,seconds,G_GAN,G_GAN_Feat,G_VGG,KLD,D_real,D_fake\n");
     bool tty = isatty(fileno(stderr));
     double t0 = now_s();
@@ -236,12 +258,18 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
     clsynth_losses l;
     memset(&l, 0, sizeof l);
     bool with_edges = !o->data.no_instance;
+    clsynth_stop_vote vote;
+    memset(&vote, 0, sizeof vote);
     for (;;) {
         if (total > 0 && it >= total)
             break;
-        if (o->time_budget > 0 && now_s() - t0 >= o->time_budget)
-            break;
-        if (stop_requested)
+        /* every rank takes the same decision (one process: the local one) */
+        if (clsynth_train_vote_stop(ctx, (int)stop_requested, o->time_budget > 0 && now_s() - t0 >= o->time_budget,
+                                    &vote)) {
+            clsynth_fail(err, "iteration %ld: %s", it + 1, ctx->err.msg);
+            goto done;
+        }
+        if (vote.stop)
             break;
         const clsynth_batch *b;
         int nx = clsynth_loader_next(loader, &b, err);
@@ -264,7 +292,7 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         clsynth_tensor *seg = NULL;
         if (upload_batch(ctx, b, label_f, with_edges, &t) == 0)
             seg = clsynth_model_seg(ctx, m, t.labels, t.edges);
-        if (!seg || clsynth_train_step(ctx, m, seg, t.image, &l)) {
+        if (!seg || clsynth_train_step(ctx, m, seg, t.image, &l) || clsynth_train_average_losses(ctx, &l)) {
             clsynth_fail(err, "iteration %ld: %s", it + 1, ctx->err.msg);
             if (res->last_checkpoint[0] == 0 && start_step > 0)
                 snprintf(res->last_checkpoint, sizeof res->last_checkpoint, "%s/latest.ckpt", res->run_dir);
@@ -273,11 +301,12 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         it++;
         res->new_iterations++;
         double el = now_s() - t0;
-        fprintf(csv, "%ld,%d,%.3f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", it, cur_epoch, el, l.G_GAN, l.G_GAN_Feat,
-                l.G_VGG, l.KLD, l.D_real, l.D_fake);
-        if (tty || it % (o->print_freq > 0 ? o->print_freq : 100) == 0 || it == total)
+        if (csv)
+            fprintf(csv, "%ld,%d,%.3f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", it, cur_epoch, el, l.G_GAN, l.G_GAN_Feat,
+                    l.G_VGG, l.KLD, l.D_real, l.D_fake);
+        if (writer && (tty || it % (o->print_freq > 0 ? o->print_freq : 100) == 0 || it == total))
             progress(stderr, tty, it, total, el, res->new_iterations / (el > 0 ? el : 1), &l, cur_epoch);
-        if (o->display_freq > 0 && it % o->display_freq == 0) {
+        if (writer && o->display_freq > 0 && it % o->display_freq == 0) {
             fflush(csv);
             snprintf(path, sizeof path, "%s/iter_%07ld.png", web, it);
             if (save_grid(ctx, m, b, label_f, with_edges, path, err))
@@ -288,13 +317,20 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
                              sizeof res->last_checkpoint, err))
             goto done;
     }
-    if (tty)
+    if (tty && writer)
         fputc('\n', stderr);
-    res->stop_signal = (int)stop_requested;
+    res->stop_signal = vote.signal;
+    res->stop_rank = vote.signal_rank;
     if (it > (long)start_step &&
         save_checkpoints(ctx, m, res->run_dir, it, cur_epoch ? cur_epoch : start_epoch, (uint64_t)o->seed, true,
                          res->last_checkpoint, sizeof res->last_checkpoint, err))
         goto done;
+    /* data-parallel: no rank exits (mpirun would then end the job) before rank 0 has saved */
+    int64_t saved = 1;
+    if (clsynth_comm_broadcast(ctx, &saved, sizeof saved, 0, CLSYNTH_COMM_STATE)) {
+        clsynth_fail(err, "after the last checkpoint: %s", ctx->err.msg);
+        goto done;
+    }
     res->iterations = it;
     res->epoch = cur_epoch ? cur_epoch : start_epoch;
     res->seconds = now_s() - t0;

@@ -4,7 +4,13 @@
  * Run folder: <checkpoints_dir>/<name>/
  *   options.txt   every option (key=value)     params.txt  parameter counts
  *   losses.csv    one row per iteration        web/       sample grids (label | synthesized | real)
- *   latest.ckpt   newest checkpoint            iter_NNNNNNN.ckpt numbered checkpoints */
+ *   latest.ckpt   newest checkpoint            iter_NNNNNNN.ckpt numbered checkpoints
+ *   world.txt     the processes of the run (world size, batch per rank, global batch, devices)
+ *
+ * Data-parallel (ctx->comm, tools/train_dist.h): every rank runs this loop on
+ * its shard of each global batch; rank 0 alone writes the run folder, prints
+ * and loads the checkpoint it resumes from, and every rank starts from its
+ * model; the ranks stop together. */
 #ifndef CLSYNTH_TRAIN_LOOP_H
 #define CLSYNTH_TRAIN_LOOP_H
 
@@ -18,7 +24,8 @@ typedef struct clsynth_train_result {
     long new_iterations;  /* this invocation */
     double seconds;       /* wall time of this invocation */
     int epoch;            /* 1-based epoch reached */
-    int stop_signal;      /* 0, or SIGINT/SIGTERM that stopped the run (checkpoint saved) */
+    int stop_signal;      /* 0, or SIGINT/SIGTERM/SIGUSR1 that stopped the run (checkpoint saved) */
+    int stop_rank;        /* the rank that received it (data-parallel runs) */
     char run_dir[1100];
     char last_checkpoint[1200];
 } clsynth_train_result;
@@ -29,7 +36,7 @@ typedef struct clsynth_train_result {
  * naming the loss, and the last good checkpoint is left untouched. */
 int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_result *res, clsynth_err *err);
 
-/* Installs SIGINT/SIGTERM handlers that ask the loop to save and stop. */
+/* Installs SIGINT/SIGTERM/SIGUSR1 handlers that ask the loop to save and stop. */
 void clsynth_train_install_signals(void);
 
 #endif
