@@ -164,6 +164,10 @@ int clsynth_comm_average_tensor(clsynth_ctx *ctx, clsynth_tensor *t, clsynth_com
     float *st = stage(ctx, c);
     if (!st)
         return -1;
+    /* the kernels that produce t finish first: their time is not communication */
+    cl_int cr = clFinish(ctx->queue);
+    if (cr != CL_SUCCESS)
+        return clsynth_cl_fail(ctx, "clFinish", "before gradient staging", cr);
     double t0 = now_s();
     const size_t B = bucket_elems(c), n = t->numel, nb = (n + B - 1) / B;
     const float scale = 1.0f / (float)c->size;
@@ -173,8 +177,8 @@ int clsynth_comm_average_tensor(clsynth_ctx *ctx, clsynth_tensor *t, clsynth_com
      * write of bucket i-1 from that half, so one half is never overwritten
      * while the device still reads it; the host touches a half only after its
      * read event. */
-    cl_int cr = clEnqueueReadBuffer(ctx->queue, t->mem, CL_FALSE, t->off * sizeof(float),
-                                    (n < B ? n : B) * sizeof(float), st, 0, NULL, &ev[0]);
+    cr = clEnqueueReadBuffer(ctx->queue, t->mem, CL_FALSE, t->off * sizeof(float), (n < B ? n : B) * sizeof(float),
+                             st, 0, NULL, &ev[0]);
     if (cr != CL_SUCCESS) {
         rc = clsynth_cl_fail(ctx, "clEnqueueReadBuffer", "gradient staging", cr);
         goto done;
