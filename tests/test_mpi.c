@@ -22,7 +22,8 @@
  *   - rank 1 failing (a device that does not exist): every rank stops with a
  *     message naming rank 1 and the cause;
  *   - SIGTERM to rank 1 only: every rank stops at the same iteration, rank 0
- *     saves that iteration, exit status 128 + 15.
+ *     saves that iteration, exit status 128 + 15;
+ *   - commands that do not run data-parallel refuse an MPI launch.
  *
  * Skipped (exit status 77) when clsynth is built without MPI or no mpirun is
  * found. mpirun runs with --allow-run-as-root --oversubscribe. */
@@ -417,6 +418,18 @@ START_TEST(failing_rank_stops_every_rank_naming_itself_and_the_cause)
 }
 END_TEST
 
+START_TEST(other_commands_refuse_to_run_as_several_processes)
+{
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "'%s' --allow-run-as-root --oversubscribe -np 2 '%s' devices > mpi_test/devices.log 2>&1",
+             mpirun, bin);
+    int rc = sh(cmd);
+    char *log = slurp("mpi_test/devices.log");
+    ck_assert_msg(rc != 0 && strstr(log, "only 'train' and 'bench train' run data-parallel"), "%s", log);
+    free(log);
+}
+END_TEST
+
 START_TEST(sigterm_to_one_rank_stops_every_rank_after_saving)
 {
     pid_t job = start_job("--batchSize 1 --max_iters 100000 --name termed", "mpi_test/termed.log");
@@ -510,6 +523,7 @@ int main(void)
     tcase_add_test(tc, resumed_two_rank_run_is_bit_identical_to_an_uninterrupted_one);
     tcase_add_test(tc, killed_rank_ends_the_job_within_seconds_and_the_checkpoint_loads);
     tcase_add_test(tc, failing_rank_stops_every_rank_naming_itself_and_the_cause);
+    tcase_add_test(tc, other_commands_refuse_to_run_as_several_processes);
     tcase_add_test(tc, sigterm_to_one_rank_stops_every_rank_after_saving);
     suite_add_tcase(s, tc);
     return clsynth_test_run(s);

@@ -14,8 +14,7 @@
 /* Environment variables MPI launchers set in every process they start. */
 static const char *const LAUNCHER_SIZE_VARS[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE" };
 
-/* Size announced by an MPI launcher: > 0 when launched by one (PMIx alone: 1, size unknown). */
-static int launcher_size(const char **var)
+int clsynth_dist_launcher_size(const char **var)
 {
     for (size_t i = 0; i < sizeof LAUNCHER_SIZE_VARS / sizeof LAUNCHER_SIZE_VARS[0]; i++) {
         const char *v = getenv(LAUNCHER_SIZE_VARS[i]);
@@ -40,8 +39,8 @@ const char *clsynth_dist_build_info(void)
              "MPI compiled in (%s): mpirun -np K clsynth train ... trains over K processes", clsynth_dist_mpi_library());
     return line;
 #else
-    return "MPI not compiled in (one process; configure with an MPI such as libopenmpi-dev installed, "
-           "-DCLSYNTH_MPI=ON, for mpirun -np K)";
+    return "MPI not compiled in: one process (for mpirun -np K, install an MPI, e.g. Debian's libopenmpi-dev "
+           "openmpi-bin, and configure again with -DCLSYNTH_MPI=AUTO or ON)";
 #endif
 }
 
@@ -51,7 +50,7 @@ int clsynth_dist_init(clsynth_dist *d, clsynth_err *err)
     d->size = d->local_size = 1;
     d->comm.size = 1;
     const char *var;
-    int announced = launcher_size(&var);
+    int announced = clsynth_dist_launcher_size(&var);
 #ifdef CLSYNTH_HAVE_MPI
     if (announced > 0)
         return clsynth_dist_mpi_init(d, err);

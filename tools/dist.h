@@ -33,6 +33,10 @@ typedef struct clsynth_dist {
 /* One line for --help: whether MPI is compiled in, and which library. */
 const char *clsynth_dist_build_info(void);
 
+/* Processes announced by an MPI launcher in the environment: 0 when not
+ * launched by one (PMIx alone: 1, size unknown); *var names the variable. */
+int clsynth_dist_launcher_size(const char **var);
+
 /* Initializes MPI when compiled in and launched by an MPI launcher; else
  * rank 0 of 1. Returns -1 with err set when the launch cannot work. */
 int clsynth_dist_init(clsynth_dist *d, clsynth_err *err);

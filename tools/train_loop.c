@@ -153,6 +153,12 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         clsynth_dataset_free(ds);
         return -1;
     }
+    /* data-parallel: the shards only make up the global batches if every rank reads the same dataset */
+    if (clsynth_comm_check_same(ctx, (uint64_t)ds->n, "the number of training samples")) {
+        clsynth_fail(err, "%s (every rank must read the same dataset)", ctx->err.msg);
+        clsynth_dataset_free(ds);
+        return -1;
+    }
     snprintf(res->run_dir, sizeof res->run_dir, "%s/%s", o->checkpoints_dir, o->name);
     char web[1200];
     snprintf(web, sizeof web, "%s/web", res->run_dir);
