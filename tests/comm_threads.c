@@ -2,6 +2,7 @@
 #include "comm_threads.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 
 struct clsynth_test_world {
     int size;
+    bool serialized;         /* one rank thread runs at a time (run lock held outside barriers) */
+    pthread_mutex_t run;
     pthread_barrier_t barrier;
     const void **slot; /* each rank's published pointer for the current collective */
 };
@@ -24,10 +27,17 @@ typedef struct rank_arg {
 
 clsynth_test_world *clsynth_test_world_new(int size)
 {
+    return clsynth_test_world_new_serialized(size, false);
+}
+
+clsynth_test_world *clsynth_test_world_new_serialized(int size, bool serialized)
+{
     clsynth_test_world *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->size = size;
+    w->serialized = serialized;
+    pthread_mutex_init(&w->run, NULL);
     w->slot = calloc((size_t)size, sizeof *w->slot);
     if (!w->slot || pthread_barrier_init(&w->barrier, NULL, (unsigned)size) != 0) {
         free(w->slot);
@@ -42,8 +52,19 @@ void clsynth_test_world_free(clsynth_test_world *w)
     if (!w)
         return;
     pthread_barrier_destroy(&w->barrier);
+    pthread_mutex_destroy(&w->run);
     free(w->slot);
     free(w);
+}
+
+/* Waits for every rank; a serialized world lets the others run meanwhile. */
+static void wait_all(clsynth_test_world *w)
+{
+    if (w->serialized)
+        pthread_mutex_unlock(&w->run);
+    pthread_barrier_wait(&w->barrier);
+    if (w->serialized)
+        pthread_mutex_lock(&w->run);
 }
 
 static clsynth_test_world *world(clsynth_comm *c) { return c->impl; }
@@ -54,7 +75,7 @@ static int t_allreduce(clsynth_comm *c, void *buf, size_t count, clsynth_comm_ty
     const size_t esz = type == CLSYNTH_COMM_F32 ? 4 : 8;
     void *sum = malloc(count * esz);
     w->slot[c->rank] = buf;
-    pthread_barrier_wait(&w->barrier);
+    wait_all(w);
     if (sum) {
         for (size_t i = 0; i < count; i++) {
             if (type == CLSYNTH_COMM_F32) {
@@ -75,7 +96,7 @@ static int t_allreduce(clsynth_comm *c, void *buf, size_t count, clsynth_comm_ty
             }
         }
     }
-    pthread_barrier_wait(&w->barrier); /* everyone has read every buffer */
+    wait_all(w); /* everyone has read every buffer */
     if (!sum) {
         snprintf(c->err, sizeof c->err, "out of memory");
         return -1;
@@ -89,10 +110,10 @@ static int t_allgather(clsynth_comm *c, const void *send, void *recv, size_t byt
 {
     clsynth_test_world *w = world(c);
     w->slot[c->rank] = send;
-    pthread_barrier_wait(&w->barrier);
+    wait_all(w);
     for (int r = 0; r < w->size; r++)
         memcpy((char *)recv + (size_t)r * bytes, w->slot[r], bytes);
-    pthread_barrier_wait(&w->barrier);
+    wait_all(w);
     return 0;
 }
 
@@ -101,10 +122,10 @@ static int t_broadcast(clsynth_comm *c, void *buf, size_t bytes, int root)
     clsynth_test_world *w = world(c);
     if (c->rank == root)
         w->slot[root] = buf;
-    pthread_barrier_wait(&w->barrier);
+    wait_all(w);
     if (c->rank != root)
         memcpy(buf, w->slot[root], bytes);
-    pthread_barrier_wait(&w->barrier);
+    wait_all(w);
     return 0;
 }
 
@@ -120,8 +141,12 @@ static void *rank_main(void *p)
     comm.ops = &thread_ops;
     comm.impl = a->w;
     comm.bucket_elems = a->bucket_elems;
+    if (a->w->serialized)
+        pthread_mutex_lock(&a->w->run);
     a->rc = a->fn(a->rank, &comm, a->user);
     clsynth_comm_release(&comm);
+    if (a->w->serialized)
+        pthread_mutex_unlock(&a->w->run);
     return NULL;
 }
 

@@ -5,11 +5,17 @@
 #ifndef CLSYNTH_TEST_COMM_THREADS_H
 #define CLSYNTH_TEST_COMM_THREADS_H
 
+#include <stdbool.h>
+
 #include "clcore/comm.h"
 
 typedef struct clsynth_test_world clsynth_test_world;
 
 clsynth_test_world *clsynth_test_world_new(int size);
+/* serialized: only one rank thread runs at a time, the others wait at a
+ * collective (for code that is not thread-safe, such as CLBlast's first call
+ * on a context); the collectives are the same. */
+clsynth_test_world *clsynth_test_world_new_serialized(int size, bool serialized);
 void clsynth_test_world_free(clsynth_test_world *w);
 
 /* Runs fn(rank, comm, user) on `size` threads, one communicator each (bucket

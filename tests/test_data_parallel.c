@@ -150,7 +150,9 @@ out:
 
 static void run(dp_case *d, int world)
 {
-    clsynth_test_world *w = clsynth_test_world_new(world);
+    /* serialized: CLBlast's first GEMM on a context is not thread-safe (ASan saw its
+     * database copied while another thread freed it) */
+    clsynth_test_world *w = clsynth_test_world_new_serialized(world, true);
     ck_assert_ptr_nonnull(w);
     int failed = clsynth_test_world_run(w, 0, dp_rank, d);
     clsynth_test_world_free(w);
