@@ -6,8 +6,10 @@
  * removes it) and come out as float32 rounding noise of either sign, so such a
  * parameter moves by +-lr on noise in any two runs that round differently
  * (here lr is 1e-4 to 4e-4). And the model is so sensitive to rounding that
- * one process perturbed by 1e-6 in one input pixel drifts by up to 2e-4 in its
- * parameters after 2 steps (measured, tests/test_data_parallel.c). The
+ * one process perturbed by 1e-6 in one input pixel drifts by up to 6e-4 in its
+ * parameters after 3 steps (measured while writing tests/test_data_parallel.c:
+ * its networks, one process of batch 2, run twice with one pixel of the second
+ * sample changed by 1e-6; 3e-5 at lr 1e-5, so the drift follows lr). The
  * equivalence of two runs is therefore checked step by step from one state:
  *   gradients (Adam's m, which is the step's gradient with beta1 = 0) within
  *     floor + 1e-4 * max |m_ref| of the parameter tensor, floor = 1e-6 *

@@ -15,7 +15,8 @@
  *     batch statistics are its instance statistics; SPADE generator, whose
  *     norm has no parameters) and differs from 1 x 2 with batch norm;
  *   - a 2-rank run resumed after step 1 ends bit-identical to an
- *     uninterrupted one.
+ *     uninterrupted one;
+ *   - rank 0 alone prints and writes, world.txt records the processes.
  * Failures:
  *   - rank 1 killed (SIGKILL) mid-run: mpirun ends rank 0 within seconds and
  *     names rank 1 and the signal; the latest checkpoint loads;
@@ -242,6 +243,16 @@ START_TEST(sync_batch_norm_two_ranks_equal_one_process_step_by_step_and_across_r
     for (int i = 0; i < 6; i++)
         ck_assert_msg(fabs(l2[i] - l1[i]) <= 1e-5 + 1e-4 * fabs(l1[i]), "logged loss %d: %g on 2 ranks, %g on one",
                       i, l2[i], l1[i]);
+    /* rank 0 alone prints: one progress line per iteration, one parameter line */
+    char *log = slurp("mpi_test/sync2.log");
+    int progress = 0, params = 0;
+    for (char *p = log; (p = strstr(p, "] it 1/")); p++)
+        progress++;
+    for (char *p = log; (p = strstr(p, "parameters: G")); p++)
+        params++;
+    ck_assert_msg(progress == 1 && params == 1, "%d progress lines for iteration 1 and %d parameter lines:\n%s",
+                  progress, params, log);
+    free(log);
     char *world = slurp("mpi_test/ck/sync2/world.txt");
     ck_assert_msg(strstr(world, "world_size=2\n") && strstr(world, "global_batch=2\n") && strstr(world, "rank1_device="),
                   "world.txt:\n%s", world);
