@@ -16,6 +16,10 @@
  * Instance norm: the same kernels with statistics per (n, c) over (H, W)
  * (biased variance, no running stats); gamma/beta per channel.
  *
+ * The statistics, apply and gradient steps are also run one by one, with
+ * collectives in between, by synchronized batch norm (clcore/norm_steps.h,
+ * clcore/ops_syncbn.c).
+ *
  * Tuning (clcore/tune.h): kernels "norm_partial_stats" and "norm_partial_dsums",
  * shape key "G=<groups>,M=<values per group>": options may set -DNORM_VPT=<1..64>,
  * local[0] the work-group size of the partial and finalize kernels. */
@@ -24,6 +28,7 @@
 #include <string.h>
 
 #include "clcore/launch.h"
+#include "clcore/norm_steps.h"
 #include "clcore/ops.h"
 #include "clcore/program.h"
 #include "clcore/tune.h"
@@ -106,18 +111,18 @@ static size_t finalize_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, s
     return reduce_local(ctx, k, kname, bytes_per_item, (size_t)P);
 }
 
-/* mean, invstd (G) of x viewed as (Nv, G, HW); updates running stats when given. */
-static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, int HW, float eps,
-                      clsynth_tensor *mean, clsynth_tensor *invstd, clsynth_tensor *rmean, clsynth_tensor *rvar,
-                      float momentum)
+#define NORM_STAT_BYTES (sizeof(cl_int) + 2 * sizeof(cl_float))
+
+/* (count, mean, M2) partials (1, G, P, 3) of x viewed as (Nv, G, HW); *pl receives the plan. */
+static clsynth_tensor *norm_partials(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, int HW, norm_plan *pl_out)
 {
     norm_plan pl;
-    const size_t stat_bytes = sizeof(cl_int) + 2 * sizeof(cl_float);
+    const size_t stat_bytes = NORM_STAT_BYTES;
     if (plan_reduction(ctx, &pl, "norm_partial_stats", stat_bytes, Nv, G, HW))
-        return -1;
+        return NULL;
     clsynth_tensor *part = clsynth_tensor_new(ctx, "norm.stats_partials", 1, G, pl.P, 3); /* (1, G, P, 3) */
     if (!part)
-        return -1;
+        return NULL;
     cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_partial_stats", pl.options);
     clsynth_args a = clsynth_args_begin(ctx, k, "norm_partial_stats");
     clsynth_arg_tensor(&a, x);
@@ -132,16 +137,35 @@ static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, 
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
     size_t g1[2] = { pl.L1 * (size_t)pl.P, (size_t)G }, l1[2] = { pl.L1, 1 };
     if (clsynth_launch(&a, 2, g1, l1, pl.L1 * stat_bytes, NULL))
-        return -1;
+        return NULL;
+    *pl_out = pl;
+    return part;
+}
 
-    k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_stats", pl.options);
+clsynth_tensor *clsynth_norm_partial_moments(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, int HW)
+{
+    norm_plan pl;
+    return ctx->failed ? NULL : norm_partials(ctx, x, Nv, G, HW, &pl);
+}
+
+/* mean, invstd (G) of x viewed as (Nv, G, HW); updates running stats when given. */
+static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, int HW, float eps,
+                      clsynth_tensor *mean, clsynth_tensor *invstd, clsynth_tensor *rmean, clsynth_tensor *rvar,
+                      float momentum)
+{
+    norm_plan pl;
+    const size_t stat_bytes = NORM_STAT_BYTES;
+    clsynth_tensor *part = norm_partials(ctx, x, Nv, G, HW, &pl);
+    if (!part)
+        return -1;
+    cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_stats", pl.options);
     if (!k)
         return -1;
     size_t L2 = finalize_local(ctx, k, "norm_finalize_stats", stat_bytes, pl.P);
     if (!L2)
         return -1;
     const int update = rmean != NULL;
-    a = clsynth_args_begin(ctx, k, "norm_finalize_stats");
+    clsynth_args a = clsynth_args_begin(ctx, k, "norm_finalize_stats");
     clsynth_arg_tensor(&a, part);
     clsynth_arg_int(&a, pl.P);
     clsynth_arg_int(&a, G);
@@ -160,7 +184,7 @@ static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, 
 }
 
 /* y (or dx) kernels over (HW, N*C). */
-static int norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor *y, const clsynth_tensor *mean,
+int clsynth_norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor *y, const clsynth_tensor *mean,
                       const clsynth_tensor *invstd, const clsynth_tensor *gamma, const clsynth_tensor *beta,
                       int per_instance)
 {
@@ -184,6 +208,96 @@ static int norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor 
 
 static bool needs_grad(const clsynth_tensor *t) { return t && (t->flags & CLSYNTH_T_REQUIRES_GRAD); }
 
+clsynth_tensor *clsynth_norm_grad_sums(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_tensor *dy,
+                                       const clsynth_tensor *mean, const clsynth_tensor *invstd, int Nv, int G,
+                                       int HW)
+{
+    norm_plan pl;
+    const size_t sum_bytes = 2 * sizeof(cl_float);
+    if (ctx->failed || plan_reduction(ctx, &pl, "norm_partial_dsums", sum_bytes, Nv, G, HW))
+        return NULL;
+    clsynth_tensor *part = clsynth_tensor_new(ctx, "norm.dsum_partials", 1, G, pl.P, 2); /* (1, G, P, 2) */
+    clsynth_tensor *sums = clsynth_tensor_new(ctx, "norm.dsums", 1, G, 1, 2);           /* (1, G, 1, 2) */
+    if (!part || !sums)
+        return NULL;
+    cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_partial_dsums", pl.options);
+    clsynth_args a = clsynth_args_begin(ctx, k, "norm_partial_dsums");
+    clsynth_arg_tensor(&a, x);
+    clsynth_arg_tensor(&a, dy);
+    clsynth_arg_tensor(&a, mean);
+    clsynth_arg_tensor(&a, invstd);
+    clsynth_arg_int(&a, Nv);
+    clsynth_arg_int(&a, G);
+    clsynth_arg_int(&a, HW);
+    clsynth_arg_int(&a, pl.P);
+    clsynth_arg_int(&a, pl.CH);
+    clsynth_arg_tensor(&a, part);
+    clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
+    clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
+    size_t g1[2] = { pl.L1 * (size_t)pl.P, (size_t)G }, l1[2] = { pl.L1, 1 };
+    if (clsynth_launch(&a, 2, g1, l1, pl.L1 * sum_bytes, NULL))
+        return NULL;
+
+    k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_dsums", pl.options);
+    if (!k)
+        return NULL;
+    size_t L2 = finalize_local(ctx, k, "norm_finalize_dsums", sum_bytes, pl.P);
+    if (!L2)
+        return NULL;
+    a = clsynth_args_begin(ctx, k, "norm_finalize_dsums");
+    clsynth_arg_tensor(&a, part);
+    clsynth_arg_int(&a, pl.P);
+    clsynth_arg_int(&a, G);
+    clsynth_arg_tensor(&a, sums);
+    clsynth_arg_local(&a, L2 * sizeof(cl_float));
+    clsynth_arg_local(&a, L2 * sizeof(cl_float));
+    size_t g2[2] = { L2, (size_t)G }, l2[2] = { L2, 1 };
+    if (clsynth_launch(&a, 2, g2, l2, L2 * sum_bytes, NULL))
+        return NULL;
+    return sums;
+}
+
+int clsynth_norm_affine_grads(clsynth_ctx *ctx, const clsynth_tensor *sums, int Nrep, int C, clsynth_tensor *dg,
+                              clsynth_tensor *db)
+{
+    cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_affine_grad", NULL);
+    clsynth_args a = clsynth_args_begin(ctx, k, "norm_affine_grad");
+    clsynth_arg_tensor(&a, sums);
+    clsynth_arg_int(&a, Nrep);
+    clsynth_arg_int(&a, C);
+    clsynth_arg_tensor(&a, dg ? dg : sums);
+    clsynth_arg_int(&a, dg != NULL);
+    clsynth_arg_tensor(&a, db ? db : sums);
+    clsynth_arg_int(&a, db != NULL);
+    size_t g = (size_t)C;
+    return clsynth_launch(&a, 1, &g, NULL, 0, NULL);
+}
+
+int clsynth_norm_input_grad(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_tensor *dy, clsynth_tensor *dx,
+                            const clsynth_tensor *mean, const clsynth_tensor *invstd, const clsynth_tensor *gamma,
+                            const clsynth_tensor *sums, int per_instance, int training, float M)
+{
+    const int HW = (int)CLSYNTH_HW(x);
+    cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_backward_dx", NULL);
+    clsynth_args a = clsynth_args_begin(ctx, k, "norm_backward_dx");
+    clsynth_arg_tensor(&a, x);
+    clsynth_arg_tensor(&a, dy);
+    clsynth_arg_tensor(&a, dx);
+    clsynth_arg_tensor(&a, mean);
+    clsynth_arg_tensor(&a, invstd);
+    clsynth_arg_tensor(&a, gamma ? gamma : mean);
+    clsynth_arg_int(&a, gamma != NULL);
+    clsynth_arg_tensor(&a, sums ? sums : mean);
+    clsynth_arg_int(&a, HW);
+    clsynth_arg_int(&a, x->c);
+    clsynth_arg_int(&a, x->n * x->c);
+    clsynth_arg_int(&a, per_instance);
+    clsynth_arg_int(&a, training);
+    clsynth_arg_float(&a, M);
+    size_t g[2] = { (size_t)HW, (size_t)x->n * (size_t)x->c };
+    return clsynth_launch(&a, 2, g, NULL, 0, NULL);
+}
+
 /* Backward shared by batch and instance norm. in = {x, gamma, beta};
  * saved = {mean, invstd}; iarg = {training, per_instance}. */
 static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
@@ -198,92 +312,23 @@ static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
     const int HW = (int)CLSYNTH_HW(x);
     clsynth_tensor *sums = NULL;
 
-    if (need_dg || need_db || (need_dx && training)) {
-        norm_plan pl;
-        const size_t sum_bytes = 2 * sizeof(cl_float);
-        if (plan_reduction(ctx, &pl, "norm_partial_dsums", sum_bytes, Nv, G, HW))
-            return -1;
-        clsynth_tensor *part = clsynth_tensor_new(ctx, "norm.dsum_partials", 1, G, pl.P, 2); /* (1, G, P, 2) */
-        sums = clsynth_tensor_new(ctx, "norm.dsums", 1, G, 1, 2);                          /* (1, G, 1, 2) */
-        if (!part || !sums)
-            return -1;
-        cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_partial_dsums", pl.options);
-        clsynth_args a = clsynth_args_begin(ctx, k, "norm_partial_dsums");
-        clsynth_arg_tensor(&a, x);
-        clsynth_arg_tensor(&a, dy);
-        clsynth_arg_tensor(&a, mean);
-        clsynth_arg_tensor(&a, invstd);
-        clsynth_arg_int(&a, Nv);
-        clsynth_arg_int(&a, G);
-        clsynth_arg_int(&a, HW);
-        clsynth_arg_int(&a, pl.P);
-        clsynth_arg_int(&a, pl.CH);
-        clsynth_arg_tensor(&a, part);
-        clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
-        clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
-        size_t g1[2] = { pl.L1 * (size_t)pl.P, (size_t)G }, l1[2] = { pl.L1, 1 };
-        if (clsynth_launch(&a, 2, g1, l1, pl.L1 * sum_bytes, NULL))
-            return -1;
-
-        k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_dsums", pl.options);
-        if (!k)
-            return -1;
-        size_t L2 = finalize_local(ctx, k, "norm_finalize_dsums", sum_bytes, pl.P);
-        if (!L2)
-            return -1;
-        a = clsynth_args_begin(ctx, k, "norm_finalize_dsums");
-        clsynth_arg_tensor(&a, part);
-        clsynth_arg_int(&a, pl.P);
-        clsynth_arg_int(&a, G);
-        clsynth_arg_tensor(&a, sums);
-        clsynth_arg_local(&a, L2 * sizeof(cl_float));
-        clsynth_arg_local(&a, L2 * sizeof(cl_float));
-        size_t g2[2] = { L2, (size_t)G }, l2[2] = { L2, 1 };
-        if (clsynth_launch(&a, 2, g2, l2, L2 * sum_bytes, NULL))
-            return -1;
-    }
+    if ((need_dg || need_db || (need_dx && training)) &&
+        !(sums = clsynth_norm_grad_sums(ctx, x, dy, mean, invstd, Nv, G, HW)))
+        return -1;
 
     if (need_dg || need_db) {
         clsynth_tensor *dg = need_dg ? clsynth_grad_of(ctx, gamma) : NULL;
         clsynth_tensor *db = need_db ? clsynth_grad_of(ctx, beta) : NULL;
         if ((need_dg && !dg) || (need_db && !db))
             return -1;
-        cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_affine_grad", NULL);
-        clsynth_args a = clsynth_args_begin(ctx, k, "norm_affine_grad");
-        clsynth_arg_tensor(&a, sums);
-        clsynth_arg_int(&a, per_instance ? x->n : 1);
-        clsynth_arg_int(&a, x->c);
-        clsynth_arg_tensor(&a, dg ? dg : sums);
-        clsynth_arg_int(&a, dg != NULL);
-        clsynth_arg_tensor(&a, db ? db : sums);
-        clsynth_arg_int(&a, db != NULL);
-        size_t g = (size_t)x->c;
-        if (clsynth_launch(&a, 1, &g, NULL, 0, NULL))
+        if (clsynth_norm_affine_grads(ctx, sums, per_instance ? x->n : 1, x->c, dg, db))
             return -1;
     }
 
     if (need_dx) {
         clsynth_tensor *dx = clsynth_grad_of(ctx, x);
-        if (!dx)
-            return -1;
-        cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_backward_dx", NULL);
-        clsynth_args a = clsynth_args_begin(ctx, k, "norm_backward_dx");
-        clsynth_arg_tensor(&a, x);
-        clsynth_arg_tensor(&a, dy);
-        clsynth_arg_tensor(&a, dx);
-        clsynth_arg_tensor(&a, mean);
-        clsynth_arg_tensor(&a, invstd);
-        clsynth_arg_tensor(&a, gamma ? gamma : mean);
-        clsynth_arg_int(&a, gamma != NULL);
-        clsynth_arg_tensor(&a, sums ? sums : mean);
-        clsynth_arg_int(&a, HW);
-        clsynth_arg_int(&a, x->c);
-        clsynth_arg_int(&a, x->n * x->c);
-        clsynth_arg_int(&a, per_instance);
-        clsynth_arg_int(&a, training);
-        clsynth_arg_float(&a, (float)Nv * (float)HW);
-        size_t g[2] = { (size_t)HW, (size_t)x->n * (size_t)x->c };
-        if (clsynth_launch(&a, 2, g, NULL, 0, NULL))
+        if (!dx || clsynth_norm_input_grad(ctx, x, dy, dx, mean, invstd, gamma, sums, per_instance, training,
+                                           (float)Nv * (float)HW))
             return -1;
     }
     return 0;
@@ -352,7 +397,7 @@ clsynth_tensor *clsynth_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_
         if (clsynth_launch(&a, 1, &g, NULL, 0, NULL))
             return NULL;
     }
-    if (norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0))
+    if (clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0))
         return NULL;
     clsynth_tensor *in[3] = { x, gamma, beta };
     clsynth_node *nd = clsynth_tape_record(ctx, "batch_norm", norm_backward, y, in, 3);
@@ -380,7 +425,7 @@ clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsyn
     if (!mean || !invstd || !y)
         return NULL;
     if (norm_stats(ctx, x, 1, G, (int)CLSYNTH_HW(x), eps, mean, invstd, NULL, NULL, 0.0f) ||
-        norm_apply(ctx, x, y, mean, invstd, gamma, beta, 1))
+        clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 1))
         return NULL;
     clsynth_tensor *in[3] = { x, gamma, beta };
     clsynth_node *nd = clsynth_tape_record(ctx, "instance_norm", norm_backward, y, in, 3);

@@ -81,7 +81,10 @@ clsynth_tensor *clsynth_model_generate(clsynth_ctx *ctx, clsynth_model *m, clsyn
  * context is released (the inputs too when they are activations), as at the
  * end of the step. Before each Adam step the gradients of that network are
  * checked to be finite as well (the hinge kernels clip NaN scores). Each loss is read back and checked: a NaN/Inf fails the step with a
- * message naming the loss, before the update of the network it belongs to. */
+ * message naming the loss, before the update of the network it belongs to.
+ * Data-parallel (ctx->comm, clcore/comm.h): each network's gradients are
+ * averaged over the ranks before its Adam step, and after the step every rank
+ * takes rank 0's buffers, so all ranks hold the same state. */
 int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real,
                        clsynth_losses *out);
 
