@@ -31,7 +31,8 @@
  *     message naming rank 1 and the cause;
  *   - SIGTERM to rank 1 only: every rank stops at the same iteration, rank 0
  *     saves that iteration, exit status 128 + 15;
- *   - commands that do not run data-parallel refuse an MPI launch.
+ *   - commands that do not run data-parallel refuse an MPI launch, `bench
+ *     checkpoint` included.
  *
  * Skipped (exit status 77) when clsynth is built without MPI or no mpirun is
  * found. mpirun runs with --allow-run-as-root --oversubscribe. */
@@ -545,6 +546,21 @@ START_TEST(other_commands_refuse_to_run_as_several_processes)
 }
 END_TEST
 
+START_TEST(checkpoint_benchmark_refuses_to_run_as_several_processes)
+{
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd,
+             "'%s' --allow-run-as-root --oversubscribe -np 2 '%s' bench checkpoint --dir mpi_test/bench "
+             "> mpi_test/bench.log 2>&1",
+             mpirun, bin);
+    int rc = sh(cmd);
+    char *log = slurp("mpi_test/bench.log");
+    ck_assert_msg(rc != 0 && strstr(log, "the checkpoint benchmark is one process"), "%s", log);
+    ck_assert_msg(access("mpi_test/bench", F_OK) != 0, "the benchmark wrote into --dir:\n%s", log);
+    free(log);
+}
+END_TEST
+
 START_TEST(sigterm_to_one_rank_stops_every_rank_after_saving)
 {
     pid_t job = start_job("--batchSize 1 --max_iters 100000 --name termed", "mpi_test/termed.log");
@@ -642,6 +658,7 @@ int main(void)
     tcase_add_test(tc, killed_rank_ends_the_job_within_seconds_and_the_checkpoint_loads);
     tcase_add_test(tc, failing_rank_stops_every_rank_naming_itself_and_the_cause);
     tcase_add_test(tc, other_commands_refuse_to_run_as_several_processes);
+    tcase_add_test(tc, checkpoint_benchmark_refuses_to_run_as_several_processes);
     tcase_add_test(tc, sigterm_to_one_rank_stops_every_rank_after_saving);
     suite_add_tcase(s, tc);
     return clsynth_test_run(s);

@@ -21,6 +21,7 @@
 #include "tools/bench_workload.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/dist.h"
 
 /* ------------------------------------------------------------ op rows */
 
@@ -349,8 +350,17 @@ int clsynth_cmd_bench(int argc, char **argv)
     int repeats = 5, steps = 3;
     float tune_budget = 0;
     bool quick = false;
-    if (argc > 1 && strcmp(argv[1], "checkpoint") == 0)
+    if (argc > 1 && strcmp(argv[1], "checkpoint") == 0) {
+        const char *var;
+        int launched = clsynth_dist_launcher_size(&var);
+        if (launched > 1) { /* the copies would time each other's disk writes into the same --dir */
+            fprintf(stderr, "clsynth bench checkpoint: started as one of %d processes by an MPI launcher (%s); "
+                            "under mpirun only 'clsynth bench train' runs, the checkpoint benchmark is one process\n",
+                    launched, var);
+            return 2;
+        }
         return clsynth_bench_checkpoint(argc - 1, argv + 1); /* tools/bench_checkpoint.c */
+    }
     char **model_argv = calloc((size_t)argc + 1, sizeof *model_argv);
     int model_argc = 0, rc = 2;
     if (!model_argv)
@@ -397,7 +407,7 @@ int clsynth_cmd_bench(int argc, char **argv)
                    "train: full training step and G inference of the model flags (default --preset tiny);\n"
                    "       under mpirun -np K: the data-parallel step, its communication time, bytes and share\n"
                    "       (%s);\n"
-                   "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times.\n",
+                   "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times (one process).\n",
                    clsynth_dist_build_info());
             rc = 0;
             goto out;
