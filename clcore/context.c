@@ -11,7 +11,8 @@
 #include "clcore/program.h"
 #include "clcore/tensor.h"
 
-void clsynth_tunedb_free(clsynth_ctx *ctx); /* clcore/tunedb.c */
+#include "clcore/kconfig.h"
+#include "clcore/tunedb.h"
 
 int clsynth_ctx_fail(clsynth_ctx *ctx, const char *fmt, ...)
 {
@@ -94,6 +95,7 @@ void clsynth_ctx_emulate_limits(clsynth_ctx *ctx, size_t max_wg, cl_ulong local_
             ctx->max_item[i] = ctx->max_wg;
     if (local_mem && local_mem < ctx->local_mem)
         ctx->local_mem = local_mem;
+    clsynth_kconfig_invalidate(ctx);
 }
 
 static void resolve_cache_dir(clsynth_ctx *ctx)
@@ -158,6 +160,12 @@ clsynth_ctx *clsynth_ctx_create(const char *spec, clsynth_err *err)
         return NULL;
     }
     clsynth_ctx_emulate_limits(ctx, (size_t)env_wg, env_lmem);
+    unsigned long long env_col;
+    if (env_size("CLSYNTH_CONV_COL_BYTES", &env_col, err)) {
+        clsynth_ctx_free(ctx);
+        return NULL;
+    }
+    ctx->conv_col_bytes = (size_t)env_col;
     resolve_cache_dir(ctx);
     /* NVIDIA's driver keeps its own compiled-kernel cache; ours gains little there. */
     ctx->program_cache_on = strcmp(clsynth_device_class(&ctx->dev), "nvidia") != 0;
@@ -190,6 +198,7 @@ void clsynth_ctx_free(clsynth_ctx *ctx)
     clsynth_pool_destroy(ctx);
     clsynth_program_cache_free(ctx);
     clsynth_tunedb_free(ctx);
+    clsynth_kconfig_free(ctx);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->context)

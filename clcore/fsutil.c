@@ -94,3 +94,13 @@ FILE *clsynth_fopen_regular(const char *path, long long *size, clsynth_err *err)
         *size = (long long)st.st_size;
     return f;
 }
+
+char *clsynth_trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = 0;
+    return s;
+}

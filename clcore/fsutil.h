@@ -1,4 +1,5 @@
-/* Small file-system helpers shared by the caches, the tuner and the tools. */
+/* Small file-system and text-file helpers shared by the caches, the tuner
+ * and the tools. */
 #ifndef CLSYNTH_FSUTIL_H
 #define CLSYNTH_FSUTIL_H
 
@@ -19,5 +20,8 @@ FILE *clsynth_fopen_regular(const char *path, long long *size, clsynth_err *err)
 
 /* "a directory", "a FIFO", ... for an st_mode that is not a regular file. */
 const char *clsynth_file_kind(unsigned mode);
+
+/* s without leading blanks and trailing blanks / line ends (in place). */
+char *clsynth_trim(char *s);
 
 #endif

@@ -21,6 +21,11 @@
  * One process (no communicator, or size 1) and eval mode (running statistics)
  * are exactly clsynth_batch_norm.
  *
+ * The two reductions are batch norm's tunable kernels: their configurations
+ * come from the resolver (clsynth_norm_resolve, the descriptors
+ * norm_partial_stats and norm_partial_dsums at this rank's shape), with the
+ * caller's force when given (tests/test_kernel_sweep.c sweeps this op too).
+ *
  * Communication per layer and training step: forward all-gather of 24 C bytes
  * per rank, backward all-reduce of 16 C bytes (doubles). */
 #include <math.h>
@@ -28,6 +33,7 @@
 #include <string.h>
 
 #include "clcore/comm.h"
+#include "clcore/kdefs.h"
 #include "clcore/norm_steps.h"
 #include "clcore/ops.h"
 
@@ -62,11 +68,14 @@ static float *read_small(clsynth_ctx *ctx, const clsynth_tensor *t)
 /* Global mean and invstd of channel-wise x over every rank; updates the
  * running statistics (may be NULL). Returns the global count, or -1. */
 static double global_stats(clsynth_ctx *ctx, const clsynth_tensor *x, float eps, clsynth_tensor *mean,
-                           clsynth_tensor *invstd, clsynth_tensor *rmean, clsynth_tensor *rvar, float momentum)
+                           clsynth_tensor *invstd, clsynth_tensor *rmean, clsynth_tensor *rvar, float momentum,
+                           clsynth_kforce *force)
 {
-    const int C = x->c, K = clsynth_comm_size(ctx);
-    clsynth_tensor *part = clsynth_norm_partial_moments(ctx, x, x->n, C, (int)CLSYNTH_HW(x)); /* (1, C, P, 3) */
-    if (!part)
+    const int C = x->c, K = clsynth_comm_size(ctx), HW = (int)CLSYNTH_HW(x);
+    clsynth_kcfg cfg;
+    clsynth_tensor *part = NULL; /* (1, C, P, 3) */
+    if (clsynth_norm_resolve(ctx, &clsynth_kdef_norm_partial_stats, force, x->n, C, HW, &cfg) ||
+        !(part = clsynth_norm_partial_moments(ctx, &cfg, x, x->n, C, HW)))
         return -1;
     const int P = part->h;
     float *hp = read_small(ctx, part);
@@ -137,8 +146,11 @@ static int sync_bn_backward(clsynth_ctx *ctx, clsynth_node *nd)
     const int C = x->c;
     if (!need_dx && !need_dg && !need_db)
         return 0;
-    clsynth_tensor *sums = clsynth_norm_grad_sums(ctx, x, dy, mean, invstd, x->n, C, (int)CLSYNTH_HW(x)); /* (1, C, 1, 2) */
-    if (!sums)
+    const int HW = (int)CLSYNTH_HW(x);
+    clsynth_kcfg cfg;
+    clsynth_tensor *sums = NULL; /* (1, C, 1, 2) */
+    if (clsynth_norm_resolve(ctx, &clsynth_kdef_norm_partial_dsums, nd->force, x->n, C, HW, &cfg) ||
+        !(sums = clsynth_norm_grad_sums(ctx, &cfg, x, dy, mean, invstd, x->n, C, HW)))
         return -1;
     if (need_dg || need_db) {
         clsynth_tensor *dg = need_dg ? clsynth_grad_of(ctx, gamma) : NULL;
@@ -173,14 +185,16 @@ done:
     return rc;
 }
 
-clsynth_tensor *clsynth_sync_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
-                                        clsynth_tensor *beta, clsynth_tensor *running_mean,
-                                        clsynth_tensor *running_var, bool training, float momentum, float eps)
+clsynth_tensor *clsynth_sync_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                               clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                               clsynth_tensor *running_var, bool training, float momentum,
+                                               float eps, clsynth_kforce *force)
 {
     if (ctx->failed || !x)
         return NULL;
     if (!training || clsynth_comm_size(ctx) <= 1)
-        return clsynth_batch_norm(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps);
+        return clsynth_batch_norm_forced(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                                         force);
     const clsynth_tensor *per_channel[4] = { gamma, beta, running_mean, running_var };
     static const char *const role[4] = { "gamma", "beta", "running_mean", "running_var" };
     char bx[128], bt[128];
@@ -203,7 +217,7 @@ clsynth_tensor *clsynth_sync_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, cls
     clsynth_tensor *y = clsynth_tensor_new(ctx, "sync_batch_norm", x->n, x->c, x->h, x->w);   /* (N, C, H, W) */
     if (!mean || !invstd || !y)
         return NULL;
-    double M = global_stats(ctx, x, eps, mean, invstd, running_mean, running_var, momentum);
+    double M = global_stats(ctx, x, eps, mean, invstd, running_mean, running_var, momentum, force);
     if (M < 0 || clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0))
         return NULL;
     clsynth_tensor *in[3] = { x, gamma, beta };
@@ -212,6 +226,15 @@ clsynth_tensor *clsynth_sync_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, cls
         nd->saved[0] = mean;
         nd->saved[1] = invstd;
         nd->farg[0] = (float)M;
+        nd->force = force;
     }
     return ctx->failed ? NULL : y;
+}
+
+clsynth_tensor *clsynth_sync_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                        clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                        clsynth_tensor *running_var, bool training, float momentum, float eps)
+{
+    return clsynth_sync_batch_norm_forced(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                                          NULL);
 }

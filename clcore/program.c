@@ -19,6 +19,8 @@
 typedef struct kernel_entry {
     char name[64];
     cl_kernel k;
+    size_t wg;   /* CL_KERNEL_WORK_GROUP_SIZE of the built kernel (queried once) */
+    size_t pref; /* CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE */
     struct kernel_entry *next;
 } kernel_entry;
 
@@ -34,6 +36,10 @@ typedef struct program_entry {
 typedef struct clsynth_program_cache {
     program_entry *head;
     clsynth_program_stats stats;
+    /* cl_kernel -> its entry, so a launch finds the kernel's limits without a
+     * clGetKernelWorkGroupInfo call (open addressing, power-of-two size) */
+    kernel_entry **by_handle;
+    size_t n_handles, cap_handles;
 } clsynth_program_cache;
 
 /* Header of a cache file; the program binary follows. */
@@ -311,6 +317,65 @@ static cl_program load_program(clsynth_ctx *ctx, const char *file, const char *o
     return prog;
 }
 
+static size_t handle_slot(const clsynth_program_cache *pc, cl_kernel k)
+{
+    uint64_t h = clsynth_fnv1a(CLSYNTH_FNV_SEED, &k, sizeof k);
+    return (size_t)h & (pc->cap_handles - 1);
+}
+
+static kernel_entry *handle_find(const clsynth_program_cache *pc, cl_kernel k)
+{
+    if (!pc || !pc->cap_handles)
+        return NULL;
+    for (size_t i = handle_slot(pc, k);; i = (i + 1) & (pc->cap_handles - 1)) {
+        kernel_entry *e = pc->by_handle[i];
+        if (!e || e->k == k)
+            return e;
+    }
+}
+
+static int handle_add(clsynth_program_cache *pc, kernel_entry *ke)
+{
+    if ((pc->n_handles + 1) * 2 > pc->cap_handles) {
+        size_t cap = pc->cap_handles ? pc->cap_handles * 2 : 64;
+        kernel_entry **old = pc->by_handle, **v = calloc(cap, sizeof *v);
+        if (!v)
+            return -1;
+        size_t old_cap = pc->cap_handles;
+        pc->by_handle = v;
+        pc->cap_handles = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i]) {
+                size_t j = handle_slot(pc, old[i]->k);
+                while (v[j])
+                    j = (j + 1) & (cap - 1);
+                v[j] = old[i];
+            }
+        free(old);
+    }
+    size_t j = handle_slot(pc, ke->k);
+    while (pc->by_handle[j])
+        j = (j + 1) & (pc->cap_handles - 1);
+    pc->by_handle[j] = ke;
+    pc->n_handles++;
+    return 0;
+}
+
+/* The built kernel's own limits, queried once when it is created (before its
+ * first launch): a driver may allow fewer items for one kernel than for the
+ * device (Mesa rusticl on llvmpipe: 32 of 1024). */
+static int query_limits(clsynth_ctx *ctx, cl_kernel k, const char *name, size_t *wg, size_t *pref)
+{
+    CLSYNTH_CL(ctx, clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof *wg, wg, NULL), name);
+    *pref = 1;
+    if (clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE, sizeof *pref, pref,
+                                 NULL) != CL_SUCCESS || *pref == 0)
+        *pref = 1; /* informative only: not every driver answers it */
+    if (*wg == 0)
+        return clsynth_ctx_fail(ctx, "kernel %s: the driver reports a CL_KERNEL_WORK_GROUP_SIZE of 0", name);
+    return 0;
+}
+
 cl_kernel clsynth_kernel_get(clsynth_ctx *ctx, const char *file, const char *name, const char *options)
 {
     if (ctx->failed)
@@ -351,28 +416,54 @@ cl_kernel clsynth_kernel_get(clsynth_ctx *ctx, const char *file, const char *nam
         clsynth_cl_fail(ctx, "clCreateKernel", name, rc);
         return NULL;
     }
+    size_t wg = 0, pref = 1;
+    if (query_limits(ctx, k, name, &wg, &pref)) {
+        clReleaseKernel(k);
+        return NULL;
+    }
     kernel_entry *ke = calloc(1, sizeof *ke);
-    if (!ke) {
+    if (!ke || handle_add(pc, ke)) {
+        free(ke);
         clReleaseKernel(k);
         clsynth_ctx_fail(ctx, "out of host memory");
         return NULL;
     }
     snprintf(ke->name, sizeof ke->name, "%s", name);
     ke->k = k;
+    ke->wg = wg;
+    ke->pref = pref;
     ke->next = pe->kernels;
     pe->kernels = ke;
     return k;
 }
 
+int clsynth_kernel_limits_raw(clsynth_ctx *ctx, cl_kernel k, const char *name, size_t *wg, size_t *pref)
+{
+    const kernel_entry *ke = handle_find(ctx->programs, k);
+    if (ke) {
+        *wg = ke->wg;
+        *pref = ke->pref;
+        return 0;
+    }
+    return query_limits(ctx, k, name, wg, pref); /* a kernel made outside the cache */
+}
+
+int clsynth_kernel_limits(clsynth_ctx *ctx, cl_kernel k, const char *name, size_t *max_wg, size_t *pref_multiple)
+{
+    size_t wg = 0, pref = 1;
+    if (clsynth_kernel_limits_raw(ctx, k, name, &wg, &pref))
+        return -1;
+    if (max_wg)
+        *max_wg = wg < ctx->max_wg ? wg : ctx->max_wg;
+    if (pref_multiple)
+        *pref_multiple = pref;
+    return 0;
+}
+
 size_t clsynth_kernel_max_wg(clsynth_ctx *ctx, cl_kernel k, const char *name)
 {
     size_t wg = 0;
-    cl_int rc = clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
-    if (rc != CL_SUCCESS) {
-        clsynth_cl_fail(ctx, "clGetKernelWorkGroupInfo", name, rc);
-        return 0;
-    }
-    return wg < ctx->max_wg ? wg : ctx->max_wg;
+    return clsynth_kernel_limits(ctx, k, name, &wg, NULL) ? 0 : wg;
 }
 
 void clsynth_program_cache_free(clsynth_ctx *ctx)
@@ -395,6 +486,7 @@ void clsynth_program_cache_free(clsynth_ctx *ctx)
         free(pe);
         pe = pn;
     }
+    free(pc->by_handle);
     free(pc);
     ctx->programs = NULL;
 }

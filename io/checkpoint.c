@@ -333,9 +333,9 @@ clsynth_checkpoint *clsynth_checkpoint_load(const char *path, clsynth_err *err)
     r.left -= sizeof MAGIC;
     if (get_u32(&r, &ck->version, "version"))
         goto fail;
-    if (ck->version != CLSYNTH_CKPT_VERSION) {
-        clsynth_fail(err, "%s: field version: %u, this build reads version %u", path,
-                     ck->version, CLSYNTH_CKPT_VERSION);
+    if (ck->version < CLSYNTH_CKPT_VERSION_MIN || ck->version > CLSYNTH_CKPT_VERSION) {
+        clsynth_fail(err, "%s: field version: %u, this build reads versions %u..%u", path,
+                     ck->version, CLSYNTH_CKPT_VERSION_MIN, CLSYNTH_CKPT_VERSION);
         goto fail;
     }
     if (!(ck->config = get_str(&r, 0, UINT32_MAX, "config")) ||
@@ -411,9 +411,9 @@ int clsynth_checkpoint_peek(const char *path, clsynth_ckpt_info *info, clsynth_e
     }
     info->version = (uint32_t)head[8] | (uint32_t)head[9] << 8 | (uint32_t)head[10] << 16 |
                     (uint32_t)head[11] << 24;
-    if (info->version != CLSYNTH_CKPT_VERSION) {
-        clsynth_fail(err, "%s: field version: %u, this build reads version %u", path, info->version,
-                     CLSYNTH_CKPT_VERSION);
+    if (info->version < CLSYNTH_CKPT_VERSION_MIN || info->version > CLSYNTH_CKPT_VERSION) {
+        clsynth_fail(err, "%s: field version: %u, this build reads versions %u..%u", path, info->version,
+                     CLSYNTH_CKPT_VERSION_MIN, CLSYNTH_CKPT_VERSION);
         goto done;
     }
     uint32_t clen = (uint32_t)head[12] | (uint32_t)head[13] << 8 | (uint32_t)head[14] << 16 |

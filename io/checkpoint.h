@@ -1,11 +1,15 @@
 /* Checkpoints: a generic, self-checking container of named float tensors.
  *
- * File format, version 1. All integers little-endian; floats IEEE-754
- * binary32 little-endian; no padding.
+ * File format, version 2. All integers little-endian; floats IEEE-754
+ * binary32 little-endian; no padding. Version 1 has the same layout; the
+ * number tells its readers what the tensors mean: a version-2 model
+ * checkpoint holds the spectral-norm v beside every u (nets/model.c reads
+ * version 1 files too). The loader accepts versions 1 and 2 and reports
+ * which one it read (clsynth_checkpoint.version).
  *
  *   offset  size        field
  *   0       8           magic "CLSYNCKP"
- *   8       4   u32     version (1)
+ *   8       4   u32     version (2; 1 is read too)
  *   12      4   u32     config_len, then config_len bytes: the caller's config
  *                       text (key=value lines, UTF-8, no NUL)
  *   .       8   u64     step
@@ -32,7 +36,8 @@
 
 #include "clcore/error.h"
 
-#define CLSYNTH_CKPT_VERSION 1u
+#define CLSYNTH_CKPT_VERSION 2u     /* written */
+#define CLSYNTH_CKPT_VERSION_MIN 1u /* oldest read */
 #define CLSYNTH_CKPT_MAX_NAME 255
 
 /* A tensor to save: borrowed, nothing is copied before writing. */

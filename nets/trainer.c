@@ -1,5 +1,5 @@
-/* One training iteration: a discriminator step, then a generator step
- * (see clsynth_train_step in nets/model.h). */
+/* One training iteration: a generator step, then a discriminator step, in
+ * the authors' order (see clsynth_train_step in nets/model.h). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,9 +152,11 @@ int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, 
     if (!seg || !real)
         return abandon(ctx);
     clsynth_release_activations(ctx); /* the caller's inputs are copied */
-    if (d_step(ctx, m, seg, real, out) || g_step(ctx, m, seg, real, out))
+    /* the authors' order: G's step, then D's on the updated G; each averages its
+     * network's gradients over the ranks before its Adam step */
+    if (g_step(ctx, m, seg, real, out) || d_step(ctx, m, seg, real, out))
         return -1;
-    /* data-parallel: buffers (running statistics, spectral-norm u) follow rank 0 */
+    /* data-parallel: buffers (running statistics, spectral-norm u and v) follow rank 0 */
     if (clsynth_comm_broadcast_buffers(ctx, m->G, 0) || clsynth_comm_broadcast_buffers(ctx, m->D, 0))
         return -1;
     return 0;

@@ -195,6 +195,35 @@ START_TEST(test_huge_length_fields_do_not_allocate)
 }
 END_TEST
 
+/* Version 2 is written; version 1 files (same layout) are still read and
+ * say so; 0 and 3 are refused naming the field. */
+START_TEST(test_version_1_is_read_and_reported)
+{
+    ck_assert_uint_eq(CLSYNTH_CKPT_VERSION, 2);
+    save_small("v1.ckpt");
+    clsynth_test_set_checkpoint_version("v1.ckpt", 1);
+    clsynth_err err;
+    clsynth_checkpoint *ck = clsynth_checkpoint_load("v1.ckpt", &err);
+    ck_assert_msg(ck != NULL, "%s", err.msg);
+    ck_assert_uint_eq(ck->version, 1);
+    ck_assert_mem_eq(clsynth_checkpoint_find(ck, "G.conv.w")->data, A, sizeof A);
+    clsynth_checkpoint_free(ck);
+    /* resume lists a run's checkpoints by their heads: a version 1 head peeks too */
+    clsynth_ckpt_info info;
+    ck_assert_msg(clsynth_checkpoint_peek("v1.ckpt", &info, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(info.version, 1);
+    clsynth_ckpt_info_free(&info);
+    const uint32_t bad[2] = { 0, 3 };
+    for (int i = 0; i < 2; i++) {
+        clsynth_test_set_checkpoint_version("v1.ckpt", bad[i]);
+        ck_assert_ptr_null(clsynth_checkpoint_load("v1.ckpt", &err));
+        ck_assert_msg(strstr(err.msg, "version") && strstr(err.msg, "1..2"), "%s", err.msg);
+        ck_assert_int_ne(clsynth_checkpoint_peek("v1.ckpt", &info, &err), 0);
+        ck_assert_msg(strstr(err.msg, "version") && strstr(err.msg, "1..2"), "%s", err.msg);
+    }
+}
+END_TEST
+
 START_TEST(test_crc32_matches_the_standard_check_value)
 {
     ck_assert_uint_eq(clsynth_crc32(0, "123456789", 9), 0xCBF43926u);
@@ -325,6 +354,7 @@ int main(void)
     tcase_add_test(tc, test_truncated_at_every_offset_is_an_error);
     tcase_add_test(tc, test_flipped_bytes_are_errors);
     tcase_add_test(tc, test_huge_length_fields_do_not_allocate);
+    tcase_add_test(tc, test_version_1_is_read_and_reported);
     tcase_add_test(tc, test_crc32_matches_the_standard_check_value);
     tcase_add_test(tc, test_crc32_fast_path_matches_the_tables_at_every_length_and_alignment);
     tcase_add_test(tc, test_a_directory_is_refused_naming_it);

@@ -247,10 +247,10 @@ START_TEST(gemm_in_pixel_chunks_matches_reference)
 {
     if (skip_gemm("gemm_in_pixel_chunks_matches_reference"))
         return;
-    setenv("CLSYNTH_CONV_COL_BYTES", "24576", 1);
+    ctx->conv_col_bytes = 24576;
     check_forward(CLSYNTH_CONV_IM2COL_GEMM);
     check_backward(CLSYNTH_CONV_IM2COL_GEMM);
-    unsetenv("CLSYNTH_CONV_COL_BYTES");
+    ctx->conv_col_bytes = 0; /* the context is shared by the tests */
 }
 END_TEST
 

@@ -8,8 +8,12 @@
  * see there): 2 ranks x batch 1 against 1 process x batch 2
  *   - with synchronized batch norm in G and D: after step 1 from the same
  *     initialization, and after step 2 when the one-process run resumes from
- *     the 2-rank run's step-1 checkpoint (resume across world sizes), running
- *     statistics and logged losses included;
+ *     the 2-rank run's step-1 checkpoint (resume across world sizes), every
+ *     buffer (running statistics, spectral-norm u and v) and the logged losses
+ *     included; G's running means at --lr 0 (a step is G's step, then D's on
+ *     the updated G, whose forward updates G's running statistics again:
+ *     biases that feed only normalizations, exempt by the step rule, shift
+ *     those means by momentum x their +-lr noise steps; tests/test_data_parallel.c);
  *   - with instance norm only: after step 1;
  *   - with per-rank batch norm: equals 1 x 2 with instance norm (one sample's
  *     batch statistics are its instance statistics; SPADE generator, whose
@@ -160,8 +164,17 @@ static void free_state(run_state *s)
     clsynth_model_free(s->ctx, s->m);
 }
 
-/* a matches ref by the step rule (G and D); buffers within 1e-5 when compare_buffers. */
-static void assert_same_step(const char *what, const run_state *a, const run_state *ref, bool compare_buffers)
+/* Which buffers assert_same_step compares (within 1e-5 + 1e-4 |ref|). */
+typedef enum { BUFFERS_NONE, BUFFERS_ALL, BUFFERS_BUT_G_MEANS } buffers_rule;
+
+static bool is_g_running_mean(const char *name)
+{
+    size_t n = strlen(name), k = strlen(".running_mean");
+    return strncmp(name, "G.", 2) == 0 && n >= k && strcmp(name + n - k, ".running_mean") == 0;
+}
+
+/* a matches ref by the step rule (G and D) and in the buffers of rule. */
+static void assert_same_step(const char *what, const run_state *a, const run_state *ref, buffers_rule rule)
 {
     char msg[1024];
     size_t ex[2];
@@ -169,9 +182,20 @@ static void assert_same_step(const char *what, const run_state *a, const run_sta
         ck_assert_msg(clsynth_test_same_step(i ? "D" : "G", &a->net[i], &ref->net[i], &ex[i], msg, sizeof msg) == 0,
                       "%s: %s", what, msg);
     printf("%s: same step (%zu of G, %zu of D exempt: noise gradients)\n", what, ex[0], ex[1]);
-    for (int i = 0; compare_buffers && i < 2; i++) {
+    const char *which[2] = { "G", "D" };
+    for (int i = 0; rule != BUFFERS_NONE && i < 2; i++) {
         ck_assert_int_eq(a->n_buffers[i], ref->n_buffers[i]);
-        clsynth_test_assert_close(what, a->buffers[i], ref->buffers[i], a->n_buffers[i], 1e-5, 1e-4);
+        const clsynth_param_group *g = clsynth_model_group(a->m, which[i]);
+        size_t at = 0;
+        for (int b = 0; b < g->n_buffers; b++) {
+            const clsynth_tensor *t = g->buffers[b];
+            if (!(rule == BUFFERS_BUT_G_MEANS && is_g_running_mean(t->name))) {
+                char w[512];
+                snprintf(w, sizeof w, "%s: %s", what, t->name);
+                clsynth_test_assert_close(w, a->buffers[i] + at, ref->buffers[i] + at, t->numel, 1e-5, 1e-4);
+            }
+            at += t->numel;
+        }
     }
 }
 
@@ -225,27 +249,49 @@ static void teardown(void)
 
 /* ---- equivalence ---- */
 
-START_TEST(sync_batch_norm_two_ranks_equal_one_process_step_by_step_and_across_resume)
+/* 2 ranks x 1 for two steps, 1 x 2 for one step and 1 x 2 resumed from the
+ * 2-rank step-1 checkpoint for the second, at extra options `more`, into runs
+ * <tag>2, <tag>1 and <tag>1r; compares steps 1 and 2 with rule. */
+static void sync_two_steps(const char *tag, const char *more, buffers_rule rule)
 {
     const char *norms = "--norm_G spectralspadesyncbatch3x3 --norm_D spectralsyncbatch";
-    char args[512];
-    snprintf(args, sizeof args, "%s --batchSize 1 --max_iters 2 --name sync2", norms);
-    assert_ran(train(2, args, "mpi_test/sync2.log"), "2 ranks", "mpi_test/sync2.log");
-    snprintf(args, sizeof args, "%s --batchSize 2 --max_iters 1 --name sync1", norms);
-    assert_ran(train(1, args, "mpi_test/sync1.log"), "1 process", "mpi_test/sync1.log");
+    char args[512], log[128], what[128], from[128], to[128];
+    snprintf(args, sizeof args, "%s %s --batchSize 1 --max_iters 2 --name %s2", norms, more, tag);
+    snprintf(log, sizeof log, "mpi_test/%s2.log", tag);
+    assert_ran(train(2, args, log), "2 ranks", log);
+    snprintf(args, sizeof args, "%s %s --batchSize 2 --max_iters 1 --name %s1", norms, more, tag);
+    snprintf(log, sizeof log, "mpi_test/%s1.log", tag);
+    assert_ran(train(1, args, log), "1 process", log);
     /* the one process continues from the 2 ranks' step 1 */
-    copy_file("mpi_test/ck/sync2/iter_0000001.ckpt", "mpi_test/ck/sync1r/latest.ckpt");
-    snprintf(args, sizeof args, "%s --batchSize 2 --max_iters 2 --name sync1r --continue_train", norms);
-    assert_ran(train(1, args, "mpi_test/sync1r.log"), "1 process resumed", "mpi_test/sync1r.log");
+    snprintf(from, sizeof from, "mpi_test/ck/%s2/iter_0000001.ckpt", tag);
+    snprintf(to, sizeof to, "mpi_test/ck/%s1r/latest.ckpt", tag);
+    copy_file(from, to);
+    snprintf(args, sizeof args, "%s %s --batchSize 2 --max_iters 2 --name %s1r --continue_train", norms, more, tag);
+    snprintf(log, sizeof log, "mpi_test/%s1r.log", tag);
+    assert_ran(train(1, args, log), "1 process resumed", log);
 
     run_state two1, two2, one1, one2;
-    load_state(ctx, "mpi_test/ck/sync2/iter_0000001.ckpt", &two1);
-    load_state(ctx, "mpi_test/ck/sync1/iter_0000001.ckpt", &one1);
-    assert_same_step("sync batch norm, step 1", &two1, &one1, true);
-    load_state(ctx, "mpi_test/ck/sync2/iter_0000002.ckpt", &two2);
-    load_state(ctx, "mpi_test/ck/sync1r/iter_0000002.ckpt", &one2);
+    load_state(ctx, from, &two1);
+    snprintf(from, sizeof from, "mpi_test/ck/%s1/iter_0000001.ckpt", tag);
+    load_state(ctx, from, &one1);
+    snprintf(what, sizeof what, "sync batch norm%s%s, step 1", *more ? " " : "", more);
+    assert_same_step(what, &two1, &one1, rule);
+    snprintf(from, sizeof from, "mpi_test/ck/%s2/iter_0000002.ckpt", tag);
+    load_state(ctx, from, &two2);
+    snprintf(from, sizeof from, "mpi_test/ck/%s1r/iter_0000002.ckpt", tag);
+    load_state(ctx, from, &one2);
     ck_assert(two2.step == 2 && one2.step == 2);
-    assert_same_step("sync batch norm, step 2 from the 2-rank checkpoint", &two2, &one2, true);
+    snprintf(what, sizeof what, "sync batch norm%s%s, step 2 from the 2-rank checkpoint", *more ? " " : "", more);
+    assert_same_step(what, &two2, &one2, rule);
+    free_state(&two1);
+    free_state(&two2);
+    free_state(&one1);
+    free_state(&one2);
+}
+
+START_TEST(sync_batch_norm_two_ranks_equal_one_process_step_by_step_and_across_resume)
+{
+    sync_two_steps("sync", "", BUFFERS_BUT_G_MEANS);
     double l2[6], l1[6];
     losses_row("mpi_test/ck/sync2/losses.csv", 1, l2);
     losses_row("mpi_test/ck/sync1/losses.csv", 1, l1);
@@ -266,10 +312,13 @@ START_TEST(sync_batch_norm_two_ranks_equal_one_process_step_by_step_and_across_r
     ck_assert_msg(strstr(world, "world_size=2\n") && strstr(world, "global_batch=2\n") && strstr(world, "rank1_device="),
                   "world.txt:\n%s", world);
     free(world);
-    free_state(&two1);
-    free_state(&two2);
-    free_state(&one1);
-    free_state(&one2);
+}
+END_TEST
+
+/* Both D steps on the same G: every buffer, G's running means too. */
+START_TEST(sync_batch_norm_at_lr_0_every_buffer_equal_step_by_step)
+{
+    sync_two_steps("synclr0", "--lr 0", BUFFERS_ALL);
 }
 END_TEST
 
@@ -284,7 +333,7 @@ START_TEST(instance_norm_two_ranks_equal_one_process)
     run_state a, b;
     load_state(ctx, "mpi_test/ck/inst2/latest.ckpt", &a);
     load_state(ctx, "mpi_test/ck/inst1/latest.ckpt", &b);
-    assert_same_step("instance norm", &a, &b, true);
+    assert_same_step("instance norm", &a, &b, BUFFERS_ALL);
     free_state(&a);
     free_state(&b);
 }
@@ -304,7 +353,7 @@ START_TEST(per_rank_batch_norm_is_each_ranks_own)
     load_state(ctx, "mpi_test/ck/bn2/latest.ckpt", &a);
     load_state(ctx, "mpi_test/ck/bn1i/latest.ckpt", &inst);
     load_state(ctx, "mpi_test/ck/bn1b/latest.ckpt", &bn);
-    assert_same_step("per-rank batch norm of one sample vs instance norm", &a, &inst, false);
+    assert_same_step("per-rank batch norm of one sample vs instance norm", &a, &inst, BUFFERS_NONE);
     char msg[1024];
     ck_assert_msg(clsynth_test_same_step("G", &a.net[0], &bn.net[0], NULL, msg, sizeof msg) != 0,
                   "per-rank batch norm matched batch norm of the global batch");
@@ -649,6 +698,7 @@ int main(void)
     tcase_set_timeout(tc, 900);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, sync_batch_norm_two_ranks_equal_one_process_step_by_step_and_across_resume);
+    tcase_add_test(tc, sync_batch_norm_at_lr_0_every_buffer_equal_step_by_step);
     tcase_add_test(tc, instance_norm_two_ranks_equal_one_process);
     tcase_add_test(tc, per_rank_batch_norm_is_each_ranks_own);
     tcase_add_test(tc, resumed_two_rank_run_is_bit_identical_to_an_uninterrupted_one);

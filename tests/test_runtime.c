@@ -17,20 +17,6 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void)
-{
-    clsynth_err err;
-    ctx = clsynth_ctx_create(NULL, &err);
-    ck_assert_msg(ctx != NULL, "context: %s", err.msg);
-    ctx->quiet = true;
-}
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
 /* A fake device list: selection logic does not need real devices. */
 static void fake_devices(clsynth_device_info d[3])
 {
@@ -110,6 +96,13 @@ START_TEST(device_class_does_not_trust_vendor_id)
     ck_assert_str_eq(clsynth_device_class(&d[0]), "pocl-cpu");
     ck_assert_str_eq(clsynth_device_class(&d[1]), "nvidia");
     ck_assert_str_eq(clsynth_device_class(&d[2]), "amd");
+    /* CPUs by implementation: another compiler, another class */
+    snprintf(d[0].platform_name, sizeof d[0].platform_name, "rusticl");
+    ck_assert_str_eq(clsynth_device_class(&d[0]), "rusticl-cpu");
+    snprintf(d[0].platform_name, sizeof d[0].platform_name, "Intel(R) OpenCL");
+    ck_assert_str_eq(clsynth_device_class(&d[0]), "intel-cpu");
+    snprintf(d[0].platform_name, sizeof d[0].platform_name, "Some CPU runtime");
+    ck_assert_str_eq(clsynth_device_class(&d[0]), "cpu");
 }
 END_TEST
 
@@ -562,34 +555,6 @@ START_TEST(default_local_respects_emulated_limits)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("runtime");
-    TCase *tc = tcase_create("runtime");
-    tcase_set_timeout(tc, 300);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, devices_are_listed_with_limits);
-    tcase_add_test(tc, select_by_index_substring_and_default);
-    tcase_add_test(tc, select_without_match_lists_devices);
-    tcase_add_test(tc, device_class_does_not_trust_vendor_id);
-    tcase_add_test(tc, cl_error_names);
-    tcase_add_test(tc, failing_call_names_call_kernel_and_error);
-    tcase_add_test(tc, build_failure_prints_build_log);
-    tcase_add_test(tc, program_cache_miss_hit_corrupt_rebuild);
-    tcase_add_test(tc, program_cache_entry_that_crashed_the_driver_is_rebuilt);
-    tcase_add_test(tc, program_cache_entry_with_a_damaged_binary_and_valid_header_crashes_once_at_most);
-    tcase_add_test(tc, program_cache_entry_that_is_a_fifo_is_rebuilt_without_blocking);
-    tcase_add_test(tc, malformed_limit_variables_are_errors);
-    tcase_add_test(tc, tensor_round_trip_at_odd_sizes);
-    tcase_add_test(tc, views_see_their_slice);
-    tcase_add_test(tc, allocation_beyond_max_alloc_names_tensor);
-    tcase_add_test(tc, repeated_step_allocates_nothing_new);
-    tcase_add_test(tc, kernel_result_is_identical_under_legal_local_sizes);
-    tcase_add_test(tc, default_local_respects_emulated_limits);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--fill-with-cache") == 0) { /* the child of the cache tests */
@@ -601,5 +566,23 @@ int main(int argc, char **argv)
         clsynth_ctx_free(c);
         return rc;
     }
-    return clsynth_test_run(suite());
+    return clsynth_test_main("runtime", &ctx, 300,
+                             CLSYNTH_TEST_LIST(devices_are_listed_with_limits,
+                                               select_by_index_substring_and_default,
+                                               select_without_match_lists_devices,
+                                               device_class_does_not_trust_vendor_id,
+                                               cl_error_names,
+                                               failing_call_names_call_kernel_and_error,
+                                               build_failure_prints_build_log,
+                                               program_cache_miss_hit_corrupt_rebuild,
+                                               program_cache_entry_that_crashed_the_driver_is_rebuilt,
+                                               program_cache_entry_with_a_damaged_binary_and_valid_header_crashes_once_at_most,
+                                               program_cache_entry_that_is_a_fifo_is_rebuilt_without_blocking,
+                                               malformed_limit_variables_are_errors,
+                                               tensor_round_trip_at_odd_sizes,
+                                               views_see_their_slice,
+                                               allocation_beyond_max_alloc_names_tensor,
+                                               repeated_step_allocates_nothing_new,
+                                               kernel_result_is_identical_under_legal_local_sizes,
+                                               default_local_respects_emulated_limits));
 }

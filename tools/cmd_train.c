@@ -28,8 +28,9 @@ static void help(void)
            "distributed: %s.\n"
            "  --batchSize is per process (global batch = K x --batchSize); every rank reads its shard of\n"
            "  each global batch; gradients are averaged over the ranks; --norm_G/--norm_D ...syncbatch...\n"
-           "  normalizes over the global batch, ...batch... over each rank's own; rank 0 writes the run\n"
-           "  folder. --device rank maps local rank i to device i, --device A,B,... to the i-th entry.\n\n"
+           "  (or the authors' ...sync_batch...) normalizes over the global batch, ...batch... over each\n"
+           "  rank's own; rank 0 writes the run folder. --device rank maps local rank i to device i,\n"
+           "  --device A,B,... to the i-th entry.\n\n"
            "options:\n",
            clsynth_dist_build_info());
     clsynth_options_print_help(stdout);
