@@ -322,9 +322,10 @@ START_TEST(per_rank_batch_norm_of_one_sample_is_instance_norm)
 }
 END_TEST
 
-/* One spectral-norm vector of G and D perturbed on rank 1. */
+/* One spectral-norm vector of G and/or D perturbed on rank 1. */
 typedef struct sn_case {
-    const char *buffer[2];     /* [G, D]: the perturbed buffer */
+    const char *buffer[2];     /* [G, D]: the buffer looked at */
+    bool perturb[2];           /* [G, D]: rank 1 changes it */
     int check_rc[2], check_after[2];
     char check_msg[2][600];
     float got[2][2];           /* [rank][G, D]: the perturbed element after the broadcast */
@@ -365,7 +366,7 @@ static int sn_rank(int r, clsynth_comm *comm, void *user)
         int bad = !h || clsynth_tensor_download(ctx, t[gi], h);
         if (!bad && r == 0)
             k->want[gi] = h[1];
-        if (!bad && r == 1) { /* one element, slightly */
+        if (!bad && r == 1 && k->perturb[gi]) { /* one element, slightly */
             h[1] = nextafterf(h[1], 2.0f);
             bad = clsynth_tensor_upload(ctx, t[gi], h);
         }
@@ -373,7 +374,7 @@ static int sn_rank(int r, clsynth_comm *comm, void *user)
         if (bad)
             goto fail;
     }
-    /* G differs first: the check names it; then D alone */
+    /* the check names the first network that differs (G before D) */
     k->check_rc[r] = clsynth_model_check_same(ctx, m);
     snprintf(k->check_msg[r], sizeof k->check_msg[r], "%s", ctx->err.msg);
     clsynth_ctx_clear_error(ctx);
@@ -401,20 +402,24 @@ out:
     return rc;
 }
 
-static void spectral_vector_follows_rank_0(const char *g_buffer, const char *d_buffer)
+static void spectral_vector_follows_rank_0(const char *g_buffer, bool perturb_g, const char *d_buffer, bool perturb_d)
 {
     sn_case k;
     memset(&k, 0, sizeof k);
     k.buffer[0] = g_buffer;
     k.buffer[1] = d_buffer;
+    k.perturb[0] = perturb_g;
+    k.perturb[1] = perturb_d;
+    const char *named = perturb_g ? "generator (G)" : "discriminator (D)";
+    const char *changed = perturb_g ? g_buffer : d_buffer;
     clsynth_test_world *w = clsynth_test_world_new_serialized(2, true);
     ck_assert_ptr_nonnull(w);
     int failed = clsynth_test_world_run(w, 0, sn_rank, &k);
     clsynth_test_world_free(w);
     for (int r = 0; r < 2; r++) {
         ck_assert_msg(k.err[r][0] == 0, "%s", k.err[r]);
-        ck_assert_msg(k.check_rc[r] != 0 && strstr(k.check_msg[r], "generator (G)") && strstr(k.check_msg[r], "rank 1"),
-                      "rank %d: a different %s passed the consistency check (%s)", r, g_buffer, k.check_msg[r]);
+        ck_assert_msg(k.check_rc[r] != 0 && strstr(k.check_msg[r], named) && strstr(k.check_msg[r], "rank 1"),
+                      "rank %d: a different %s passed the consistency check (%s)", r, changed, k.check_msg[r]);
         ck_assert_msg(k.check_after[r] == 0, "rank %d: the states differ after the broadcast", r);
         for (int gi = 0; gi < 2; gi++)
             ck_assert_msg(k.got[r][gi] == k.want[gi], "rank %d: %s is %.9g after the broadcast, rank 0's %.9g", r,
@@ -425,8 +430,9 @@ static void spectral_vector_follows_rank_0(const char *g_buffer, const char *d_b
 
 START_TEST(a_rank_with_another_spectral_norm_v_is_named_and_takes_rank_0s)
 {
-    spectral_vector_follows_rank_0("G.up_0.conv_s.v", "D.enc1.conv.v");
-    spectral_vector_follows_rank_0("G.up_0.conv_s.u", "D.enc1.conv.u");
+    spectral_vector_follows_rank_0("G.up_0.conv_s.v", true, "D.enc1.conv.v", true);
+    spectral_vector_follows_rank_0("G.up_0.conv_s.v", false, "D.enc1.conv.v", true); /* D's alone */
+    spectral_vector_follows_rank_0("G.up_0.conv_s.u", true, "D.enc1.conv.u", true);
 }
 END_TEST
 
