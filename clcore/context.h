@@ -18,6 +18,7 @@ struct clsynth_pool;
 struct clsynth_tape;
 struct clsynth_tunedb;
 struct clsynth_kcache;
+struct clsynth_comm;
 
 typedef struct clsynth_ctx {
     clsynth_device_info dev;
@@ -49,6 +50,8 @@ typedef struct clsynth_ctx {
     unsigned clblast_overridden;   /* bit k: CLBlast kernel k runs tuned parameters (clcore/clblast_apply.c) */
     struct clsynth_tensor *live;   /* activations, released by clsynth_release_activations */
     int no_grad;                   /* > 0: ops record nothing on the tape */
+    struct clsynth_comm *comm;     /* ranks of a data-parallel run (clcore/comm.h); NULL = one
+                                      process; not owned by the context */
 
     /* Launch statistics; when profile_launches is on every launch waits for its
      * event and adds its device time. */

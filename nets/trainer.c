@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clcore/autograd.h"
+#include "clcore/comm.h"
 #include "clcore/ops.h"
 #include "nets/losses.h"
 #include "nets/model_impl.h"
@@ -73,7 +74,7 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
     clsynth_tensor *loss = clsynth_add(ctx, d_fake, d_real);
     if (read_loss(ctx, d_fake, "D_fake", &out->D_fake) || read_loss(ctx, d_real, "D_real", &out->D_real) || !loss)
         return abandon(ctx);
-    if (clsynth_backward(ctx, loss))
+    if (clsynth_backward(ctx, loss) || clsynth_comm_average_grads(ctx, m->D))
         return abandon(ctx);
     return clsynth_adam_step(ctx, m->D);
 }
@@ -120,7 +121,8 @@ static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
         total = clsynth_add(ctx, total, kld);
     }
     float t;
-    if (read_loss(ctx, total, "G total", &t) || clsynth_backward(ctx, total))
+    if (read_loss(ctx, total, "G total", &t) || clsynth_backward(ctx, total) ||
+        clsynth_comm_average_grads(ctx, m->G))
         goto fail;
     clsynth_group_set_requires_grad(m->D, true);
     return clsynth_adam_step(ctx, m->G);
@@ -150,7 +152,12 @@ int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, 
     if (!seg || !real)
         return abandon(ctx);
     clsynth_release_activations(ctx); /* the caller's inputs are copied */
-    if (g_step(ctx, m, seg, real, out))
+    /* the authors' order: G's step, then D's on the updated G; each averages its
+     * network's gradients over the ranks before its Adam step */
+    if (g_step(ctx, m, seg, real, out) || d_step(ctx, m, seg, real, out))
         return -1;
-    return d_step(ctx, m, seg, real, out);
+    /* data-parallel: buffers (running statistics, spectral-norm u and v) follow rank 0 */
+    if (clsynth_comm_broadcast_buffers(ctx, m->G, 0) || clsynth_comm_broadcast_buffers(ctx, m->D, 0))
+        return -1;
+    return 0;
 }
