@@ -77,18 +77,36 @@ void clsynth_release_activations(clsynth_ctx *ctx);
 /* Device-memory pool statistics. The pool never reserves more than the
  * device's global memory: an allocation past it fails with a message (before
  * a driver that allocates lazily, like PoCL, would abort on first use). */
+/* What a pooled block holds, from the name it was asked for under (tensor
+ * names: "<group>.params", "<group>.grads", "<group>.adam_m" / "adam_v" are a
+ * parameter group's flat buffers, "grad(...)" an activation's gradient). */
+typedef enum clsynth_pool_kind {
+    CLSYNTH_POOL_PARAMS,     /* parameter groups' flat weights */
+    CLSYNTH_POOL_PARAM_GRADS,/* parameter groups' flat gradients */
+    CLSYNTH_POOL_ADAM,       /* Adam's m and v */
+    CLSYNTH_POOL_GRADS,      /* gradients of activations */
+    CLSYNTH_POOL_COLUMNS,    /* im2col column buffers */
+    CLSYNTH_POOL_OTHER,      /* activations, buffers, inputs, everything else */
+    CLSYNTH_POOL_KINDS
+} clsynth_pool_kind;
+const char *clsynth_pool_kind_name(clsynth_pool_kind k);
+
 typedef struct clsynth_pool_stats {
     unsigned long device_allocs; /* clCreateBuffer calls so far */
     size_t bytes_in_use;         /* handed out to tensors now */
     size_t bytes_reserved;       /* allocated from the device (in use + free lists) */
     size_t peak_bytes_reserved;
+    size_t peak_bytes_in_use;    /* since the last reset_peak */
     size_t largest_block;        /* largest block handed out since the last reset_peak */
+    size_t kind_in_use[CLSYNTH_POOL_KINDS];         /* bytes_in_use by kind, now */
+    size_t kind_at_peak[CLSYNTH_POOL_KINDS];        /* ... at the moment of peak_bytes_in_use */
+    size_t free_at_peak_reserved;                   /* free-list bytes when peak_bytes_reserved was set */
 } clsynth_pool_stats;
 clsynth_pool_stats clsynth_pool_get_stats(const clsynth_ctx *ctx);
 /* Returns every free block to the device. */
 void clsynth_pool_trim(clsynth_ctx *ctx);
-/* Restarts peak_bytes_reserved from bytes_reserved and largest_block from 0
- * (to measure one stretch of work). */
+/* Restarts peak_bytes_reserved from bytes_reserved, peak_bytes_in_use from
+ * bytes_in_use and largest_block from 0 (to measure one stretch of work). */
 void clsynth_pool_reset_peak(clsynth_ctx *ctx);
 
 /* internal */
