@@ -113,6 +113,8 @@ void clsynth_release_activations(clsynth_ctx *ctx)
     ctx->live = NULL;
     while (t) {
         clsynth_tensor *next = t->next_live;
+        if (t->block && ctx->release_hook && !ctx->failed)
+            ctx->release_hook(ctx, t, ctx->release_hook_user);
         if (t->block)
             clsynth_pool_put(ctx, t->block);
         free(t);
