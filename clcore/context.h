@@ -48,6 +48,7 @@ typedef struct clsynth_ctx {
     struct clsynth_kcache *kcache; /* resolved kernel configurations (clcore/kconfig.c) */
     unsigned clblast_overridden;   /* bit k: CLBlast kernel k runs tuned parameters (clcore/clblast_apply.c) */
     struct clsynth_tensor *live;   /* activations, released by clsynth_release_activations */
+    unsigned long tensor_serial;   /* serial of the last tensor made */
     /* Diagnostics (NULL: off): called with every activation that owns device
      * memory just before its block goes back to the pool (its contents are
      * still valid: a blocking read sees them; `clsynth bench step --denormals`). */

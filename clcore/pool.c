@@ -1,6 +1,8 @@
-/* Device-memory pool: exact-size free lists (sizes rounded up to 256 bytes),
- * so a training step that repeats the same shapes allocates nothing after the
- * first step. */
+/* Device-memory pool: a free list of blocks (sizes rounded up to 256 bytes)
+ * served best fit, a block at most POOL_FIT larger than asked, so a training
+ * step that repeats the same shapes allocates nothing after the first step,
+ * and a block freed early in backward serves a slightly smaller tensor made
+ * later instead of a new allocation. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 #include "clcore/tensor.h"
 
 #define POOL_ROUND 256
+#define POOL_FIT 0.25 /* the most a handed-out block may exceed the request, relatively */
 
 typedef struct clsynth_block {
     cl_mem mem;
@@ -129,14 +132,23 @@ clsynth_block *clsynth_pool_get(clsynth_ctx *ctx, size_t bytes, const char *name
     size_t want = (bytes + POOL_ROUND - 1) / POOL_ROUND * POOL_ROUND;
     if (want == 0)
         want = POOL_ROUND;
+    /* best fit: the exact size, else the smallest free block within the bound */
+    clsynth_block **best = NULL;
+    size_t bound = want + (size_t)((double)want * POOL_FIT);
     for (clsynth_block **pp = &p->free_list; *pp; pp = &(*pp)->next) {
-        if ((*pp)->bytes == want) {
-            clsynth_block *b = *pp;
-            *pp = b->next;
-            b->next = NULL;
-            hand_out(&p->stats, b, name);
-            return b;
+        size_t sz = (*pp)->bytes;
+        if (sz >= want && sz <= bound && (!best || sz < (*best)->bytes)) {
+            best = pp;
+            if (sz == want)
+                break;
         }
+    }
+    if (best) {
+        clsynth_block *b = *best;
+        *best = b->next;
+        b->next = NULL;
+        hand_out(&p->stats, b, name);
+        return b;
     }
     char a[32], m[32], g[32];
     if (want > ctx->dev.max_alloc) {
