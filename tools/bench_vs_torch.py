@@ -26,7 +26,11 @@ each process (VmHWM; on a CPU device clsynth's includes its device buffers and C
 clsynth's pool peak; on CUDA also torch.cuda.max_memory_allocated. The load average is read
 before and after every run. Threads: PyTorch gets torch.set_num_threads(--threads, default the
 core count) and OMP_NUM_THREADS = MKL_NUM_THREADS = that; PoCL runs one thread per core of
-its device. The result: a markdown table (--md, and printed) ready for platforms.md and every
+its device (POCL_MAX_PTHREAD_COUNT = POCL_CPU_MAX_CU_COUNT = --threads unless set). The
+ratios are medians of the pairs' ratios. CPU s per step is the process's user + system time
+per step: on a machine loaded past its cores, wall times mostly measure the wait for a core
+(OpenMP's barriers suffer most: each waits for the slowest thread to be scheduled again), so
+compare there with --threads 1 as well. The result: a markdown table (--md, and printed) ready for platforms.md and every
 run's figures in --json.
 
 Configurations (clsynth flags; the PyTorch side follows them):
@@ -343,6 +347,9 @@ def run_clsynth(args, flags, out, steps, warmup, infer):
     env = dict(os.environ)
     if args.tuning == "default":
         env["CLSYNTH_TUNE"] = "0"
+    if args.device == "cpu":  # PoCL's CPU device: as many threads as PyTorch's (unless set by the caller)
+        env.setdefault("POCL_MAX_PTHREAD_COUNT", str(args.threads))
+        env.setdefault("POCL_CPU_MAX_CU_COUNT", str(args.threads))
     r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in r.stdout.splitlines():
         if line.startswith("step") or line.startswith("training") or line.startswith("inference"):
@@ -393,8 +400,11 @@ def summarize(name, desc, runs):
              clsynth_step_all=[x["step_median_s"] for x in a], torch_step_all=[x["step_median_s"] for x in b])
     if "cuda_peak_allocated" in b[0]:
         s["torch_cuda_peak"] = max(x["cuda_peak_allocated"] for x in b)
-    s["step_ratio"] = s["clsynth_step_s"] / s["torch_step_s"]
-    s["infer_ratio"] = s["torch_infer_ips"] / s["clsynth_infer_ips"]
+    # ratios: the median of the pairs' ratios (each pair ran back to back, at about the same load)
+    s["step_ratio"] = med([x["step_median_s"] / y["step_median_s"] for x, y in zip(a, b)])
+    s["infer_ratio"] = med([y["infer_images_per_s"] / x["infer_images_per_s"] for x, y in zip(a, b)])
+    s["step_cpu_ratio"] = med([med(x["steps_cpu_s"][x["warmup"]:]) / med(y["steps_cpu_s"][y["warmup"]:])
+                               for x, y in zip(a, b)])
     return s
 
 
@@ -453,7 +463,7 @@ def main():
         names = [n for n in names if n not in GPU_ONLY]
     if not os.access(args.clsynth, os.X_OK):
         sys.exit("bench_vs_torch: %s is not an executable clsynth (--clsynth)" % args.clsynth)
-    head = subprocess.run(["git", "-C", HERE, "log", "-1", "--format=%h %s"], stdout=subprocess.PIPE, text=True)
+    head = subprocess.run(["git", "-C", HERE, "log", "-1", "--format=%h"], stdout=subprocess.PIPE, text=True)
     result = dict(command=" ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]), commit=head.stdout.strip(),
                   threads=args.threads, device=args.device, tuning=args.tuning, ccfpse=bool(args.ccfpse),
                   env={k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "POCL_MAX_PTHREAD_COUNT",
