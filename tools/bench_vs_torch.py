@@ -411,7 +411,7 @@ def summarize(name, desc, runs):
 def table(summaries, args):
     ref = "the authors' code" if args.ccfpse else "spec model"
     lines = ["| configuration | training step clsynth | PyTorch (%s) | clsynth / PyTorch time | CPU s per step "
-             "clsynth / PyTorch | inference clsynth (batch %d) | PyTorch | clsynth / PyTorch time | peak memory "
+             "clsynth / PyTorch (ratio) | inference clsynth (batch %d) | PyTorch | clsynth / PyTorch time | peak memory "
              "clsynth: pool / process RSS | PyTorch process RSS%s | load average (1 min) |"
              % (ref, args.infer_batch, " / CUDA allocated" if args.device != "cpu" else ""),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -419,10 +419,10 @@ def table(summaries, args):
         tm = fmt_mem(s["torch_rss_peak"])
         if "torch_cuda_peak" in s:
             tm += " / " + fmt_mem(s["torch_cuda_peak"])
-        lines.append("| %s | %.3f s (first %.3f s) | %.3f s | %.2f× | %.2f / %.2f | %.2f img/s | %.2f img/s | %.2f× | "
+        lines.append("| %s | %.3f s (first %.3f s) | %.3f s | %.2f× | %.2f / %.2f (%.2f×) | %.2f img/s | %.2f img/s | %.2f× | "
                      "%s / %s | %s | %.1f–%.1f |" % (s["desc"], s["clsynth_step_s"], s["clsynth_first_step_s"],
                                       s["torch_step_s"], s["step_ratio"], s["clsynth_step_cpu_s"],
-                                      s["torch_step_cpu_s"], s["clsynth_infer_ips"], s["torch_infer_ips"],
+                                      s["torch_step_cpu_s"], s["step_cpu_ratio"], s["clsynth_infer_ips"], s["torch_infer_ips"],
                                       s["infer_ratio"],
                                       fmt_mem(s["clsynth_pool_peak"]), fmt_mem(s["clsynth_rss_peak"]), tm,
                                       s["load_min"], s["load_max"]))
