@@ -59,11 +59,13 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
         return -1;
     clsynth_group_set_requires_grad(m->D, true);
 
+    unsigned long mark = ctx->tensor_serial;
     clsynth_no_grad_begin(ctx);
     clsynth_tensor *fake = generate_fake(&f, m, seg, real, NULL, NULL);
     clsynth_no_grad_end(ctx);
     if (!fake)
         return abandon(ctx);
+    clsynth_release_newer(ctx, mark, &fake, 1); /* G's intermediates: only fake is needed */
 
     nets_d_out pf, pr;
     nets_fwd f_again = { ctx, true, false }; /* one power iteration per D pass over fake + real */
@@ -98,11 +100,15 @@ static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
     clsynth_tensor *total = g_gan;
     if (!o->no_ganFeat_loss) {
         nets_fwd f_real = { ctx, true, false };
+        unsigned long mark = ctx->tensor_serial;
         clsynth_no_grad_begin(ctx);
         int rc = nets_disc_forward(&f_real, &m->disc, real, seg, &pr);
         clsynth_no_grad_end(ctx);
         if (rc)
             goto fail;
+        /* of D's pass over real only the features are needed (the loss of
+         * feature matching); its other intermediates go now, not after backward */
+        clsynth_release_newer(ctx, mark, pr.feat, pr.n_feats);
         clsynth_tensor *feat = nets_loss_feat(ctx, &pf, &pr, o->lambda_feat);
         if (read_loss(ctx, feat, "G_GAN_Feat", &out->G_GAN_Feat))
             goto fail;

@@ -20,6 +20,7 @@
 #include "clcore/tuner.h"
 #include "tools/bench_checkpoint.h"
 #include "tools/bench_dist.h"
+#include "tools/bench_step.h"
 #include "tools/bench_workload.h"
 #include "tools/clblast_worker.h"
 #include "tools/cli.h"
@@ -348,6 +349,8 @@ int clsynth_cmd_bench(int argc, char **argv)
         }
         return clsynth_bench_checkpoint(argc - 1, argv + 1); /* tools/bench_checkpoint.c */
     }
+    if (argc > 1 && strcmp(argv[1], "step") == 0)
+        return clsynth_bench_step(argc - 1, argv + 1); /* tools/bench_step.c */
     char **model_argv = calloc((size_t)argc + 1, sizeof *model_argv);
     int model_argc = 0, rc = 2;
     if (!model_argv)
@@ -389,12 +392,16 @@ int clsynth_cmd_bench(int argc, char **argv)
                    "                     [--repeats N] [--steps N] [--quick] [--tune-budget S] [model flags]\n"
                    "       clsynth bench --compare A.json B.json ...\n"
                    "       clsynth bench checkpoint [--preset small] [--dir DIR] [--repeats N] [model flags]\n"
+                   "       clsynth bench step [--steps N] [--warmup W] [--infer N] [--infer-batch B] [--json FILE]\n"
+                   "                          [--profile] [model flags]\n"
                    "ops: each tunable op at representative CC-FPSE shapes and CLBlast SGEMM, default vs tuned\n"
                    "     (--tune-budget S first tunes those shapes that the database lacks);\n"
                    "train: full training step and G inference of the model flags (default --preset tiny);\n"
                    "       under mpirun -np K: the data-parallel step, its communication time, bytes and share\n"
                    "       (%s);\n"
-                   "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times (one process).\n",
+                   "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times (one process);\n"
+                   "step: training steps (each printed) and inference as training runs them (tuning as\n"
+                   "      installed), pool peaks and peak RSS (tools/bench_vs_torch.py reads its --json).\n",
                    clsynth_dist_build_info());
             rc = 0;
             goto out;

@@ -19,6 +19,7 @@
 #include "nets/footprint.h"
 #include "nets/model.h"
 #include "nets/model_dist.h"
+#include "tools/autotune.h"
 #include "tools/loss_log.h"
 #include "tools/resume.h"
 #include "tools/run_dir.h"
@@ -54,6 +55,11 @@ int clsynth_train_check_options(const clsynth_options *o, clsynth_err *err)
     if (step >= 0 && !o->continue_train)
         return clsynth_fail(err, "--which_epoch %s selects the checkpoint to resume from: it needs --continue_train",
                             o->which_epoch);
+    int ranks = clsynth_mpi_world_size();
+    if (o->autotune > 0 && ranks > 1) /* each rank would tune the same shapes into the same database file */
+        return clsynth_fail(err, "--autotune is not supported under MPI (%d ranks): tune once before mpirun, e.g. "
+                                 "`clsynth tune --budget %.0f` with the same model flags; every rank then reads the "
+                                 "saved tuning database", ranks, o->autotune);
     return 0;
 }
 
@@ -411,6 +417,9 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         label_f = grown;
         batch_tensors t;
         clsynth_tensor *seg = NULL;
+        bool tune_after = o->autotune > 0 && res->new_iterations == 0;
+        if (tune_after)
+            clsynth_autotune_first_step_begin(ctx);
         if (upload_batch(ctx, b, label_f, with_edges, &t) == 0)
             seg = clsynth_model_seg(ctx, m, t.labels, t.edges);
         if (!seg || clsynth_train_step(ctx, m, seg, t.image, &l) || clsynth_train_average_losses(ctx, &l)) {
@@ -418,6 +427,11 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
                          it == (long)start_step && strstr(ctx->err.msg, "out of device memory")
                              ? " (lower --crop_size or --batchSize)" : "");
             goto done;
+        }
+        if (tune_after) {
+            double spent;
+            clsynth_autotune_first_step_end(ctx, o->autotune, &spent);
+            t0 += spent; /* iteration times and --time_budget leave the tuning out */
         }
         it++;
         res->new_iterations++;
