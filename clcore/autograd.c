@@ -8,6 +8,8 @@
 typedef struct clsynth_tape {
     clsynth_node *nodes;
     int count, cap;
+    clsynth_tensor **release_at; /* backward: per node, the activations freed after it */
+    int release_cap;
 } clsynth_tape;
 
 int clsynth_tape_create(clsynth_ctx *ctx)
@@ -32,6 +34,7 @@ void clsynth_tape_destroy(clsynth_ctx *ctx)
         return;
     clsynth_tape_clear(ctx);
     free(ctx->tape->nodes);
+    free(ctx->tape->release_at);
     free(ctx->tape);
     ctx->tape = NULL;
 }
@@ -93,6 +96,7 @@ clsynth_tensor *clsynth_grad_of(clsynth_ctx *ctx, clsynth_tensor *t)
                             : clsynth_tensor_new(ctx, name, t->n, t->c, t->h, t->w);
     if (!g || clsynth_tensor_fill(ctx, g, 0.0f))
         return NULL;
+    g->flags |= CLSYNTH_T_GRAD;
     t->grad = g;
     return g;
 }
@@ -131,19 +135,101 @@ int clsynth_backward_with(clsynth_ctx *ctx, clsynth_tensor *out, const clsynth_t
     return run_tape(ctx);
 }
 
+/* Lowers the first use of t (and of the tensor owning a view's memory) to node i. */
+static void mark_use(clsynth_tensor *t, int i)
+{
+    if (!t)
+        return;
+    if (t->first_use > i)
+        t->first_use = i;
+    if (t->base && t->base->first_use > i)
+        t->base->first_use = i;
+}
+
+/* Plans the backward's frees, as PyTorch frees a saved tensor once its last
+ * backward use is done: every activation goes on the list of the lowest tape
+ * node that uses it (as input, output or saved tensor, itself or through a
+ * view of it), to be freed with its gradient after that node's backward.
+ * Activations no node uses (intermediates of no-grad passes, values the
+ * caller read) are freed now. Gradients are freed with their tensors. */
+static int plan_releases(clsynth_ctx *ctx, clsynth_tape *tp)
+{
+    if (tp->count > tp->release_cap) {
+        clsynth_tensor **grown = realloc(tp->release_at, sizeof *grown * (size_t)tp->count);
+        if (!grown)
+            return clsynth_ctx_fail(ctx, "out of host memory planning the backward of %d ops", tp->count);
+        tp->release_at = grown;
+        tp->release_cap = tp->count;
+    }
+    for (int i = 0; i < tp->count; i++)
+        tp->release_at[i] = NULL;
+    for (clsynth_tensor *t = ctx->live; t; t = t->next_live)
+        t->first_use = tp->count;
+    for (int i = tp->count - 1; i >= 0; i--) {
+        clsynth_node *nd = &tp->nodes[i];
+        mark_use(nd->out, i);
+        for (int k = 0; k < nd->n_in; k++)
+            mark_use(nd->in[k], i);
+        for (int k = 0; k < 4; k++)
+            mark_use(nd->saved[k], i);
+    }
+    clsynth_tensor *dead = NULL;
+    for (clsynth_tensor *t = ctx->live; t; t = t->next_live) {
+        if (t->flags & CLSYNTH_T_GRAD)
+            continue; /* freed with its tensor (or at the end) */
+        if (t->first_use < tp->count) {
+            t->next_release = tp->release_at[t->first_use];
+            tp->release_at[t->first_use] = t;
+        } else {
+            t->next_release = dead;
+            dead = t;
+        }
+    }
+    while (dead) {
+        clsynth_tensor *next = dead->next_release;
+        clsynth_tensor_release(ctx, dead);
+        dead = next;
+    }
+    return 0;
+}
+
+/* Frees what a backward function made besides gradients (its temporaries):
+ * every activation newer than serial `mark` that is not a gradient. New
+ * tensors are at the head of the activation list. */
+static void release_temporaries(clsynth_ctx *ctx, unsigned long mark)
+{
+    clsynth_tensor *t = ctx->live;
+    while (t && t->serial > mark) {
+        clsynth_tensor *next = t->next_live;
+        if (!(t->flags & CLSYNTH_T_GRAD))
+            clsynth_tensor_release(ctx, t);
+        t = next;
+    }
+}
+
 static int run_tape(clsynth_ctx *ctx)
 {
     clsynth_tape *tp = ctx->tape;
+    if (plan_releases(ctx, tp)) {
+        clsynth_tape_clear(ctx);
+        return -1;
+    }
     for (int i = tp->count - 1; i >= 0; i--) {
         clsynth_node *nd = &tp->nodes[i];
-        if (!nd->out->grad)
-            continue; /* no gradient reached this op */
-        if (nd->backward(ctx, nd)) {
-            if (!ctx->failed)
-                clsynth_ctx_fail(ctx, "backward of op %s failed", nd->op);
-            clsynth_wrap(&ctx->err, "backward of op %s", nd->op);
-            clsynth_tape_clear(ctx);
-            return -1;
+        if (nd->out->grad) { /* else no gradient reached this op */
+            unsigned long mark = ctx->tensor_serial;
+            if (nd->backward(ctx, nd)) {
+                if (!ctx->failed)
+                    clsynth_ctx_fail(ctx, "backward of op %s failed", nd->op);
+                clsynth_wrap(&ctx->err, "backward of op %s", nd->op);
+                clsynth_tape_clear(ctx);
+                return -1;
+            }
+            release_temporaries(ctx, mark);
+        }
+        for (clsynth_tensor *t = tp->release_at[i], *next; t; t = next) {
+            next = t->next_release;
+            clsynth_tensor_release(ctx, t);
         }
     }
     clsynth_tape_clear(ctx);

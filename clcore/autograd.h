@@ -7,6 +7,11 @@
  * *accumulate* (+=) into the inputs' gradients, which clsynth_grad_of()
  * allocates zero-filled on first use; parameter gradients live in their
  * group's flat gradient buffer and persist until clsynth_group_zero_grad().
+ * During backward each activation (with its gradient) is freed right after
+ * the backward of the earliest node that uses it (as input, output, saved
+ * tensor, or through a view), activations no node uses are freed before it
+ * starts, and a backward function's temporaries after it returns, as PyTorch
+ * frees saved tensors: the peak is the forward's activations, not twice that.
  * After backward the tape is cleared and the activations are released. */
 #ifndef CLSYNTH_AUTOGRAD_H
 #define CLSYNTH_AUTOGRAD_H

@@ -18,6 +18,7 @@ struct clsynth_pool;
 struct clsynth_tape;
 struct clsynth_tunedb;
 struct clsynth_kcache;
+struct clsynth_comm;
 
 typedef struct clsynth_ctx {
     clsynth_device_info dev;
@@ -48,7 +49,15 @@ typedef struct clsynth_ctx {
     struct clsynth_kcache *kcache; /* resolved kernel configurations (clcore/kconfig.c) */
     unsigned clblast_overridden;   /* bit k: CLBlast kernel k runs tuned parameters (clcore/clblast_apply.c) */
     struct clsynth_tensor *live;   /* activations, released by clsynth_release_activations */
+    unsigned long tensor_serial;   /* serial of the last tensor made */
+    /* Diagnostics (NULL: off): called with every activation that owns device
+     * memory just before its block goes back to the pool (its contents are
+     * still valid: a blocking read sees them; `clsynth bench step --denormals`). */
+    void (*release_hook)(struct clsynth_ctx *ctx, const struct clsynth_tensor *t, void *user);
+    void *release_hook_user;
     int no_grad;                   /* > 0: ops record nothing on the tape */
+    struct clsynth_comm *comm;     /* ranks of a data-parallel run (clcore/comm.h); NULL = one
+                                      process; not owned by the context */
 
     /* Launch statistics; when profile_launches is on every launch waits for its
      * event and adds its device time. */

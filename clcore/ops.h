@@ -125,6 +125,20 @@ clsynth_tensor *clsynth_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor *x, c
                                           clsynth_tensor *beta, clsynth_tensor *running_mean,
                                           clsynth_tensor *running_var, bool training, float momentum,
                                           float eps, struct clsynth_kforce *force);
+/* Synchronized batch norm (clcore/ops_syncbn.c): batch norm whose training
+ * statistics cover the batches of every rank of ctx->comm (PyTorch's
+ * SyncBatchNorm); exactly clsynth_batch_norm in eval mode and in one process.
+ * Its reductions are batch norm's (the descriptors norm_partial_stats and
+ * norm_partial_dsums). Every rank must call it at the same point (it
+ * communicates). */
+clsynth_tensor *clsynth_sync_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                        clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                        clsynth_tensor *running_var, bool training, float momentum,
+                                        float eps);
+clsynth_tensor *clsynth_sync_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                               clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                               clsynth_tensor *running_var, bool training, float momentum,
+                                               float eps, struct clsynth_kforce *force);
 /* Instance norm over (H,W) per sample and channel; gamma/beta (1,C,1,1) or NULL. */
 clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
                                       clsynth_tensor *beta, float eps);

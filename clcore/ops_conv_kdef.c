@@ -98,7 +98,7 @@ static clsynth_tensor *conv_run_direct(clsynth_ctx *ctx, clsynth_kbench *b, clsy
  * strided 1x1) with Cout >= 64 and at least 1 M forward flops; a plain 1x1
  * (no im2col) from 512 K flops. Measured on PoCL 3.1 + OpenBLAS 0.3.21, 2-core
  * Xeon at load 12-13 (every conv shape of the tiny preset, min of 5 interleaved
- * rounds, fwd+bwd ms, direct vs GEMM strided; platforms.md has the table):
+ * rounds, fwd+bwd ms, direct vs GEMM strided; platforms.md quotes it):
  *   3x3 16->1152 8x8   47.9 vs 4.9    3x3 16->64 16x16   3.76 vs 2.70
  *   3x3 16->144 64x64 275   vs 19.5   3x3 16->64 8x8     0.87 vs 1.10
  *   3x3 44->16 64x64   93   vs 129    3x3 36->128 2x2    0.31 vs 0.74

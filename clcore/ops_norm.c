@@ -16,10 +16,16 @@
  * Instance norm: the same kernels with statistics per (n, c) over (H, W)
  * (biased variance, no running stats); gamma/beta per channel.
  *
+ * The statistics, apply and gradient steps are also run one by one, with
+ * collectives in between, by synchronized batch norm (clcore/norm_steps.h,
+ * clcore/ops_syncbn.c).
+ *
  * Tuning: the descriptors "norm_partial_stats" and "norm_partial_dsums"
  * (clcore/ops_norm_kdef.c) at shape key "G=<groups>,M=<values per group>":
  * NORM_VPT values per work-item (how the host cuts chunks) and the
- * work-group of the partial kernel. */
+ * work-group of the partial kernel. Both ops resolve them through
+ * clsynth_norm_resolve, and every step that launches a partial kernel takes
+ * the resolved configuration. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,15 +33,15 @@
 #include "clcore/kconfig.h"
 #include "clcore/kdefs.h"
 #include "clcore/launch.h"
+#include "clcore/norm_steps.h"
 #include "clcore/ops.h"
 #include "clcore/program.h"
 
 #define NORM_FILE "norm.cl"
 
-/* How one (Nv, G, HW) reduction is cut: P chunks of CH values per group,
- * work-groups of L1 (partials) and L2 (merge) items. */
+/* How one (Nv, G, HW) reduction is cut by a resolved configuration: P
+ * chunks of CH values per group, work-groups of L1 items for the partials. */
 typedef struct norm_plan {
-    int Nv, G, HW, M;
     int P, CH;
     size_t L1;
     cl_kernel partial;
@@ -50,24 +56,31 @@ static size_t reduce_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, siz
     return lim.max_wg ? clsynth_norm_auto_local(&lim, bytes_per_item, want) : 0;
 }
 
-/* Plans the reduction with the partial kernel of descriptor def. */
-static int plan_reduction(clsynth_ctx *ctx, norm_plan *pl, const clsynth_kdef *def, clsynth_kforce *force, int Nv,
-                          int G, int HW)
+int clsynth_norm_resolve(clsynth_ctx *ctx, const clsynth_kdef *def, clsynth_kforce *force, int Nv, int G, int HW,
+                         clsynth_kcfg *cfg)
 {
-    memset(pl, 0, sizeof *pl);
-    pl->Nv = Nv;
-    pl->G = G;
-    pl->HW = HW;
-    pl->M = Nv * HW;
-    const clsynth_norm_shape s = { G, pl->M };
-    clsynth_kcfg cfg;
-    if (clsynth_kconfig(ctx, def, &s, force, &cfg))
+    if (ctx->failed)
         return -1;
-    pl->partial = cfg.k[0];
-    pl->L1 = cfg.local[0];
-    long chunk = (long)pl->L1 * cfg.v[NORM_VPT];
-    pl->P = (int)(((long)pl->M + chunk - 1) / chunk);
-    pl->CH = (int)(((long)pl->M + pl->P - 1) / pl->P);
+    const clsynth_norm_shape s = { G, Nv * HW };
+    return clsynth_kconfig(ctx, def, &s, force, cfg);
+}
+
+/* The plan of cfg (resolved from descriptor def) for (Nv, G, HW). */
+static int plan_of(clsynth_ctx *ctx, const clsynth_kcfg *cfg, const clsynth_kdef *def, int Nv, int G, int HW,
+                   norm_plan *pl)
+{
+    char key[CLSYNTH_K_KEY_MAX];
+    const clsynth_norm_shape s = { G, Nv * HW };
+    def->format(&s, key, sizeof key);
+    if (cfg->def != def || strcmp(cfg->key, key) != 0)
+        return clsynth_ctx_fail(ctx, "norm: a configuration of %s at %s given for %s at %s",
+                                cfg->def ? cfg->def->key : "(none)", cfg->key, def->key, key);
+    memset(pl, 0, sizeof *pl);
+    const long M = (long)Nv * HW, chunk = (long)cfg->local[0] * cfg->v[NORM_VPT];
+    pl->partial = cfg->k[0];
+    pl->L1 = cfg->local[0];
+    pl->P = (int)((M + chunk - 1) / chunk);
+    pl->CH = (int)((M + pl->P - 1) / pl->P);
     return 0;
 }
 
@@ -77,18 +90,18 @@ static size_t finalize_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, s
     return reduce_local(ctx, k, kname, bytes_per_item, (size_t)P);
 }
 
-/* mean, invstd (G) of x viewed as (Nv, G, HW); updates running stats when given. */
-static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, int HW, float eps,
-                      clsynth_tensor *mean, clsynth_tensor *invstd, clsynth_tensor *rmean, clsynth_tensor *rvar,
-                      float momentum, clsynth_kforce *force)
+#define STATS_BYTES (sizeof(cl_int) + 2 * sizeof(cl_float)) /* (count, mean, M2) per work-item */
+#define DSUMS_BYTES (2 * sizeof(cl_float))                  /* (sum dy, sum dy * xhat) */
+
+clsynth_tensor *clsynth_norm_partial_moments(clsynth_ctx *ctx, const clsynth_kcfg *cfg, const clsynth_tensor *x,
+                                             int Nv, int G, int HW)
 {
     norm_plan pl;
-    const size_t stat_bytes = sizeof(cl_int) + 2 * sizeof(cl_float);
-    if (plan_reduction(ctx, &pl, &clsynth_kdef_norm_partial_stats, force, Nv, G, HW))
-        return -1;
+    if (ctx->failed || plan_of(ctx, cfg, &clsynth_kdef_norm_partial_stats, Nv, G, HW, &pl))
+        return NULL;
     clsynth_tensor *part = clsynth_tensor_new(ctx, "norm.stats_partials", 1, G, pl.P, 3); /* (1, G, P, 3) */
     if (!part)
-        return -1;
+        return NULL;
     clsynth_args a = clsynth_args_begin(ctx, pl.partial, "norm_partial_stats");
     clsynth_arg_tensor(&a, x);
     CLSYNTH_ARG_INTS(&a, Nv, G, HW, pl.P, pl.CH);
@@ -97,19 +110,32 @@ static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, 
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
     size_t g1[2] = { pl.L1 * (size_t)pl.P, (size_t)G }, l1[2] = { pl.L1, 1 };
-    if (clsynth_launch(&a, 2, g1, l1, pl.L1 * stat_bytes, NULL))
-        return -1;
+    return clsynth_launch(&a, 2, g1, l1, pl.L1 * STATS_BYTES, NULL) ? NULL : part;
+}
 
+/* mean, invstd (G) of x viewed as (Nv, G, HW); updates running stats when given. */
+static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, int HW, float eps,
+                      clsynth_tensor *mean, clsynth_tensor *invstd, clsynth_tensor *rmean, clsynth_tensor *rvar,
+                      float momentum, clsynth_kforce *force)
+{
+    const size_t stat_bytes = STATS_BYTES;
+    clsynth_kcfg cfg;
+    if (clsynth_norm_resolve(ctx, &clsynth_kdef_norm_partial_stats, force, Nv, G, HW, &cfg))
+        return -1;
+    clsynth_tensor *part = clsynth_norm_partial_moments(ctx, &cfg, x, Nv, G, HW); /* (1, G, P, 3) */
+    if (!part)
+        return -1;
+    const int P = part->h;
     cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_stats", NULL);
     if (!k)
         return -1;
-    size_t L2 = finalize_local(ctx, k, "norm_finalize_stats", stat_bytes, pl.P);
+    size_t L2 = finalize_local(ctx, k, "norm_finalize_stats", stat_bytes, P);
     if (!L2)
         return -1;
     const int update = rmean != NULL;
-    a = clsynth_args_begin(ctx, k, "norm_finalize_stats");
+    clsynth_args a = clsynth_args_begin(ctx, k, "norm_finalize_stats");
     clsynth_arg_tensor(&a, part);
-    clsynth_arg_int(&a, pl.P);
+    clsynth_arg_int(&a, P);
     clsynth_arg_int(&a, G);
     clsynth_arg_tensor(&a, mean);
     clsynth_arg_tensor(&a, invstd);
@@ -126,9 +152,9 @@ static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, 
 }
 
 /* y (or dx) kernels over (HW, N*C). */
-static int norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor *y, const clsynth_tensor *mean,
-                      const clsynth_tensor *invstd, const clsynth_tensor *gamma, const clsynth_tensor *beta,
-                      int per_instance)
+int clsynth_norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor *y, const clsynth_tensor *mean,
+                       const clsynth_tensor *invstd, const clsynth_tensor *gamma, const clsynth_tensor *beta,
+                       int per_instance)
 {
     cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_apply", NULL);
     clsynth_args a = clsynth_args_begin(ctx, k, "norm_apply");
@@ -146,6 +172,85 @@ static int norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor 
 
 static bool needs_grad(const clsynth_tensor *t) { return t && (t->flags & CLSYNTH_T_REQUIRES_GRAD); }
 
+clsynth_tensor *clsynth_norm_grad_sums(clsynth_ctx *ctx, const clsynth_kcfg *cfg, const clsynth_tensor *x,
+                                       const clsynth_tensor *dy, const clsynth_tensor *mean,
+                                       const clsynth_tensor *invstd, int Nv, int G, int HW)
+{
+    norm_plan pl;
+    const size_t sum_bytes = DSUMS_BYTES;
+    if (ctx->failed || plan_of(ctx, cfg, &clsynth_kdef_norm_partial_dsums, Nv, G, HW, &pl))
+        return NULL;
+    clsynth_tensor *part = clsynth_tensor_new(ctx, "norm.dsum_partials", 1, G, pl.P, 2); /* (1, G, P, 2) */
+    clsynth_tensor *sums = clsynth_tensor_new(ctx, "norm.dsums", 1, G, 1, 2);           /* (1, G, 1, 2) */
+    if (!part || !sums)
+        return NULL;
+    clsynth_args a = clsynth_args_begin(ctx, pl.partial, "norm_partial_dsums");
+    clsynth_arg_tensor(&a, x);
+    clsynth_arg_tensor(&a, dy);
+    clsynth_arg_tensor(&a, mean);
+    clsynth_arg_tensor(&a, invstd);
+    CLSYNTH_ARG_INTS(&a, Nv, G, HW, pl.P, pl.CH);
+    clsynth_arg_tensor(&a, part);
+    clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
+    clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
+    size_t g1[2] = { pl.L1 * (size_t)pl.P, (size_t)G }, l1[2] = { pl.L1, 1 };
+    if (clsynth_launch(&a, 2, g1, l1, pl.L1 * sum_bytes, NULL))
+        return NULL;
+
+    cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_dsums", NULL);
+    if (!k)
+        return NULL;
+    size_t L2 = finalize_local(ctx, k, "norm_finalize_dsums", sum_bytes, pl.P);
+    if (!L2)
+        return NULL;
+    a = clsynth_args_begin(ctx, k, "norm_finalize_dsums");
+    clsynth_arg_tensor(&a, part);
+    clsynth_arg_int(&a, pl.P);
+    clsynth_arg_int(&a, G);
+    clsynth_arg_tensor(&a, sums);
+    clsynth_arg_local(&a, L2 * sizeof(cl_float));
+    clsynth_arg_local(&a, L2 * sizeof(cl_float));
+    size_t g2[2] = { L2, (size_t)G }, l2[2] = { L2, 1 };
+    return clsynth_launch(&a, 2, g2, l2, L2 * sum_bytes, NULL) ? NULL : sums;
+}
+
+int clsynth_norm_affine_grads(clsynth_ctx *ctx, const clsynth_tensor *sums, int Nrep, int C, clsynth_tensor *dg,
+                              clsynth_tensor *db)
+{
+    cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_affine_grad", NULL);
+    clsynth_args a = clsynth_args_begin(ctx, k, "norm_affine_grad");
+    clsynth_arg_tensor(&a, sums);
+    clsynth_arg_int(&a, Nrep);
+    clsynth_arg_int(&a, C);
+    clsynth_arg_tensor(&a, dg ? dg : sums);
+    clsynth_arg_int(&a, dg != NULL);
+    clsynth_arg_tensor(&a, db ? db : sums);
+    clsynth_arg_int(&a, db != NULL);
+    size_t g = (size_t)C;
+    return clsynth_launch(&a, 1, &g, NULL, 0, NULL);
+}
+
+int clsynth_norm_input_grad(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_tensor *dy, clsynth_tensor *dx,
+                            const clsynth_tensor *mean, const clsynth_tensor *invstd, const clsynth_tensor *gamma,
+                            const clsynth_tensor *sums, int per_instance, int training, float M)
+{
+    const int HW = (int)CLSYNTH_HW(x);
+    cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_backward_dx", NULL);
+    clsynth_args a = clsynth_args_begin(ctx, k, "norm_backward_dx");
+    clsynth_arg_tensor(&a, x);
+    clsynth_arg_tensor(&a, dy);
+    clsynth_arg_tensor(&a, dx);
+    clsynth_arg_tensor(&a, mean);
+    clsynth_arg_tensor(&a, invstd);
+    clsynth_arg_tensor(&a, gamma ? gamma : mean);
+    clsynth_arg_int(&a, gamma != NULL);
+    clsynth_arg_tensor(&a, sums ? sums : mean);
+    CLSYNTH_ARG_INTS(&a, HW, x->c, x->n * x->c, per_instance, training);
+    clsynth_arg_float(&a, M);
+    size_t g[2] = { (size_t)HW, (size_t)x->n * (size_t)x->c };
+    return clsynth_launch(&a, 2, g, NULL, 0, NULL);
+}
+
 /* Backward shared by batch and instance norm. in = {x, gamma, beta};
  * saved = {mean, invstd}; iarg = {training, per_instance}. */
 static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
@@ -161,82 +266,24 @@ static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_tensor *sums = NULL;
 
     if (need_dg || need_db || (need_dx && training)) {
-        norm_plan pl;
-        const size_t sum_bytes = 2 * sizeof(cl_float);
-        if (plan_reduction(ctx, &pl, &clsynth_kdef_norm_partial_dsums, nd->force, Nv, G, HW))
-            return -1;
-        clsynth_tensor *part = clsynth_tensor_new(ctx, "norm.dsum_partials", 1, G, pl.P, 2); /* (1, G, P, 2) */
-        sums = clsynth_tensor_new(ctx, "norm.dsums", 1, G, 1, 2);                          /* (1, G, 1, 2) */
-        if (!part || !sums)
-            return -1;
-        clsynth_args a = clsynth_args_begin(ctx, pl.partial, "norm_partial_dsums");
-        clsynth_arg_tensor(&a, x);
-        clsynth_arg_tensor(&a, dy);
-        clsynth_arg_tensor(&a, mean);
-        clsynth_arg_tensor(&a, invstd);
-        CLSYNTH_ARG_INTS(&a, Nv, G, HW, pl.P, pl.CH);
-        clsynth_arg_tensor(&a, part);
-        clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
-        clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
-        size_t g1[2] = { pl.L1 * (size_t)pl.P, (size_t)G }, l1[2] = { pl.L1, 1 };
-        if (clsynth_launch(&a, 2, g1, l1, pl.L1 * sum_bytes, NULL))
-            return -1;
-
-        cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_dsums", NULL);
-        if (!k)
-            return -1;
-        size_t L2 = finalize_local(ctx, k, "norm_finalize_dsums", sum_bytes, pl.P);
-        if (!L2)
-            return -1;
-        a = clsynth_args_begin(ctx, k, "norm_finalize_dsums");
-        clsynth_arg_tensor(&a, part);
-        clsynth_arg_int(&a, pl.P);
-        clsynth_arg_int(&a, G);
-        clsynth_arg_tensor(&a, sums);
-        clsynth_arg_local(&a, L2 * sizeof(cl_float));
-        clsynth_arg_local(&a, L2 * sizeof(cl_float));
-        size_t g2[2] = { L2, (size_t)G }, l2[2] = { L2, 1 };
-        if (clsynth_launch(&a, 2, g2, l2, L2 * sum_bytes, NULL))
+        clsynth_kcfg cfg;
+        if (clsynth_norm_resolve(ctx, &clsynth_kdef_norm_partial_dsums, nd->force, Nv, G, HW, &cfg) ||
+            !(sums = clsynth_norm_grad_sums(ctx, &cfg, x, dy, mean, invstd, Nv, G, HW)))
             return -1;
     }
 
     if (need_dg || need_db) {
         clsynth_tensor *dg = need_dg ? clsynth_grad_of(ctx, gamma) : NULL;
         clsynth_tensor *db = need_db ? clsynth_grad_of(ctx, beta) : NULL;
-        if ((need_dg && !dg) || (need_db && !db))
-            return -1;
-        cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_affine_grad", NULL);
-        clsynth_args a = clsynth_args_begin(ctx, k, "norm_affine_grad");
-        clsynth_arg_tensor(&a, sums);
-        clsynth_arg_int(&a, per_instance ? x->n : 1);
-        clsynth_arg_int(&a, x->c);
-        clsynth_arg_tensor(&a, dg ? dg : sums);
-        clsynth_arg_int(&a, dg != NULL);
-        clsynth_arg_tensor(&a, db ? db : sums);
-        clsynth_arg_int(&a, db != NULL);
-        size_t g = (size_t)x->c;
-        if (clsynth_launch(&a, 1, &g, NULL, 0, NULL))
+        if ((need_dg && !dg) || (need_db && !db) ||
+            clsynth_norm_affine_grads(ctx, sums, per_instance ? x->n : 1, x->c, dg, db))
             return -1;
     }
 
     if (need_dx) {
         clsynth_tensor *dx = clsynth_grad_of(ctx, x);
-        if (!dx)
-            return -1;
-        cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_backward_dx", NULL);
-        clsynth_args a = clsynth_args_begin(ctx, k, "norm_backward_dx");
-        clsynth_arg_tensor(&a, x);
-        clsynth_arg_tensor(&a, dy);
-        clsynth_arg_tensor(&a, dx);
-        clsynth_arg_tensor(&a, mean);
-        clsynth_arg_tensor(&a, invstd);
-        clsynth_arg_tensor(&a, gamma ? gamma : mean);
-        clsynth_arg_int(&a, gamma != NULL);
-        clsynth_arg_tensor(&a, sums ? sums : mean);
-        CLSYNTH_ARG_INTS(&a, HW, x->c, x->n * x->c, per_instance, training);
-        clsynth_arg_float(&a, (float)Nv * (float)HW);
-        size_t g[2] = { (size_t)HW, (size_t)x->n * (size_t)x->c };
-        if (clsynth_launch(&a, 2, g, NULL, 0, NULL))
+        if (!dx || clsynth_norm_input_grad(ctx, x, dy, dx, mean, invstd, gamma, sums, per_instance, training,
+                                           (float)Nv * (float)HW))
             return -1;
     }
     return 0;
@@ -306,7 +353,7 @@ clsynth_tensor *clsynth_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor *x, c
         if (clsynth_launch(&a, 1, &g, NULL, 0, NULL))
             return NULL;
     }
-    if (norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0))
+    if (clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0))
         return NULL;
     clsynth_tensor *in[3] = { x, gamma, beta };
     clsynth_node *nd = clsynth_tape_record(ctx, "batch_norm", norm_backward, y, in, 3);
@@ -342,7 +389,7 @@ clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsyn
     if (!mean || !invstd || !y)
         return NULL;
     if (norm_stats(ctx, x, 1, G, (int)CLSYNTH_HW(x), eps, mean, invstd, NULL, NULL, 0.0f, NULL) ||
-        norm_apply(ctx, x, y, mean, invstd, gamma, beta, 1))
+        clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 1))
         return NULL;
     clsynth_tensor *in[3] = { x, gamma, beta };
     clsynth_node *nd = clsynth_tape_record(ctx, "instance_norm", norm_backward, y, in, 3);

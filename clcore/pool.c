@@ -1,6 +1,9 @@
-/* Device-memory pool: exact-size free lists (sizes rounded up to 256 bytes),
- * so a training step that repeats the same shapes allocates nothing after the
- * first step. */
+/* Device-memory pool: a free list of blocks (sizes rounded up to 256 bytes)
+ * served best fit, a block at most POOL_FIT larger than asked, so a training
+ * step that repeats the same shapes allocates nothing after the first step,
+ * and a block freed early in backward serves a slightly smaller tensor made
+ * later instead of a new allocation. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,10 +11,12 @@
 #include "clcore/tensor.h"
 
 #define POOL_ROUND 256
+#define POOL_FIT 0.25 /* the most a handed-out block may exceed the request, relatively */
 
 typedef struct clsynth_block {
     cl_mem mem;
     size_t bytes;
+    clsynth_pool_kind kind;     /* of its current holder (statistics only) */
     struct clsynth_block *next; /* free list link */
 } clsynth_block;
 
@@ -43,9 +48,58 @@ void clsynth_pool_trim(clsynth_ctx *ctx)
 void clsynth_pool_reset_peak(clsynth_ctx *ctx)
 {
     if (ctx->pool) {
-        ctx->pool->stats.peak_bytes_reserved = ctx->pool->stats.bytes_reserved;
-        ctx->pool->stats.largest_block = 0;
+        clsynth_pool_stats *s = &ctx->pool->stats;
+        s->peak_bytes_reserved = s->bytes_reserved;
+        s->free_at_peak_reserved = s->bytes_reserved - s->bytes_in_use;
+        s->peak_bytes_in_use = s->bytes_in_use;
+        memcpy(s->kind_at_peak, s->kind_in_use, sizeof s->kind_at_peak);
+        s->largest_block = 0;
     }
+}
+
+const char *clsynth_pool_kind_name(clsynth_pool_kind k)
+{
+    static const char *const names[CLSYNTH_POOL_KINDS] = { "parameters", "parameter gradients", "Adam m and v",
+                                                           "activation gradients", "im2col columns",
+                                                           "activations and other" };
+    return k < CLSYNTH_POOL_KINDS ? names[k] : "?";
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+static clsynth_pool_kind kind_of(const char *name)
+{
+    if (!name)
+        return CLSYNTH_POOL_OTHER;
+    if (ends_with(name, ".params"))
+        return CLSYNTH_POOL_PARAMS;
+    if (ends_with(name, ".grads"))
+        return CLSYNTH_POOL_PARAM_GRADS;
+    if (ends_with(name, ".adam_m") || ends_with(name, ".adam_v"))
+        return CLSYNTH_POOL_ADAM;
+    if (strncmp(name, "grad(", 5) == 0)
+        return CLSYNTH_POOL_GRADS;
+    if (strstr(name, "column buffer"))
+        return CLSYNTH_POOL_COLUMNS;
+    return CLSYNTH_POOL_OTHER;
+}
+
+/* A block goes to a holder: in-use counters and their peak. */
+static void hand_out(clsynth_pool_stats *s, clsynth_block *b, const char *name)
+{
+    b->kind = kind_of(name);
+    s->bytes_in_use += b->bytes;
+    s->kind_in_use[b->kind] += b->bytes;
+    if (s->bytes_in_use > s->peak_bytes_in_use) {
+        s->peak_bytes_in_use = s->bytes_in_use;
+        memcpy(s->kind_at_peak, s->kind_in_use, sizeof s->kind_at_peak);
+    }
+    if (b->bytes > s->largest_block)
+        s->largest_block = b->bytes;
 }
 
 void clsynth_pool_destroy(clsynth_ctx *ctx)
@@ -78,16 +132,23 @@ clsynth_block *clsynth_pool_get(clsynth_ctx *ctx, size_t bytes, const char *name
     size_t want = (bytes + POOL_ROUND - 1) / POOL_ROUND * POOL_ROUND;
     if (want == 0)
         want = POOL_ROUND;
+    /* best fit: the exact size, else the smallest free block within the bound */
+    clsynth_block **best = NULL;
+    size_t bound = want + (size_t)((double)want * POOL_FIT);
     for (clsynth_block **pp = &p->free_list; *pp; pp = &(*pp)->next) {
-        if ((*pp)->bytes == want) {
-            clsynth_block *b = *pp;
-            *pp = b->next;
-            b->next = NULL;
-            p->stats.bytes_in_use += b->bytes;
-            if (b->bytes > p->stats.largest_block)
-                p->stats.largest_block = b->bytes;
-            return b;
+        size_t sz = (*pp)->bytes;
+        if (sz >= want && sz <= bound && (!best || sz < (*best)->bytes)) {
+            best = pp;
+            if (sz == want)
+                break;
         }
+    }
+    if (best) {
+        clsynth_block *b = *best;
+        *best = b->next;
+        b->next = NULL;
+        hand_out(&p->stats, b, name);
+        return b;
     }
     char a[32], m[32], g[32];
     if (want > ctx->dev.max_alloc) {
@@ -137,11 +198,11 @@ clsynth_block *clsynth_pool_get(clsynth_ctx *ctx, size_t bytes, const char *name
     b->bytes = want;
     p->stats.device_allocs++;
     p->stats.bytes_reserved += want;
-    p->stats.bytes_in_use += want;
-    if (p->stats.bytes_reserved > p->stats.peak_bytes_reserved)
+    hand_out(&p->stats, b, name);
+    if (p->stats.bytes_reserved > p->stats.peak_bytes_reserved) {
         p->stats.peak_bytes_reserved = p->stats.bytes_reserved;
-    if (want > p->stats.largest_block)
-        p->stats.largest_block = want;
+        p->stats.free_at_peak_reserved = p->stats.bytes_reserved - p->stats.bytes_in_use;
+    }
     return b;
 }
 
@@ -151,6 +212,7 @@ void clsynth_pool_put(clsynth_ctx *ctx, clsynth_block *b)
         return;
     clsynth_pool *p = ctx->pool;
     p->stats.bytes_in_use -= b->bytes;
+    p->stats.kind_in_use[b->kind] -= b->bytes;
     b->next = p->free_list;
     p->free_list = b;
 }

@@ -8,6 +8,15 @@
 #include "clcore/launch.h"
 #include "clcore/program.h"
 
+static void link_live(clsynth_ctx *ctx, clsynth_tensor *t)
+{
+    t->prev_live = NULL;
+    t->next_live = ctx->live;
+    if (ctx->live)
+        ctx->live->prev_live = t;
+    ctx->live = t;
+}
+
 static clsynth_tensor *make(clsynth_ctx *ctx, const char *name, int n, int c, int h, int w,
                             unsigned flags)
 {
@@ -41,10 +50,9 @@ static clsynth_tensor *make(clsynth_ctx *ctx, const char *name, int n, int c, in
         return NULL;
     }
     t->mem = clsynth_block_mem(t->block);
-    if (!(flags & CLSYNTH_T_PERSISTENT)) {
-        t->next_live = ctx->live;
-        ctx->live = t;
-    }
+    t->serial = ++ctx->tensor_serial;
+    if (!(flags & CLSYNTH_T_PERSISTENT))
+        link_live(ctx, t);
     return t;
 }
 
@@ -70,12 +78,15 @@ clsynth_tensor *clsynth_tensor_zeros_like(clsynth_ctx *ctx, const char *name, co
 
 static void unlink_live(clsynth_ctx *ctx, clsynth_tensor *t)
 {
-    for (clsynth_tensor **pp = &ctx->live; *pp; pp = &(*pp)->next_live)
-        if (*pp == t) {
-            *pp = t->next_live;
-            t->next_live = NULL;
-            return;
-        }
+    if (t->prev_live)
+        t->prev_live->next_live = t->next_live;
+    else if (ctx->live == t)
+        ctx->live = t->next_live;
+    else
+        return; /* not on the list */
+    if (t->next_live)
+        t->next_live->prev_live = t->prev_live;
+    t->next_live = t->prev_live = NULL;
 }
 
 void clsynth_tensor_keep(clsynth_ctx *ctx, clsynth_tensor *t)
@@ -106,6 +117,41 @@ void clsynth_tensor_free(clsynth_ctx *ctx, clsynth_tensor *t)
     destroy(ctx, t);
 }
 
+/* An activation leaves the list and gives its block back. */
+static void release_one(clsynth_ctx *ctx, clsynth_tensor *t)
+{
+    unlink_live(ctx, t);
+    if (t->block && ctx->release_hook && !ctx->failed)
+        ctx->release_hook(ctx, t, ctx->release_hook_user);
+    if (t->block)
+        clsynth_pool_put(ctx, t->block);
+    free(t);
+}
+
+void clsynth_tensor_release(clsynth_ctx *ctx, clsynth_tensor *t)
+{
+    if (!t || (t->flags & CLSYNTH_T_PERSISTENT))
+        return;
+    clsynth_tensor *g = t->grad;
+    if (g && !(g->flags & (CLSYNTH_T_PERSISTENT | CLSYNTH_T_PARAM)))
+        release_one(ctx, g);
+    release_one(ctx, t);
+}
+
+void clsynth_release_newer(clsynth_ctx *ctx, unsigned long mark, clsynth_tensor *const *keep, int n_keep)
+{
+    clsynth_tensor *t = ctx->live;
+    while (t && t->serial > mark) { /* the newest are at the head */
+        clsynth_tensor *next = t->next_live;
+        bool kept = (t->flags & CLSYNTH_T_GRAD) != 0; /* freed with its tensor */
+        for (int k = 0; k < n_keep && !kept; k++)
+            kept = keep[k] && (keep[k] == t || keep[k]->base == t || keep[k]->grad == t);
+        if (!kept)
+            clsynth_tensor_release(ctx, t);
+        t = next;
+    }
+}
+
 void clsynth_release_activations(clsynth_ctx *ctx)
 {
     /* Gradients of activations are activations themselves (on the list). */
@@ -113,6 +159,8 @@ void clsynth_release_activations(clsynth_ctx *ctx)
     ctx->live = NULL;
     while (t) {
         clsynth_tensor *next = t->next_live;
+        if (t->block && ctx->release_hook && !ctx->failed)
+            ctx->release_hook(ctx, t, ctx->release_hook_user);
         if (t->block)
             clsynth_pool_put(ctx, t->block);
         free(t);
@@ -147,8 +195,9 @@ clsynth_tensor *clsynth_tensor_view(clsynth_ctx *ctx, clsynth_tensor *t, const c
     v->mem = t->mem;
     v->off = t->off + start;
     v->flags = CLSYNTH_T_VIEW;
-    v->next_live = ctx->live;
-    ctx->live = v;
+    v->base = t->base ? t->base : t;
+    v->serial = ++ctx->tensor_serial;
+    link_live(ctx, v);
     return v;
 }
 

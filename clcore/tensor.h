@@ -4,10 +4,12 @@
  *
  * Lifetime: tensors made with clsynth_tensor_new are *activations*: the
  * context frees them all at clsynth_release_activations() (called by
- * clsynth_backward) unless clsynth_tensor_keep() was called. Persistent tensors
+ * clsynth_backward) unless clsynth_tensor_keep() was called; during
+ * clsynth_backward each one is freed as soon as no remaining tape node needs
+ * it (see clcore/autograd.h). Persistent tensors
  * (parameters, optimizer state, inputs a caller keeps) are freed by
- * clsynth_tensor_free. Device memory comes from a pool of exact-size blocks, so
- * a repeated training step allocates nothing new after the first. */
+ * clsynth_tensor_free. Device memory comes from a pool of reused blocks
+ * (clcore/pool.c), so a repeated training step allocates nothing new after the first. */
 #ifndef CLSYNTH_TENSOR_H
 #define CLSYNTH_TENSOR_H
 
@@ -23,6 +25,7 @@ enum {
     CLSYNTH_T_PARAM = 1u << 1,      /* trainable parameter (in a param group) */
     CLSYNTH_T_PERSISTENT = 1u << 2, /* not released with the activations */
     CLSYNTH_T_VIEW = 1u << 3,       /* does not own its block */
+    CLSYNTH_T_GRAD = 1u << 4,       /* an activation's gradient (clsynth_grad_of): freed with it */
 };
 
 typedef struct clsynth_tensor {
@@ -35,7 +38,13 @@ typedef struct clsynth_tensor {
     struct clsynth_block *block; /* owning pool block (NULL for views) */
     struct clsynth_tensor *grad; /* d(loss)/d(this), same shape; NULL until needed */
     unsigned flags;
-    struct clsynth_tensor *next_live; /* context's activation list */
+    struct clsynth_tensor *next_live, *prev_live; /* context's activation list */
+    struct clsynth_tensor *base; /* a view's tensor that owns the memory (NULL: not a view) */
+    unsigned long serial;        /* creation order within the context */
+    /* scratch of clsynth_backward: the lowest tape node that uses it, and its
+     * release list */
+    int first_use;
+    struct clsynth_tensor *next_release;
 } clsynth_tensor;
 
 #define CLSYNTH_HW(t) ((size_t)(t)->h * (size_t)(t)->w)
@@ -73,22 +82,50 @@ const char *clsynth_tensor_describe(const clsynth_tensor *t, char *buf, size_t l
 
 /* Frees every activation not kept. Called at the end of each step. */
 void clsynth_release_activations(clsynth_ctx *ctx);
+/* Frees one activation now, with its gradient if that is an activation too
+ * (a persistent tensor is left alone). For clsynth_backward, which knows when
+ * nothing needs it any more. */
+void clsynth_tensor_release(clsynth_ctx *ctx, clsynth_tensor *t);
+/* Frees the activations made after serial `mark` (a value of
+ * ctx->tensor_serial) except keep[0..n_keep) (NULL entries allowed) and the
+ * tensors whose memory a kept view uses: the intermediates of a pass whose
+ * outputs are all that is needed (a no-grad pass, which records nothing on
+ * the tape). */
+void clsynth_release_newer(clsynth_ctx *ctx, unsigned long mark, clsynth_tensor *const *keep, int n_keep);
 
 /* Device-memory pool statistics. The pool never reserves more than the
  * device's global memory: an allocation past it fails with a message (before
  * a driver that allocates lazily, like PoCL, would abort on first use). */
+/* What a pooled block holds, from the name it was asked for under (tensor
+ * names: "<group>.params", "<group>.grads", "<group>.adam_m" / "adam_v" are a
+ * parameter group's flat buffers, "grad(...)" an activation's gradient). */
+typedef enum clsynth_pool_kind {
+    CLSYNTH_POOL_PARAMS,     /* parameter groups' flat weights */
+    CLSYNTH_POOL_PARAM_GRADS,/* parameter groups' flat gradients */
+    CLSYNTH_POOL_ADAM,       /* Adam's m and v */
+    CLSYNTH_POOL_GRADS,      /* gradients of activations */
+    CLSYNTH_POOL_COLUMNS,    /* im2col column buffers */
+    CLSYNTH_POOL_OTHER,      /* activations, buffers, inputs, everything else */
+    CLSYNTH_POOL_KINDS
+} clsynth_pool_kind;
+const char *clsynth_pool_kind_name(clsynth_pool_kind k);
+
 typedef struct clsynth_pool_stats {
     unsigned long device_allocs; /* clCreateBuffer calls so far */
     size_t bytes_in_use;         /* handed out to tensors now */
     size_t bytes_reserved;       /* allocated from the device (in use + free lists) */
     size_t peak_bytes_reserved;
+    size_t peak_bytes_in_use;    /* since the last reset_peak */
     size_t largest_block;        /* largest block handed out since the last reset_peak */
+    size_t kind_in_use[CLSYNTH_POOL_KINDS];         /* bytes_in_use by kind, now */
+    size_t kind_at_peak[CLSYNTH_POOL_KINDS];        /* ... at the moment of peak_bytes_in_use */
+    size_t free_at_peak_reserved;                   /* free-list bytes when peak_bytes_reserved was set */
 } clsynth_pool_stats;
 clsynth_pool_stats clsynth_pool_get_stats(const clsynth_ctx *ctx);
 /* Returns every free block to the device. */
 void clsynth_pool_trim(clsynth_ctx *ctx);
-/* Restarts peak_bytes_reserved from bytes_reserved and largest_block from 0
- * (to measure one stretch of work). */
+/* Restarts peak_bytes_reserved from bytes_reserved, peak_bytes_in_use from
+ * bytes_in_use and largest_block from 0 (to measure one stretch of work). */
 void clsynth_pool_reset_peak(clsynth_ctx *ctx);
 
 /* internal */

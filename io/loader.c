@@ -15,6 +15,7 @@ struct clsynth_loader {
     const clsynth_dataset *ds;
     clsynth_loader_opts o;
     int h, w;               /* sample size every batch has */
+    int world;              /* ranks sharing each global batch (1: none) */
     int batches_per_epoch;
     int nslots;
     clsynth_batch *slots;   /* ring: batch k lives in slots[k % nslots] */
@@ -96,6 +97,7 @@ static void *producer(void *arg)
 {
     clsynth_loader *l = arg;
     const int n = l->ds->n, bs = l->o.batch_size;
+    const int64_t global = (int64_t)bs * l->world, first = (int64_t)l->o.rank * bs; /* this rank's shard */
     int64_t step = 0;
     for (int epoch = l->o.start_epoch;; epoch++) {
         make_perm(l, epoch, l->perm);
@@ -114,7 +116,7 @@ static void *producer(void *arg)
             b->step = step;
             clsynth_err err;
             for (int k = 0; k < count; k++) {
-                int64_t pos = (int64_t)bi * bs + k;
+                int64_t pos = (int64_t)bi * global + first + k;
                 if (should_stop(l))
                     return NULL;
                 if (load_one(l, b, k, epoch, pos, l->perm[pos], &err)) {
@@ -170,9 +172,22 @@ clsynth_loader *clsynth_loader_create(const clsynth_dataset *ds, const clsynth_l
         clsynth_fail(err, "loader: prefetch %d outside 2..8", o->prefetch);
         return NULL;
     }
-    if (o->shuffle && ds->n < o->batch_size) {
-        clsynth_fail(err, "loader: %d samples, fewer than the batch size %d", ds->n,
-                     o->batch_size);
+    const int world = o->world > 1 ? o->world : 1;
+    if (world > 1 && (o->rank < 0 || o->rank >= world)) {
+        clsynth_fail(err, "loader: rank %d outside 0..%d", o->rank, world - 1);
+        return NULL;
+    }
+    if (world > 1 && !o->shuffle) {
+        clsynth_fail(err, "loader: a sequential pass is not sharded over ranks (world %d)", world);
+        return NULL;
+    }
+    if (o->shuffle && (int64_t)ds->n < (int64_t)o->batch_size * world) {
+        if (world > 1)
+            clsynth_fail(err, "loader: %d samples, fewer than the global batch %d (batch size %d x %d ranks)",
+                         ds->n, o->batch_size * world, o->batch_size, world);
+        else
+            clsynth_fail(err, "loader: %d samples, fewer than the batch size %d", ds->n,
+                         o->batch_size);
         return NULL;
     }
     clsynth_loader *l = calloc(1, sizeof *l);
@@ -183,7 +198,8 @@ clsynth_loader *clsynth_loader_create(const clsynth_dataset *ds, const clsynth_l
     l->ds = ds;
     l->o = *o;
     l->nslots = o->prefetch ? o->prefetch : 3;
-    l->batches_per_epoch = o->shuffle ? ds->n / o->batch_size
+    l->world = world;
+    l->batches_per_epoch = o->shuffle ? ds->n / (o->batch_size * world)
                                       : (ds->n + o->batch_size - 1) / o->batch_size;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);

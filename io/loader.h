@@ -9,7 +9,14 @@
  * shuffle = 0: one pass in file order, the last batch may be short, then
  * clsynth_loader_next returns 0. Random crop/flip of the sample at position
  * k of epoch e comes from an RNG seeded with (seed, e, k): batches depend on
- * the seed only, never on thread timing. */
+ * the seed only, never on thread timing.
+ *
+ * Data-parallel shards (world > 1, shuffle = 1; PyTorch's DistributedSampler):
+ * every rank draws the same permutation and the global batch b of batch_size
+ * * world samples (positions b*B*world .. (b+1)*B*world - 1 of the epoch, as
+ * one loader with that batch size would); rank r takes positions
+ * b*B*world + r*B .. + B - 1 of it, with the same crops and flips (the sample
+ * RNG keys on the position in the epoch). Epochs have n / (B * world) batches. */
 #ifndef CLSYNTH_IO_LOADER_H
 #define CLSYNTH_IO_LOADER_H
 
@@ -35,6 +42,7 @@ typedef struct clsynth_loader_opts {
     int shuffle;      /* 1: endless shuffled epochs; 0: one sequential pass */
     int prefetch;     /* batch slots, 2 (double) .. 8; 0 = 3 */
     int start_epoch;  /* first epoch (to resume); 0 normally */
+    int rank, world;  /* this rank's shard of every global batch; world 0 or 1 = no sharding */
 } clsynth_loader_opts;
 
 typedef struct clsynth_loader clsynth_loader;

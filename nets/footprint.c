@@ -102,8 +102,14 @@ int clsynth_step_memory_estimate(clsynth_ctx *ctx, const clsynth_options *o, cls
     clsynth_options_image_size(o, &h, &w);
     /* the first reference configuration whose step runs */
     int attempt = 0, ok = 0;
+    /* The reference step is this device's business: in a data-parallel run
+     * (ctx->comm) a train step would average gradients and synchronize batch
+     * norm with the other ranks, whose devices (and so attempts) may differ. */
+    struct clsynth_comm *comm = ctx->comm;
+    ctx->comm = NULL;
     while (!ok && reference_options(o, attempt++, ref))
         ok = reference_step(ctx, ref, &static_ref, &peak, &largest, &params_ref, err) == 0;
+    ctx->comm = comm;
     if (!ok) {
         clsynth_wrap(err, "memory estimate: no reference size runs");
         goto done;

@@ -35,14 +35,15 @@ int nets_norm_parse(const char *s, const char *option, nets_norm_cfg *out, clsyn
     if (n == 5 && strncmp(p, "batch", 5) == 0)
         out->kind = NETS_NORM_BATCH;
     else if ((n == 9 && strncmp(p, "syncbatch", 9) == 0) || (n == 10 && strncmp(p, "sync_batch", 10) == 0))
-        out->kind = NETS_NORM_BATCH; /* "sync_batch": the authors' spelling (spectralsync_batch) */
+        out->kind = NETS_NORM_SYNCBATCH; /* "sync_batch": the authors' spelling (spectralsync_batch), whose
+                                            SynchronizedBatchNorm2d this is */
     else if (n == 8 && strncmp(p, "instance", 8) == 0)
         out->kind = NETS_NORM_INSTANCE;
     else if ((n == 4 && strncmp(p, "none", 4) == 0) || n == 0)
         out->kind = NETS_NORM_NONE;
     else
         return clsynth_fail(err, "%s: '%s' is not a normalization (expected [spectral][spade]"
-                                 "batch|syncbatch|instance|none[3x3], e.g. spectralinstance)",
+                                 "batch|syncbatch|sync_batch|instance|none[3x3], e.g. spectralinstance)",
                             option, s);
     return 0;
 }
@@ -117,7 +118,7 @@ int nets_norm_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, n
         out->gamma = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.gamma", name), 1, c, 1, 1);
         out->beta = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.beta", name), 1, c, 1, 1);
     }
-    if (kind == NETS_NORM_BATCH) {
+    if (nets_norm_is_batch(kind)) {
         out->running_mean =
             clsynth_group_buffer(ctx, g, nets_name(buf, sizeof buf, "%s.running_mean", name), 1, c, 1, 1);
         out->running_var =
@@ -132,6 +133,9 @@ clsynth_tensor *nets_norm_forward(const nets_fwd *f, const nets_norm *n, clsynth
     case NETS_NORM_BATCH:
         return clsynth_batch_norm(f->ctx, x, n->gamma, n->beta, n->running_mean, n->running_var,
                                   f->training, NETS_BN_MOMENTUM, NETS_NORM_EPS);
+    case NETS_NORM_SYNCBATCH:
+        return clsynth_sync_batch_norm(f->ctx, x, n->gamma, n->beta, n->running_mean, n->running_var,
+                                       f->training, NETS_BN_MOMENTUM, NETS_NORM_EPS);
     case NETS_NORM_INSTANCE:
         return clsynth_instance_norm(f->ctx, x, n->gamma, n->beta, NETS_NORM_EPS);
     case NETS_NORM_NONE:
@@ -153,7 +157,7 @@ int nets_cna_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, in
                        !has_norm, cfg.spectral, &out->conv))
         return -1;
     return nets_norm_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm", name), cfg.kind, cout,
-                          cfg.kind == NETS_NORM_BATCH, &out->norm);
+                          nets_norm_is_batch(cfg.kind), &out->norm);
 }
 
 clsynth_tensor *nets_cna_forward(const nets_fwd *f, const nets_cna *l, clsynth_tensor *x)

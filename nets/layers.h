@@ -32,9 +32,15 @@ typedef struct nets_fwd {
 
 typedef enum nets_norm_kind {
     NETS_NORM_NONE = 0,
-    NETS_NORM_BATCH,    /* "batch" and "syncbatch" (one device: the same thing) */
+    NETS_NORM_BATCH,     /* "batch": statistics of this process's batch */
     NETS_NORM_INSTANCE,
+    NETS_NORM_SYNCBATCH, /* "syncbatch" (and the authors' "sync_batch"): statistics over every
+                            rank of a data-parallel run (clsynth_sync_batch_norm); in one
+                            process the same as "batch" */
 } nets_norm_kind;
+
+/* Batch norm of either kind (affine, running statistics). */
+static inline bool nets_norm_is_batch(nets_norm_kind k) { return k == NETS_NORM_BATCH || k == NETS_NORM_SYNCBATCH; }
 
 /* A parsed --norm_G / --norm_D / --norm_E string, SPADE style:
  * ["spectral"] ["spade"] ("batch" | "syncbatch" | "sync_batch" | "instance" | "none") ["3x3"],

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clcore/autograd.h"
+#include "clcore/comm.h"
 #include "clcore/ops.h"
 #include "io/checkpoint.h"
 
@@ -177,7 +178,11 @@ clsynth_tensor *nets_model_z(const nets_fwd *f, clsynth_model *m, int n, clsynth
         *logvar = NULL;
     if (!m->opt.use_vae)
         return NULL;
-    uint64_t seed = (uint64_t)m->opt.seed, stream = NETS_STREAM_NOISE + m->rng_counter++;
+    /* data-parallel: rank r of K draws stream counter*K + r, so ranks never share
+     * noise (one process: the counter itself, as before) */
+    uint64_t seed = (uint64_t)m->opt.seed,
+             stream = NETS_STREAM_NOISE + m->rng_counter++ * (uint64_t)clsynth_comm_size(ctx) +
+                      (uint64_t)clsynth_comm_rank(ctx);
     if (!real) {
         clsynth_tensor *z = clsynth_tensor_new(ctx, "z", n, m->opt.z_dim, 1, 1); /* (N, z_dim, 1, 1) */
         if (!z || clsynth_rand_normal(ctx, z, 0.0f, 1.0f, seed, stream))

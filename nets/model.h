@@ -93,7 +93,12 @@ void clsynth_model_set_noise_seed(clsynth_model *m, long seed);
  * context is released (the inputs too when they are activations), as at the
  * end of the step. Each loss is read back and checked: a NaN/Inf fails the step with a
  * message naming the loss, before the update of the network it belongs to
- * (a failed G step leaves both networks unchanged). */
+ * (a failed G step leaves both networks unchanged).
+ * Data-parallel (ctx->comm, clcore/comm.h): batch norm of kind syncbatch takes
+ * its statistics over every rank's batch; each network's gradients are
+ * averaged over the ranks before its own Adam step (G's, then D's), and after
+ * D's step every rank takes rank 0's buffers (running statistics,
+ * spectral-norm u and v), so all ranks hold the same state. */
 int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real,
                        clsynth_losses *out);
 

@@ -124,6 +124,9 @@ static const opt_def OPTS[] = {
     { "max_iters", OT_LONG, OFF(max_iters), 0, 0, 9.2e18, NULL, false, "stop after this many (0: no limit)" },
     { "time_budget", OT_DOUBLE, OFF(time_budget), 0, 0, 1e9, NULL, false,
       "stop after this many seconds (0: no limit)" },
+    { "autotune", OT_DOUBLE, OFF(autotune), 0, 0, 1e9, NULL, false,
+      "after the first iteration tune the kernels of its shapes for up to this many seconds, then train on "
+      "(saved in the tuning database: a second run does not tune again; 0: off)" },
 };
 #define N_OPTS ((int)(sizeof OPTS / sizeof OPTS[0]))
 

@@ -110,6 +110,8 @@ typedef struct clsynth_options {
     int save_latest_freq;      /* --save_latest_freq 5000 */
     long max_iters;            /* --max_iters 0 = no limit */
     double time_budget;        /* --time_budget seconds, 0 = no limit */
+    double autotune;           /* --autotune S: tune the first step's shapes for up to S seconds, then train on
+                                  (0 = off; tools/autotune.h) */
 } clsynth_options;
 
 void clsynth_options_defaults(clsynth_options *o);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clcore/autograd.h"
+#include "clcore/comm.h"
 #include "clcore/ops.h"
 #include "nets/losses.h"
 #include "nets/model_impl.h"
@@ -58,11 +59,13 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
         return -1;
     clsynth_group_set_requires_grad(m->D, true);
 
+    unsigned long mark = ctx->tensor_serial;
     clsynth_no_grad_begin(ctx);
     clsynth_tensor *fake = generate_fake(&f, m, seg, real, NULL, NULL);
     clsynth_no_grad_end(ctx);
     if (!fake)
         return abandon(ctx);
+    clsynth_release_newer(ctx, mark, &fake, 1); /* G's intermediates: only fake is needed */
 
     nets_d_out pf, pr;
     nets_fwd f_again = { ctx, true, false }; /* one power iteration per D pass over fake + real */
@@ -73,7 +76,7 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
     clsynth_tensor *loss = clsynth_add(ctx, d_fake, d_real);
     if (read_loss(ctx, d_fake, "D_fake", &out->D_fake) || read_loss(ctx, d_real, "D_real", &out->D_real) || !loss)
         return abandon(ctx);
-    if (clsynth_backward(ctx, loss))
+    if (clsynth_backward(ctx, loss) || clsynth_comm_average_grads(ctx, m->D))
         return abandon(ctx);
     return clsynth_adam_step(ctx, m->D);
 }
@@ -97,11 +100,15 @@ static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
     clsynth_tensor *total = g_gan;
     if (!o->no_ganFeat_loss) {
         nets_fwd f_real = { ctx, true, false };
+        unsigned long mark = ctx->tensor_serial;
         clsynth_no_grad_begin(ctx);
         int rc = nets_disc_forward(&f_real, &m->disc, real, seg, &pr);
         clsynth_no_grad_end(ctx);
         if (rc)
             goto fail;
+        /* of D's pass over real only the features are needed (the loss of
+         * feature matching); its other intermediates go now, not after backward */
+        clsynth_release_newer(ctx, mark, pr.feat, pr.n_feats);
         clsynth_tensor *feat = nets_loss_feat(ctx, &pf, &pr, o->lambda_feat);
         if (read_loss(ctx, feat, "G_GAN_Feat", &out->G_GAN_Feat))
             goto fail;
@@ -120,7 +127,8 @@ static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
         total = clsynth_add(ctx, total, kld);
     }
     float t;
-    if (read_loss(ctx, total, "G total", &t) || clsynth_backward(ctx, total))
+    if (read_loss(ctx, total, "G total", &t) || clsynth_backward(ctx, total) ||
+        clsynth_comm_average_grads(ctx, m->G))
         goto fail;
     clsynth_group_set_requires_grad(m->D, true);
     return clsynth_adam_step(ctx, m->G);
@@ -150,7 +158,12 @@ int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, 
     if (!seg || !real)
         return abandon(ctx);
     clsynth_release_activations(ctx); /* the caller's inputs are copied */
-    if (g_step(ctx, m, seg, real, out))
+    /* the authors' order: G's step, then D's on the updated G; each averages its
+     * network's gradients over the ranks before its Adam step */
+    if (g_step(ctx, m, seg, real, out) || d_step(ctx, m, seg, real, out))
         return -1;
-    return d_step(ctx, m, seg, real, out);
+    /* data-parallel: buffers (running statistics, spectral-norm u and v) follow rank 0 */
+    if (clsynth_comm_broadcast_buffers(ctx, m->G, 0) || clsynth_comm_broadcast_buffers(ctx, m->D, 0))
+        return -1;
+    return 0;
 }

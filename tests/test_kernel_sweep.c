@@ -6,6 +6,12 @@
  * tests/ref_*, with a tolerance per op. It runs on whatever CLSYNTH_DEVICE
  * selects, so the same test serves every OpenCL implementation.
  *
+ * Synchronized batch norm (clcore/ops_syncbn.c) launches the norm
+ * descriptors' kernels too, in steps of its own with collectives between
+ * them: it is swept under the same configurations over two ranks run as
+ * threads (tests/comm_threads.c), each with its own context and its own
+ * sample, against batch norm of the two samples together.
+ *
  * Also the registration checks: every registry slot holds a distinct
  * descriptor, every kernel a descriptor names exists in its file, every -D a
  * kernel file requires (#error when missing) is a descriptor's tunable, and
@@ -22,12 +28,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clcore/comm.h"
 #include "clcore/kconfig.h"
 #include "clcore/kdefs.h"
 #include "clcore/kernels_embedded.h"
+#include "clcore/ops.h"
 #include "clcore/program.h"
 #include "clcore/tunedb.h"
 #include "clcore/tuner.h"
+#include "comm_threads.h"
 #include "ref_conv.h"
 #include "ref_dwconv.h"
 #include "ref_elementwise.h"
@@ -281,14 +290,19 @@ static int samples_wanted(void)
     return clsynth_test_under_oclgrind() ? 1 : 2;
 }
 
+/* One configuration of def at shape (force: the defaults or values). */
+typedef void (*case_fn)(clsynth_ctx *c, const clsynth_kdef *def, const void *shape, clsynth_kforce *force,
+                        const char *limits, void *user);
+
 /* The defaults, then `samples` legal candidates spread over the enumeration
  * (a candidate whose own build exceeds its kernel's limit is skipped for the
- * next one). Returns the candidates run besides the defaults. */
-static int sweep_shape(clsynth_ctx *c, const clsynth_kdef *def, const sweep_ref *sr, const void *shape,
-                       int shape_index, const char *limits)
+ * next one), each given to fn. Returns the candidates run besides the
+ * defaults. */
+static int sweep_shape(clsynth_ctx *c, const clsynth_kdef *def, const void *shape, int shape_index,
+                       const char *limits, case_fn fn, void *user)
 {
     clsynth_kforce f = { .def = def, .defaults = true };
-    check_case(c, def, sr, shape, &f, limits);
+    fn(c, def, shape, &f, limits, user);
     char key[CLSYNTH_K_KEY_MAX];
     def->format(shape, key, sizeof key);
     int *v = NULL;
@@ -310,13 +324,19 @@ static int sweep_shape(clsynth_ctx *c, const clsynth_kdef *def, const sweep_ref 
                 continue;
             clsynth_kforce fc = { .def = def };
             memcpy(fc.v, cv, sizeof(int) * (size_t)def->n_params);
-            check_case(c, def, sr, shape, &fc, limits);
+            fn(c, def, shape, &fc, limits, user);
             ran++;
             break;
         }
     }
     free(v);
     return ran;
+}
+
+static void harness_case(clsynth_ctx *c, const clsynth_kdef *def, const void *shape, clsynth_kforce *force,
+                         const char *limits, void *user)
+{
+    check_case(c, def, user, shape, force, limits);
 }
 
 static void sweep(bool small)
@@ -338,7 +358,7 @@ static void sweep(bool small)
         ck_assert_msg(sr != NULL, "%s has no reference in the sweep", def->key);
         int shapes = clsynth_test_under_oclgrind() ? 1 : def->n_test_shapes, ran = 0;
         for (int i = 0; i < shapes; i++)
-            ran += sweep_shape(c, def, sr, clsynth_kdef_test_shape(def, i), i, limits);
+            ran += sweep_shape(c, def, clsynth_kdef_test_shape(def, i), i, limits, harness_case, (void *)sr);
         ck_assert_msg(ran > 0 || samples_wanted() == 0 || (clsynth_test_under_oclgrind() && !def->file),
                       "%s: no candidate besides the defaults is legal here", def->key);
     }
@@ -349,6 +369,157 @@ START_TEST(every_kernel_matches_its_reference_under_the_device_limits) { sweep(f
 END_TEST
 
 START_TEST(every_kernel_matches_its_reference_on_a_small_device) { sweep(true); }
+END_TEST
+
+/* ------------------------------------------------------------ synchronized batch norm */
+
+#define SYNC_RANKS 2
+
+/* One configuration of synchronized batch norm over SYNC_RANKS thread ranks:
+ * rank r normalizes x[r] (1, G, 1, M), the harness shape, so each rank
+ * resolves the descriptor at the very shape forced. */
+typedef struct sync_sweep {
+    clsynth_ctx *ctx[SYNC_RANKS];
+    const clsynth_norm_shape *s;
+    clsynth_kforce force[SYNC_RANKS]; /* one each: the ops count their hits in it */
+    float *x[SYNC_RANKS], *dy[SYNC_RANKS], *y[SYNC_RANKS], *dx[SYNC_RANKS];
+    char err[SYNC_RANKS][600];
+} sync_sweep;
+
+static int sync_rank(int r, clsynth_comm *comm, void *user)
+{
+    sync_sweep *k = user;
+    clsynth_ctx *ctx = k->ctx[r];
+    const int G = k->s->groups, M = k->s->m;
+    ctx->comm = comm;
+    int rc = -1;
+    clsynth_tensor *x = clsynth_tensor_new_persistent(ctx, "sweep.sync.x", 1, G, 1, M);
+    clsynth_tensor *dy = clsynth_tensor_new_persistent(ctx, "sweep.sync.dy", 1, G, 1, M);
+    if (!x || !dy || clsynth_tensor_upload(ctx, x, k->x[r]) || clsynth_tensor_upload(ctx, dy, k->dy[r]))
+        goto done;
+    x->flags |= CLSYNTH_T_REQUIRES_GRAD;
+    clsynth_tensor *y = clsynth_sync_batch_norm_forced(ctx, x, NULL, NULL, NULL, NULL, true, 0.1f, 1e-5f, &k->force[r]);
+    if (!y || clsynth_tensor_download(ctx, y, k->y[r]) || clsynth_backward_with(ctx, y, dy) ||
+        clsynth_tensor_download(ctx, x->grad, k->dx[r]))
+        goto done;
+    rc = 0;
+done:
+    if (rc)
+        snprintf(k->err[r], sizeof k->err[r], "rank %d: %s", r, ctx->err.msg);
+    clsynth_tape_clear(ctx);
+    clsynth_release_activations(ctx);
+    clsynth_tensor_free(ctx, x);
+    clsynth_tensor_free(ctx, dy);
+    ctx->comm = NULL;
+    return rc;
+}
+
+static void sync_case(clsynth_ctx *c, const clsynth_kdef *def, const void *shape, clsynth_kforce *force,
+                      const char *limits, void *user)
+{
+    (void)c;
+    clsynth_ctx *const *ranks = user;
+    sync_sweep k;
+    memset(&k, 0, sizeof k);
+    k.s = shape;
+    const size_t n = (size_t)k.s->groups * (size_t)k.s->m;
+    for (int r = 0; r < SYNC_RANKS; r++) {
+        k.ctx[r] = ranks[r];
+        k.force[r] = *force;
+        k.force[r].hits = 0;
+        ck_assert(k.x[r] = malloc(n * sizeof(float)));
+        ck_assert(k.dy[r] = malloc(n * sizeof(float)));
+        ck_assert(k.y[r] = malloc(n * sizeof(float)));
+        ck_assert(k.dx[r] = malloc(n * sizeof(float)));
+        /* the ranks' samples differ in mean and spread, so neither alone gives the statistics */
+        clsynth_test_fill_uniform(k.x[r], n, -1.0f + 1.5f * (float)r, 1.0f + 2.5f * (float)r, 31u + (unsigned)r);
+        clsynth_test_fill_uniform(k.dy[r], n, -1.0f, 1.0f, 77u + (unsigned)r);
+    }
+    /* Oclgrind's runtime is not thread-safe (jrprice/Oclgrind#28; concurrent ranks gave wrong
+     * numbers there): one rank runs at a time under it */
+    clsynth_test_world *w = clsynth_test_world_new_serialized(SYNC_RANKS, clsynth_test_under_oclgrind());
+    ck_assert_ptr_nonnull(w);
+    int failed = clsynth_test_world_run(w, 0, sync_rank, &k);
+    clsynth_test_world_free(w);
+    char key[CLSYNTH_K_KEY_MAX], desc[200], what[400];
+    def->format(shape, key, sizeof key);
+    if (force->defaults)
+        snprintf(desc, sizeof desc, "defaults");
+    else
+        clsynth_kdef_describe(def, force->v, desc, sizeof desc);
+    if (getenv("CLSYNTH_SWEEP_VERBOSE"))
+        fprintf(stderr, "sweep %-22s %-30s %-18s %s (sync batch norm, %d ranks)\n", def->key, key, limits, desc,
+                SYNC_RANKS);
+    for (int r = 0; r < SYNC_RANKS; r++) {
+        ck_assert_msg(k.err[r][0] == 0, "sync batch norm, %s at %s, %s, %s: %s", def->key, key, limits, desc,
+                      k.err[r]);
+        ck_assert_msg(k.force[r].hits > 0, "sync batch norm, %s at %s: rank %d never resolved the kernel", def->key,
+                      key, r);
+    }
+    ck_assert_int_eq(failed, 0);
+
+    /* batch norm of the ranks' samples as one batch (SYNC_RANKS, G, 1, M) */
+    const int G = k.s->groups, M = k.s->m, K = SYNC_RANKS;
+    float *xa = malloc(K * n * sizeof *xa), *dya = malloc(K * n * sizeof *dya);
+    float *ya = malloc(K * n * sizeof *ya), *dxa = malloc(K * n * sizeof *dxa);
+    ck_assert(xa && dya && ya && dxa);
+    for (int r = 0; r < K; r++) {
+        memcpy(xa + (size_t)r * n, k.x[r], n * sizeof *xa);
+        memcpy(dya + (size_t)r * n, k.dy[r], n * sizeof *dya);
+    }
+    ref_batch_norm_train(xa, K, G, 1, M, NULL, NULL, NULL, NULL, 0.1f, 1e-5f, ya);
+    ref_batch_norm_train_backward(xa, dya, K, G, 1, M, NULL, 1e-5f, dxa, NULL, NULL);
+    const sweep_ref *sr = ref_of(def->key);
+    for (int r = 0; r < K; r++) {
+        snprintf(what, sizeof what, "sync batch norm, %s at %s, %s, %s: rank %d output", def->key, key, limits, desc,
+                 r);
+        assert_matches(what, k.y[r], ya + (size_t)r * n, n, sr->atol, sr->rtol);
+        snprintf(what, sizeof what, "sync batch norm, %s at %s, %s, %s: rank %d input gradient", def->key, key,
+                 limits, desc, r);
+        assert_matches(what, k.dx[r], dxa + (size_t)r * n, n, sr->atol, sr->rtol);
+    }
+    free(xa);
+    free(dya);
+    free(ya);
+    free(dxa);
+    for (int r = 0; r < K; r++) {
+        free(k.x[r]);
+        free(k.dy[r]);
+        free(k.y[r]);
+        free(k.dx[r]);
+    }
+}
+
+static void sweep_sync(bool small)
+{
+    const char *limits = small ? "48 items, 8 KiB" : "device limits";
+    clsynth_ctx *ranks[SYNC_RANKS];
+    for (int r = 0; r < SYNC_RANKS; r++) {
+        ranks[r] = clsynth_test_ctx();
+        if (small)
+            clsynth_ctx_emulate_limits(ranks[r], 48, 8192);
+        clsynth_tunedb_set_path(ranks[r], "sweep-no-database.txt");
+    }
+    const clsynth_kdef *defs[2] = { &clsynth_kdef_norm_partial_stats, &clsynth_kdef_norm_partial_dsums };
+    for (int d = 0; d < 2; d++) {
+        const clsynth_kdef *def = defs[d];
+        const char *only = getenv("CLSYNTH_SWEEP_KERNEL");
+        if (only && strcmp(only, def->key) != 0)
+            continue;
+        int shapes = clsynth_test_under_oclgrind() ? 1 : def->n_test_shapes, ran = 0;
+        for (int i = 0; i < shapes; i++)
+            ran += sweep_shape(ranks[0], def, clsynth_kdef_test_shape(def, i), i, limits, sync_case, ranks);
+        ck_assert_msg(ran > 0 || samples_wanted() == 0, "%s: no candidate besides the defaults is legal here",
+                      def->key);
+    }
+    for (int r = 0; r < SYNC_RANKS; r++)
+        clsynth_ctx_free(ranks[r]);
+}
+
+START_TEST(sync_batch_norm_matches_its_reference_under_the_norm_configurations) { sweep_sync(false); }
+END_TEST
+
+START_TEST(sync_batch_norm_matches_its_reference_on_a_small_device) { sweep_sync(true); }
 END_TEST
 
 /* ------------------------------------------------------------ registration */
@@ -456,5 +627,7 @@ int main(void)
                                                every_descriptor_with_a_harness_has_a_reference,
                                                every_required_define_and_named_kernel_belongs_to_a_descriptor,
                                                every_kernel_matches_its_reference_under_the_device_limits,
-                                               every_kernel_matches_its_reference_on_a_small_device));
+                                               every_kernel_matches_its_reference_on_a_small_device,
+                                               sync_batch_norm_matches_its_reference_under_the_norm_configurations,
+                                               sync_batch_norm_matches_its_reference_on_a_small_device));
 }

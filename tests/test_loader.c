@@ -37,9 +37,11 @@ typedef struct run {
     int epochs[64];
 } run;
 
-static run take(clsynth_dataset *ds, uint64_t seed, int bs, int count)
+/* rank/world: this loader's shard (world 1: the whole batch). */
+static run take_shard(clsynth_dataset *ds, uint64_t seed, int bs, int count, int rank, int world)
 {
-    clsynth_loader_opts lo = {.batch_size = bs, .seed = seed, .shuffle = 1, .prefetch = 2};
+    clsynth_loader_opts lo = {.batch_size = bs, .seed = seed, .shuffle = 1, .prefetch = 2, .rank = rank,
+                              .world = world};
     clsynth_err err;
     clsynth_loader *l = clsynth_loader_create(ds, &lo, &err);
     ck_assert_msg(l != NULL, "%s", err.msg);
@@ -61,6 +63,11 @@ static run take(clsynth_dataset *ds, uint64_t seed, int bs, int count)
     }
     clsynth_loader_free(l);
     return r;
+}
+
+static run take(clsynth_dataset *ds, uint64_t seed, int bs, int count)
+{
+    return take_shard(ds, seed, bs, count, 0, 1);
 }
 
 static void run_free(run *r)
@@ -117,6 +124,57 @@ START_TEST(test_each_epoch_is_a_new_permutation)
     ck_assert(memcmp(a.idx, a.idx + NS, sizeof(int32_t) * NS) != 0);
     ck_assert(memcmp(a.idx + NS, a.idx + 2 * NS, sizeof(int32_t) * NS) != 0);
     run_free(&a);
+    clsynth_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(test_rank_shards_make_up_the_global_batch)
+{
+    /* DistributedSampler contract: 3 ranks of batch 1 see, batch by batch, the
+     * samples one loader of batch 3 sees, in rank order, with the same crops and
+     * flips, across an epoch boundary (10 samples: 3 global batches per epoch) */
+    clsynth_dataset *ds = open_synth(CROP);
+    const int world = 3, bs = 1, count = 5;
+    run whole = take(ds, 8, bs * world, count);
+    size_t plane = (size_t)CROP * CROP;
+    for (int r = 0; r < world; r++) {
+        run part = take_shard(ds, 8, bs, count, r, world);
+        for (int i = 0; i < count; i++) {
+            size_t at = (size_t)i * world + (size_t)r; /* this rank's sample in the whole batch */
+            ck_assert_msg(part.idx[i] == whole.idx[at], "rank %d batch %d: sample %d, the whole batch has %d", r, i,
+                          part.idx[i], whole.idx[at]);
+            ck_assert_int_eq(part.epochs[i], whole.epochs[i]);
+            ck_assert_mem_eq(part.img + 3 * plane * i, whole.img + 3 * plane * at, sizeof(float) * 3 * plane);
+            ck_assert_mem_eq(part.lab + plane * i, whole.lab + plane * at, sizeof(int32_t) * plane);
+            ck_assert_mem_eq(part.edge + plane * i, whole.edge + plane * at, sizeof(float) * plane);
+        }
+        run_free(&part);
+    }
+    run_free(&whole);
+    clsynth_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(test_shard_errors_name_the_problem)
+{
+    clsynth_dataset *ds = open_synth(CROP);
+    clsynth_err err;
+    clsynth_loader_opts lo = {.batch_size = 4, .seed = 1, .shuffle = 1, .rank = 0, .world = 3};
+    ck_assert_ptr_null(clsynth_loader_create(ds, &lo, &err)); /* 12 > 10 samples */
+    ck_assert_msg(strstr(err.msg, "fewer than the global batch 12 (batch size 4 x 3 ranks)"), "%s", err.msg);
+    lo.batch_size = 1;
+    lo.rank = 3;
+    ck_assert_ptr_null(clsynth_loader_create(ds, &lo, &err));
+    ck_assert_msg(strstr(err.msg, "rank 3 outside 0..2"), "%s", err.msg);
+    lo.rank = 1;
+    lo.shuffle = 0;
+    ck_assert_ptr_null(clsynth_loader_create(ds, &lo, &err));
+    ck_assert_msg(strstr(err.msg, "not sharded"), "%s", err.msg);
+    lo.shuffle = 1;
+    clsynth_loader *l = clsynth_loader_create(ds, &lo, &err);
+    ck_assert_msg(l != NULL, "%s", err.msg);
+    ck_assert_int_eq(clsynth_loader_batches_per_epoch(l), 3); /* 10 / (1 x 3) */
+    clsynth_loader_free(l);
     clsynth_dataset_free(ds);
 }
 END_TEST
@@ -200,6 +258,8 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_same_seed_same_batches);
     tcase_add_test(tc, test_each_epoch_is_a_new_permutation);
+    tcase_add_test(tc, test_rank_shards_make_up_the_global_batch);
+    tcase_add_test(tc, test_shard_errors_name_the_problem);
     tcase_add_test(tc, test_sequential_pass_then_end);
     tcase_add_test(tc, test_shutdown_while_producing);
     tcase_add_test(tc, test_producer_error_reaches_the_caller);

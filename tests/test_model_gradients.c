@@ -224,6 +224,7 @@ END_TEST
 
 int main(void)
 {
-    return clsynth_test_main_cases("model_gradients", &ctx, 900,
-                                   CLSYNTH_TEST_LIST(gradcheck_generator_condconv, gradcheck_generator_spade, gradcheck_discriminator_fpse, gradcheck_discriminator_multiscale));
+    return clsynth_test_main_cases("model_gradients", &ctx, 900, CLSYNTH_TEST_LIST(
+        gradcheck_generator_condconv, gradcheck_generator_spade, gradcheck_discriminator_fpse,
+        gradcheck_discriminator_multiscale));
 }

@@ -10,6 +10,7 @@
 
 #include "clcore/autograd.h"
 #include "clcore/ops.h"
+#include "nets/layers.h"
 #include "nets/losses.h"
 #include "nets/model.h"
 #include "nets/model_impl.h"
@@ -83,6 +84,50 @@ START_TEST(options_errors_name_option_and_value)
         ck_assert_msg(strstr(err.msg, cases[i].must1) && strstr(err.msg, cases[i].must2),
                       "case %zu: message '%s' does not name '%s' and '%s'", i, err.msg, cases[i].must1,
                       cases[i].must2);
+    }
+}
+END_TEST
+
+/* Every spelling of a normalization: SPADE's, clsynth's "syncbatch" and the
+ * authors' "sync_batch" (their --norm_G spectralsync_batch), which is the
+ * synchronized kind; "batch" stays per-process batch norm. */
+START_TEST(norm_spellings_parse_to_their_kinds)
+{
+    const struct {
+        const char *s;
+        bool spectral;
+        nets_norm_kind kind;
+    } cases[] = {
+        { "batch", false, NETS_NORM_BATCH },
+        { "spectralbatch", true, NETS_NORM_BATCH },
+        { "spadebatch3x3", false, NETS_NORM_BATCH },
+        { "syncbatch", false, NETS_NORM_SYNCBATCH },
+        { "spectralsyncbatch", true, NETS_NORM_SYNCBATCH },
+        { "spectralspadesyncbatch3x3", true, NETS_NORM_SYNCBATCH },
+        { "sync_batch", false, NETS_NORM_SYNCBATCH },
+        { "spectralsync_batch", true, NETS_NORM_SYNCBATCH },
+        { "spectralspadesync_batch3x3", true, NETS_NORM_SYNCBATCH },
+        { "instance", false, NETS_NORM_INSTANCE },
+        { "spectralinstance", true, NETS_NORM_INSTANCE },
+        { "spadeinstance3x3", false, NETS_NORM_INSTANCE },
+        { "none", false, NETS_NORM_NONE },
+        { "spectral", true, NETS_NORM_NONE },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nets_norm_cfg cfg;
+        clsynth_err err;
+        ck_assert_msg(nets_norm_parse(cases[i].s, "--norm_G", &cfg, &err) == 0, "'%s': %s", cases[i].s, err.msg);
+        ck_assert_msg(cfg.spectral == cases[i].spectral && cfg.kind == cases[i].kind,
+                      "'%s' parsed as spectral %d kind %d, expected %d %d", cases[i].s, cfg.spectral, cfg.kind,
+                      cases[i].spectral, cases[i].kind);
+        ck_assert(nets_norm_is_batch(cfg.kind) == (cases[i].kind == NETS_NORM_BATCH || cases[i].kind == NETS_NORM_SYNCBATCH));
+    }
+    const char *bad[] = { "sync", "syncbatchnorm", "sync-batch", "batch_sync" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        nets_norm_cfg cfg;
+        clsynth_err err;
+        ck_assert_msg(nets_norm_parse(bad[i], "--norm_G", &cfg, &err) != 0, "'%s' accepted", bad[i]);
+        ck_assert_msg(strstr(err.msg, bad[i]) && strstr(err.msg, "--norm_G"), "%s", err.msg);
     }
 }
 END_TEST
@@ -170,6 +215,8 @@ END_TEST
 
 int main(void)
 {
-    return clsynth_test_main_cases("options", &ctx, 900,
-                                   CLSYNTH_TEST_LIST(options_preset_then_explicit_flags, options_errors_name_option_and_value, options_text_round_trip_and_variant_check, options_ttur_and_linear_decay, options_adam_betas_follow_the_authors));
+    return clsynth_test_main_cases("options", &ctx, 900, CLSYNTH_TEST_LIST(
+        options_preset_then_explicit_flags, options_errors_name_option_and_value,
+        norm_spellings_parse_to_their_kinds, options_text_round_trip_and_variant_check,
+        options_ttur_and_linear_decay, options_adam_betas_follow_the_authors));
 }

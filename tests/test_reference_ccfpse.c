@@ -62,6 +62,9 @@ static void setup(void)
     ref = clsynth_checkpoint_load(path, &err);
     ck_assert_msg(ref != NULL, "%s (written by tools/ref_ccfpse_torch.py)", err.msg);
     ctx = clsynth_test_ctx();
+    /* backward frees each activation after its last use: poisoned, one freed
+     * too early would show in the gradients below */
+    clsynth_test_poison_releases(ctx, NULL);
 }
 
 static void teardown(void)

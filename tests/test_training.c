@@ -359,6 +359,8 @@ END_TEST
 
 int main(void)
 {
-    return clsynth_test_main_cases("training", &ctx, 900,
-                                   CLSYNTH_TEST_LIST(nan_loss_fails_the_step_before_the_update, nan_loss_is_named_and_g_not_updated, resume_equals_uninterrupted_training, vgg_loss_from_a_weights_file, overfit_two_images_lowers_l1, fpse_feature_matching_weights_and_plain_enc1));
+    return clsynth_test_main_cases("training", &ctx, 900, CLSYNTH_TEST_LIST(
+        nan_loss_fails_the_step_before_the_update, nan_loss_is_named_and_g_not_updated,
+        resume_equals_uninterrupted_training, vgg_loss_from_a_weights_file, overfit_two_images_lowers_l1,
+        fpse_feature_matching_weights_and_plain_enc1));
 }

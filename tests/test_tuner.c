@@ -294,12 +294,14 @@ START_TEST(wrong_candidates_are_rejected_and_results_stored)
     clsynth_tune_opts o;
     clsynth_tune_opts_default(&o);
     o.repeats = 3;
-    o.min_gain = -10; /* store whatever correct candidate wins */
+    o.min_gain = -1000; /* store whatever correct candidate wins: timing is not the subject (a loaded
+                           machine under Oclgrind once timed the default's twin 11x slower) */
     clsynth_tune_result r;
     ck_assert_int_eq(clsynth_tune_run(ctx, &job, 1, &o, &r), 0);
     ck_assert_int_eq(r.legal, 2);
     ck_assert_int_eq(r.mismatched, 1);
-    ck_assert_int_eq(r.status, CLSYNTH_TUNE_TUNED);
+    ck_assert_msg(r.status == CLSYNTH_TUNE_TUNED, "status %d (default %.3f ms, best %.3f ms, tried %d, failed %d): %s",
+                  (int)r.status, r.default_ms, r.best_ms, r.tried, r.failed, r.note);
     ck_assert_int_eq(r.best[0], 1);
     int v[CLSYNTH_K_MAX_PARAMS];
     ck_assert_int_eq(clsynth_tunedb_lookup(ctx, &FAKE, "n100000", v, NULL), CLSYNTH_TUNEDB_DEVICE);

@@ -115,6 +115,19 @@ clsynth_tensor *clsynth_test_input(clsynth_ctx *ctx, const char *name, int n, in
     return t;
 }
 
+static void poison(clsynth_ctx *ctx, const clsynth_tensor *t, void *user)
+{
+    clsynth_tensor_fill(ctx, (clsynth_tensor *)t, NAN);
+    if (user)
+        (*(unsigned long *)user)++;
+}
+
+void clsynth_test_poison_releases(clsynth_ctx *ctx, unsigned long *n)
+{
+    ctx->release_hook = poison;
+    ctx->release_hook_user = n;
+}
+
 float *clsynth_test_download(clsynth_ctx *ctx, const clsynth_tensor *t)
 {
     ck_assert_msg(t != NULL, "download of a missing tensor: %s", ctx->err.msg);

@@ -48,6 +48,11 @@ void clsynth_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t 
 clsynth_tensor *clsynth_test_input(clsynth_ctx *ctx, const char *name, int n, int c, int h, int w,
                                    const float *host);
 
+/* From now on every activation ctx releases is first filled with NaN, so a
+ * computation that reads one after its release (a backward that frees too
+ * early) gives NaN instead of the right value. Counts them in *n (may be NULL). */
+void clsynth_test_poison_releases(clsynth_ctx *ctx, unsigned long *n);
+
 /* Downloads t into a new malloc'ed array (fails the test on error). */
 float *clsynth_test_download(clsynth_ctx *ctx, const clsynth_tensor *t);
 

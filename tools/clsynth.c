@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "tools/commands.h"
+#include "tools/dist.h"
 
 typedef struct command {
     const char *name;
@@ -37,6 +38,14 @@ int main(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    const char *var;
+    int launched = clsynth_dist_launcher_size(&var);
+    if (launched > 1 && strcmp(argv[1], "train") != 0 && strcmp(argv[1], "bench") != 0) {
+        fprintf(stderr, "clsynth %s: started as one of %d processes by an MPI launcher (%s); only 'train' and "
+                        "'bench train' run data-parallel, the others would each write the same outputs\n",
+                argv[1], launched, var);
+        return 2;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)

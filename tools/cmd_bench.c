@@ -22,11 +22,14 @@
 #include "clcore/tuner.h"
 #include "tools/bench_checkpoint.h"
 #include "tools/bench_conv.h"
+#include "tools/bench_dist.h"
 #include "tools/bench_gemm.h"
+#include "tools/bench_step.h"
 #include "tools/bench_workload.h"
 #include "tools/clblast_worker.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/dist.h"
 
 /* ------------------------------------------------------------ op rows */
 
@@ -406,8 +409,19 @@ int clsynth_cmd_bench(int argc, char **argv)
     int repeats = 5, steps = 3;
     float tune_budget = 0;
     bool quick = false;
-    if (argc > 1 && strcmp(argv[1], "checkpoint") == 0)
+    if (argc > 1 && strcmp(argv[1], "checkpoint") == 0) {
+        const char *var;
+        int launched = clsynth_dist_launcher_size(&var);
+        if (launched > 1) { /* the copies would time each other's disk writes into the same --dir */
+            fprintf(stderr, "clsynth bench checkpoint: started as one of %d processes by an MPI launcher (%s); "
+                            "under mpirun only 'clsynth bench train' runs, the checkpoint benchmark is one process\n",
+                    launched, var);
+            return 2;
+        }
         return clsynth_bench_checkpoint(argc - 1, argv + 1); /* tools/bench_checkpoint.c */
+    }
+    if (argc > 1 && strcmp(argv[1], "step") == 0)
+        return clsynth_bench_step(argc - 1, argv + 1); /* tools/bench_step.c */
     char **model_argv = calloc((size_t)argc + 1, sizeof *model_argv);
     int model_argc = 0, rc = 2;
     if (!model_argv)
@@ -450,14 +464,21 @@ int clsynth_cmd_bench(int argc, char **argv)
                    "                     [--repeats N] [--steps N] [--quick] [--tune-budget S] [model flags]\n"
                    "       clsynth bench --compare A.json B.json ...\n"
                    "       clsynth bench checkpoint [--preset small] [--dir DIR] [--repeats N] [model flags]\n"
+                   "       clsynth bench step [--steps N] [--warmup W] [--infer N] [--infer-batch B] [--json FILE]\n"
+                   "                          [--profile] [model flags]\n"
                    "ops: each tunable op at representative CC-FPSE shapes and CLBlast SGEMM, default vs tuned\n"
                    "     (--tune-budget S first tunes those shapes that the database lacks);\n"
                    "train: full training step and G inference of the model flags (default --preset tiny);\n"
+                   "       under mpirun -np K: the data-parallel step, its communication time, bytes and share\n"
+                   "       (%s);\n"
                    "gemm: clsynth_gemm's algorithms at the GEMM products of one training step (and inference)\n"
                    "     of the model flags against OpenBLAS on host arrays (ops: at the representative convs);\n"
                    "conv: every conv algorithm (direct, im2col_gemm, igemm, winograd) at the conv shapes of one\n"
                    "     training step of the model flags, forward + backward, beside the default choice;\n"
-                   "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times.\n");
+                   "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times (one process);\n"
+                   "step: training steps (each printed) and inference as training runs them (tuning as\n"
+                   "      installed), pool peaks and peak RSS (tools/bench_vs_torch.py reads its --json).\n",
+                   clsynth_dist_build_info());
             rc = 0;
             goto out;
         } else {
@@ -470,13 +491,28 @@ int clsynth_cmd_bench(int argc, char **argv)
     }
     const bool do_gemm = strcmp(what, "train") != 0, do_ops = do_gemm && strcmp(what, "gemm") != 0,
                do_train = strcmp(what, "train") == 0 || strcmp(what, "all") == 0;
+    /* under mpirun: the data-parallel training step (tools/bench_dist.c) */
+    clsynth_err err;
+    clsynth_dist dist;
+    if (clsynth_dist_init(&dist, &err)) {
+        fprintf(stderr, "clsynth bench: %s\n", err.msg);
+        rc = 1;
+        goto out;
+    }
+    if (dist.size > 1) {
+        if (strcmp(what, "train") != 0)
+            rc = clsynth_dist_abort(&dist, "bench", 2, "under mpirun only 'clsynth bench train' runs (the "
+                                                       "data-parallel step); ops benchmarks run on one process");
+        else
+            rc = clsynth_bench_train_distributed(&dist, device, model_argc, model_argv, steps, json);
+        goto out;
+    }
     size_t wg = 0;
     unsigned long long lm = 0;
     if (emulate && clsynth_parse_emulate(emulate, &wg, &lm)) {
         fprintf(stderr, "clsynth bench: --emulate '%s': expected wg=N,local=BYTES[K|M]\n", emulate);
         goto out;
     }
-    clsynth_err err;
     clsynth_ctx *ctx = clsynth_ctx_create(device, &err);
     if (!ctx) {
         fprintf(stderr, "clsynth bench: %s\n", err.msg);
@@ -795,6 +831,7 @@ int clsynth_cmd_bench(int argc, char **argv)
 done:
     free(grows);
     clsynth_ctx_free(ctx);
+    clsynth_dist_finalize(&dist, NULL);
 out:
     free(model_argv);
     return rc;

@@ -8,10 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clcore/clblast_tune.h"
-#include "clcore/kdefs.h"
 #include "clcore/tunedb.h"
 #include "clcore/tuner.h"
+#include "tools/autotune.h"
 #include "tools/bench_workload.h"
 #include "tools/cli.h"
 #include "tools/clblast_worker.h"
@@ -31,36 +30,6 @@ static void usage(FILE *f)
             "--export-class writes it as a class file, used by every device of this device's class\n"
             "that has no entry of its own (--import installs it).\n"
             "--kernels tunes only the jobs of those kernel descriptors (e.g. gemm,conv2d).\n");
-}
-
-typedef struct bar {
-    bool tty;
-    double budget;
-} bar;
-
-static void progress(void *user, const clsynth_tune_progress *p)
-{
-    bar *b = user;
-    const clsynth_tune_result *r = p->r;
-    int width = 30, fill = p->jobs ? (int)((double)(p->job + (p->job_done ? 1 : 0)) / (double)p->jobs * width) : 0;
-    char line[400];
-    char barbuf[40];
-    for (int i = 0; i < width; i++)
-        barbuf[i] = i < fill ? '#' : '.';
-    barbuf[width] = 0;
-    if (p->job_done) {
-        const char *st = r->status == CLSYNTH_TUNE_TUNED ? "tuned" : r->status == CLSYNTH_TUNE_DEFAULT_BEST ? "default"
-                       : r->status == CLSYNTH_TUNE_ALREADY ? "done before" : r->status == CLSYNTH_TUNE_NO_TIME
-                       ? "no time" : "FAILED";
-        snprintf(line, sizeof line, "[%s] %zu/%zu %-22s %-34s %-11s %8.3f -> %8.3f ms %s", barbuf, p->job + 1,
-                 p->jobs, p->j->def->key, p->j->shape, st, r->default_ms, r->best_ms,
-                 r->status == CLSYNTH_TUNE_FAILED ? r->note : r->best_desc);
-        fprintf(stderr, "%s%s\n", b->tty ? "\r\033[K" : "", line);
-    } else if (b->tty) {
-        snprintf(line, sizeof line, "[%s] %zu/%zu %s %s: candidate %d/%d, %.0f/%.0f s", barbuf, p->job + 1, p->jobs,
-                 p->j->def->key, p->j->shape, p->candidate, p->candidates, p->elapsed_s, b->budget);
-        fprintf(stderr, "\r\033[K%s", line);
-    }
 }
 
 static int list_db(clsynth_ctx *ctx)
@@ -211,6 +180,17 @@ int clsynth_cmd_tune(int argc, char **argv)
         goto done;
     }
 
+    for (const char *p = only ? only : ""; *p;) {
+        const size_t n = strcspn(p, ",");
+        char key[64];
+        snprintf(key, sizeof key, "%.*s", (int)(n < 63 ? n : 63), p);
+        if (!clsynth_kdef_find(key)) {
+            fprintf(stderr, "clsynth tune: --kernels: '%s' is not a kernel descriptor\n", key);
+            rc = 2;
+            goto done;
+        }
+        p += n + (p[n] == ',');
+    }
     double t0 = clsynth_now_s();
     printf("device: %s (%s, driver %s, %s), limits: max work-group %zu, local memory %llu bytes\n", ctx->dev.name,
            ctx->dev.platform_name, ctx->dev.driver, clsynth_device_class(&ctx->dev), ctx->max_wg,
@@ -228,120 +208,17 @@ int clsynth_cmd_tune(int argc, char **argv)
         goto fail;
     }
     clsynth_workload_free(ctx, &wl);
-    clsynth_tune_job *jobs = NULL;
-    size_t njobs = 0, unknown = 0;
-    if (clsynth_tune_jobs_from_recorded(ctx, &jobs, &njobs, &unknown))
-        goto fail;
-    if (only) {
-        /* keep the jobs of the listed descriptors */
-        size_t kept = 0;
-        for (size_t j = 0; j < njobs; j++) {
-            const char *key = jobs[j].def->key, *p = only;
-            size_t len = strlen(key);
-            bool listed = false;
-            while (*p && !listed) {
-                size_t n = strcspn(p, ",");
-                listed = n == len && strncmp(p, key, n) == 0;
-                p += n + (p[n] == ',');
-            }
-            if (listed)
-                jobs[kept++] = jobs[j];
-        }
-        for (const char *p = only; *p;) {
-            size_t n = strcspn(p, ",");
-            char key[64];
-            snprintf(key, sizeof key, "%.*s", (int)(n < 63 ? n : 63), p);
-            if (!clsynth_kdef_find(key)) {
-                fprintf(stderr, "clsynth tune: --kernels: '%s' is not a kernel descriptor\n", key);
-                free(jobs);
-                rc = 2;
-                goto done;
-            }
-            p += n + (p[n] == ',');
-        }
-        njobs = kept;
-    }
-    printf("%zu (kernel, shape) jobs to tune (%zu looked-up keys have no tuner harness); step recorded in %.1f s\n",
-           njobs, unknown, clsynth_now_s() - t0);
-    double left = budget - (clsynth_now_s() - t0);
-
-    /* CLBlast first: its GEMM speed decides between conv algorithms */
-    if (!no_clblast) {
-        clsynth_gemm_shape shapes[256];
-        size_t ns = 0;
-        for (size_t j = 0; j < njobs; j++)
-            if (jobs[j].def == &clsynth_kdef_conv2d)
-                ns = clsynth_conv_gemm_shapes(jobs[j].shape, (double)(jobs[j].uses ? jobs[j].uses : 1), shapes,
-                                              ns, sizeof shapes / sizeof shapes[0]);
-        clsynth_clblast_params have;
-        if (ns && (retune || !clsynth_clblast_stored(ctx, &have)) && left > 60) {
-            clsynth_clblast_tune_opts co;
-            memset(&co, 0, sizeof co);
-            co.budget_s = left * share;
-            co.repeats = 3;
-            co.max_shapes = 24;
-            co.verbose = true;
-            static const char *const wargv[] = { "tune", "--clblast-worker" };
-            clsynth_clblast_worker worker = { NULL, wargv, 2, 0, 0 };
-            co.measure = clsynth_clblast_measure_in_worker;
-            co.user = &worker;
-            clsynth_clblast_tune_result cr;
-            printf("CLBlast GEMM: searching Xgemm / XgemmDirect parameters over %zu GEMM shapes (%.0f s)...\n",
-                   ns < 24 ? ns : 24, co.budget_s);
-            fflush(stdout);
-            if (clsynth_clblast_tune(ctx, shapes, ns, &co, &cr)) {
-                fprintf(stderr, "clsynth tune: CLBlast tuning failed: %s\n", ctx->err.msg);
-                clsynth_ctx_clear_error(ctx);
-            } else {
-                printf("CLBlast GEMM: default %.3f ms, tuned %.3f ms (%d candidates, %d failed)%s\n", cr.default_ms,
-                       cr.tuned_ms, cr.tried, cr.failed, cr.improved ? ": stored" : ": default kept");
-                if (cr.improved) {
-                    clsynth_tunedb_save(ctx, NULL);
-                    clsynth_tunedb_apply_clblast(ctx);
-                }
-            }
-        } else if (ns) {
-            printf("CLBlast GEMM: %s\n", left <= 60 ? "skipped (budget)" : "tuned before (use --retune to redo)");
-        }
-    }
-
-    clsynth_tune_opts o;
-    clsynth_tune_opts_default(&o);
-    o.budget_s = budget - (clsynth_now_s() - t0);
-    if (o.budget_s < 1)
-        o.budget_s = 1;
-    o.repeats = repeats;
-    o.retune = retune;
-    bar b = { isatty(STDERR_FILENO) != 0, o.budget_s };
-    o.progress = progress;
-    o.user = &b;
-    clsynth_tune_result *res = calloc(njobs ? njobs : 1, sizeof *res);
-    if (!res) {
-        free(jobs);
-        goto fail;
-    }
-    int trc = clsynth_tune_run(ctx, jobs, njobs, &o, res);
-    int counts[6] = { 0 };
-    double sum_def = 0, sum_best = 0;
-    for (size_t j = 0; j < njobs; j++) {
-        counts[res[j].status]++;
-        if (res[j].status == CLSYNTH_TUNE_TUNED || res[j].status == CLSYNTH_TUNE_DEFAULT_BEST) {
-            sum_def += res[j].default_ms * (double)(jobs[j].uses ? jobs[j].uses : 1);
-            sum_best += res[j].best_ms * (double)(jobs[j].uses ? jobs[j].uses : 1);
-        }
-    }
-    char path[800];
-    clsynth_tunedb_path(ctx, path, sizeof path);
-    printf("\n%d tuned, %d kept their default, %d done before, %d out of time, %d failed, in %.0f s (budget %.0f s)\n",
-           counts[CLSYNTH_TUNE_TUNED], counts[CLSYNTH_TUNE_DEFAULT_BEST], counts[CLSYNTH_TUNE_ALREADY],
-           counts[CLSYNTH_TUNE_NO_TIME], counts[CLSYNTH_TUNE_FAILED], clsynth_now_s() - t0, budget);
-    if (sum_def > 0)
-        printf("tuned jobs, per-op time summed as the step runs them: %.2f ms -> %.2f ms (%.2fx)\n", sum_def,
-               sum_best, sum_def / sum_best);
-    printf("database: %s\n", path);
-    free(res);
-    free(jobs);
-    if (trc)
+    clsynth_autotune_opts ao;
+    clsynth_autotune_opts_default(&ao);
+    ao.budget_s = budget;
+    ao.started_s = t0;
+    ao.clblast_share = share;
+    ao.repeats = repeats;
+    ao.retune = retune;
+    ao.no_clblast = no_clblast;
+    ao.kernels = only;
+    ao.progress_bar = isatty(STDERR_FILENO) != 0;
+    if (clsynth_autotune_recorded(ctx, &ao))
         goto fail;
     rc = 0;
     goto done;

@@ -9,6 +9,10 @@ of the build or the tests:
     python3 tools/ref_ccfpse_torch.py                     # writes tests/data/ccfpse_ref.ckpt
     python3 tools/ref_ccfpse_torch.py --invariance        # D's colour-shift blindness (README)
 
+tools/bench_vs_torch.py imports it for the side-by-side benchmark (float32, the
+configuration's own widths, no VAE unless asked; Run(..., fused=True) uses
+PyTorch's fused batch/instance norm). Importing it changes no global state.
+
 The configuration is tiny (64x64, batch 2, label_nc 3 + don't care + instance
 edges, ngf = ndf = 4 (encoder as wide), nhidden 4, z_dim 8, --use_vae, no VGG
 loss) and the weights are drawn at unit scale (xavier gain 1, random BatchNorm
@@ -57,8 +61,6 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from clsynth_ckpt import read_checkpoint, write_checkpoint  # noqa: E402
-
-torch.set_default_dtype(torch.float64)
 
 CFG = dict(label_nc=3, dontcare=1, crop=64, ngf=4, ndf=4, z_dim=8, nhidden=4, batch=2, seed=11, lr=0.0002,
            lambda_feat=10.0, lambda_kld=0.05)
@@ -112,8 +114,12 @@ def declare(c):
     S = Store()
     nf, snc, nh = c["ngf"], c["snc"], c["nhidden"]
     sw = c["crop"] // 32
-    S.param("G.fc.w", (16 * nf * sw * sw, c["z_dim"], 1, 1))  # VAE: linear z -> 16nf x sh x sw
-    S.param("G.fc.b", (1, 16 * nf * sw * sw, 1, 1))
+    vae = c.get("use_vae", True)
+    if vae:
+        S.param("G.fc.w", (16 * nf * sw * sw, c["z_dim"], 1, 1))  # VAE: linear z -> 16nf x sh x sw
+        S.param("G.fc.b", (1, 16 * nf * sw * sw, 1, 1))
+    else:
+        conv_decl(S, "G.fc", snc, 16 * nf, 3, True, False)  # no VAE: 3x3 conv of seg at sh x sw
     levels = 6
     for i in range(levels):
         cna_decl(S, "G.wp.enc%d" % (i + 1), snc if i == 0 else nf, nf, 3, "batch")
@@ -141,9 +147,9 @@ def declare(c):
     conv_decl(S, "G.conv_img", nf, 3, 3, True, False)
     ne = c["ngf"]  # the encoder is --ngf wide (the authors')
     ch = [3, ne, 2 * ne, 4 * ne, 8 * ne, 8 * ne, 8 * ne]
-    for i in range(6):
+    for i in range(6 if vae else 0):
         cna_decl(S, "G.E.layer%d" % (i + 1), ch[i], ch[i + 1], 3, "instance")
-    for fc in ("G.E.fc_mu", "G.E.fc_var"):
+    for fc in ("G.E.fc_mu", "G.E.fc_var") if vae else ():
         conv_decl(S, fc, 8 * ne * 16, c["z_dim"], 1, True, False)
     nd = c["ndf"]
     cin, cout = [3, nd, 2 * nd, 4 * nd, 8 * nd], [nd, 2 * nd, 4 * nd, 8 * nd, 8 * nd]
@@ -162,8 +168,13 @@ def declare(c):
 # ---- forward (spec) ----
 
 class Run:
-    def __init__(self, S, update):
-        self.S, self.update = S, update
+    """update: one spectral-norm power iteration per weight use; train: batch
+    norm from batch statistics (running statistics updated) else from the
+    running ones; fused: PyTorch's batch/instance norm kernels instead of the
+    spelled-out float64 formulas (same math, for the benchmark)."""
+
+    def __init__(self, S, update, train=True, fused=False):
+        self.S, self.update, self.train, self.fused = S, update, train, fused
 
     def weight(self, name):
         S = self.S
@@ -193,6 +204,10 @@ class Run:
         S = self.S
         g, b = S.P.get(name + ".gamma"), S.P.get(name + ".beta")
         rm, rv = S.B[name + ".running_mean"], S.B[name + ".running_var"]
+        if self.fused or not self.train:  # running statistics updated in place (training)
+            sh = (-1,)
+            return F.batch_norm(x, rm.view(sh), rv.view(sh), None if g is None else g.view(sh),
+                                None if b is None else b.view(sh), self.train, MOMENTUM, EPS_NORM)
         dims = (0, 2, 3)
         mean, var = x.mean(dims, keepdim=True), x.var(dims, unbiased=False, keepdim=True)
         with torch.no_grad():
@@ -202,8 +217,9 @@ class Run:
         y = (x - mean) / torch.sqrt(var + EPS_NORM)
         return y if g is None else y * g + b
 
-    @staticmethod
-    def instance_norm(x):
+    def instance_norm(self, x):
+        if self.fused:
+            return F.instance_norm(x, eps=EPS_NORM)
         mean, var = x.mean((2, 3), keepdim=True), x.var((2, 3), unbiased=False, keepdim=True)
         return (x - mean) / torch.sqrt(var + EPS_NORM)
 
@@ -250,7 +266,10 @@ def cc_block(R, name, fin, fout, x, cond):
 def generator(R, c, seg, z):
     nf, N, H = c["ngf"], seg.shape[0], seg.shape[2]
     sw = c["crop"] // 32
-    x = R.linear("G.fc", z).reshape(N, 16 * nf, sw, sw)
+    if z is None:  # no VAE: from the label map at the lowest resolution
+        x = R.conv("G.fc", nearest(seg, sw, sw))
+    else:
+        x = R.linear("G.fc", z).reshape(N, 16 * nf, sw, sw)
     enc, h = [], seg
     for i in range(6):
         h = R.cna("G.wp.enc%d" % (i + 1), h, 1 if i == 0 else 2)
@@ -408,16 +427,20 @@ def sample(t):
 
 
 def g_losses(c, Rg, Rd, seg, real, eps):
-    mu, logvar = encoder(Rg, real)
-    z = mu + eps * torch.exp(0.5 * logvar)
+    """The G step's losses; without the VAE (eps None) z is None and KLD 0."""
+    if eps is None:
+        mu = logvar = z = None
+    else:
+        mu, logvar = encoder(Rg, real)
+        z = mu + eps * torch.exp(0.5 * logvar)
     fake = generator(Rg, c, seg, z)
     sf, ff = discriminator(Rd, fake, seg)            # one power iteration of D
-    Rd_keep = Run(Rd.S, False)
+    Rd_keep = Run(Rd.S, False, fused=Rd.fused)
     with torch.no_grad():
         sr, fr = discriminator(Rd_keep, real, seg)   # the stored u, v
     l_gan = sum(-s.mean() for s in sf) / len(sf)
     l_feat = sum(F.l1_loss(a, b) * c["lambda_feat"] / len(ff) for a, b in zip(ff, fr))
-    l_kld = -0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp()) * c["lambda_kld"]
+    l_kld = 0.0 if mu is None else -0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp()) * c["lambda_kld"]
     fwd = dict(mu=mu, logvar=logvar, z=z, fake=fake)
     for side, (ss, fs) in (("fake", (sf, ff)), ("real", (sr, fr))):
         for k, s in enumerate(ss):
@@ -623,6 +646,7 @@ def main():
     ap.add_argument("--invariance", action="store_true", help="print D's colour-shift blindness instead")
     ap.add_argument("--ckpt", help="with --invariance: take D from this clsynth checkpoint")
     args = ap.parse_args()
+    torch.set_default_dtype(torch.float64)
     if args.invariance:
         invariance(args.ckpt)
     else:

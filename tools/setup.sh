@@ -11,8 +11,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$root/build"
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# libopenmpi-dev/openmpi-bin: data-parallel training (mpirun -np K clsynth train) and its CI test;
+# clsynth builds and passes without them too (CMake -DCLSYNTH_MPI=OFF).
 packages=(ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev libclfft-dev libpng-dev
-          libjpeg62-turbo-dev libopenblas-dev check cmake pkg-config gcc make oclgrind)
+          libjpeg62-turbo-dev libopenblas-dev check cmake pkg-config gcc make oclgrind libopenmpi-dev openmpi-bin)
 
 install_missing() {
     local missing=()

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "clcore/autograd.h"
+#include "clcore/comm.h"
 #include "clcore/fsutil.h"
 #include "clcore/tensor.h"
 #include "io/atomic.h"
@@ -17,9 +18,12 @@
 #include "io/loader.h"
 #include "nets/footprint.h"
 #include "nets/model.h"
+#include "nets/model_dist.h"
+#include "tools/autotune.h"
 #include "tools/loss_log.h"
 #include "tools/resume.h"
 #include "tools/run_dir.h"
+#include "tools/train_dist.h"
 
 /* Set by the signal handler only; read by the loop. */
 static volatile sig_atomic_t stop_requested;
@@ -34,7 +38,8 @@ void clsynth_train_install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL); /* a closed terminal or ssh session: save like SIGTERM */
+    sigaction(SIGHUP, &sa, NULL);  /* a closed terminal or ssh session: save like SIGTERM */
+    sigaction(SIGUSR1, &sa, NULL); /* mpirun forwards SIGUSR1 to every rank */
     /* A file-size limit (ulimit -f) then fails the write with EFBIG, which is
      * reported like a full disk, instead of killing the process mid-save. */
     signal(SIGXFSZ, SIG_IGN);
@@ -50,6 +55,11 @@ int clsynth_train_check_options(const clsynth_options *o, clsynth_err *err)
     if (step >= 0 && !o->continue_train)
         return clsynth_fail(err, "--which_epoch %s selects the checkpoint to resume from: it needs --continue_train",
                             o->which_epoch);
+    int ranks = clsynth_mpi_world_size();
+    if (o->autotune > 0 && ranks > 1) /* each rank would tune the same shapes into the same database file */
+        return clsynth_fail(err, "--autotune is not supported under MPI (%d ranks): tune once before mpirun, e.g. "
+                                 "`clsynth tune --budget %.0f` with the same model flags; every rank then reads the "
+                                 "saved tuning database", ranks, o->autotune);
     return 0;
 }
 
@@ -197,7 +207,14 @@ static int save_checkpoint(clsynth_ctx *ctx, clsynth_model *m, const char *run_d
                            clsynth_loss_log *log, good_ckpt *good, clsynth_err *err)
 {
     if (good->step == it)
-        return 0; /* saved already */
+        return 0; /* saved already (good->step is the same on every rank) */
+    /* data-parallel: every rank checks that it holds rank 0's state; rank 0 alone writes */
+    if (clsynth_model_check_same(ctx, m))
+        return clsynth_fail(err, "before saving iteration %ld: %s", it, ctx->err.msg);
+    if (clsynth_comm_rank(ctx) != 0) {
+        good->step = it;
+        return 0;
+    }
     uint64_t rng[4] = { seed, 0, 0, 0 };
     char latest[1200], numbered[1200];
     snprintf(latest, sizeof latest, "%s/latest.ckpt", run_dir);
@@ -212,9 +229,28 @@ static int save_checkpoint(clsynth_ctx *ctx, clsynth_model *m, const char *run_d
     return 0;
 }
 
+/* The end of the setup, reached by every rank whether its part worked or not
+ * (rc): when any rank failed, every rank returns an error, the failing ones
+ * with their own message, the others saying so in res (failed_elsewhere), and
+ * nobody needs to abort the job. */
+static int agree_setup(clsynth_ctx *ctx, int rc, clsynth_train_result *res, clsynth_err *err)
+{
+    int first;
+    if (clsynth_train_agree(ctx, rc != 0, &first))
+        return rc ? rc : clsynth_fail(err, "%s", ctx->err.msg); /* the others may not know: abort */
+    if (first < 0)
+        return 0;
+    res->failed_together = true;
+    if (rc)
+        return rc;
+    res->failed_elsewhere = true;
+    return clsynth_fail(err, "rank %d could not start (its message says why)", first);
+}
+
 int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_result *res, clsynth_err *err)
 {
     memset(res, 0, sizeof *res);
+    res->last_step = -1;
     stop_requested = 0;
     time_t started = time(NULL);
     o->data.is_train = 1;
@@ -228,9 +264,21 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         clsynth_dataset_free(ds);
         return -1;
     }
+    /* data-parallel: the shards only make up the global batches if every rank reads the same dataset */
+    if (clsynth_comm_check_same(ctx, (uint64_t)ds->n, "the number of training samples")) {
+        clsynth_fail(err, "%s (every rank must read the same dataset)", ctx->err.msg);
+        clsynth_dataset_free(ds);
+        return -1;
+    }
     snprintf(res->run_dir, sizeof res->run_dir, "%s/%s", o->checkpoints_dir, o->name);
     char web[1200];
     snprintf(web, sizeof web, "%s/web", res->run_dir);
+    /* data-parallel: rank 0 alone looks at and writes the run folder: it takes
+     * every decision about it (refusal, --overwrite, which checkpoint to resume
+     * from, stale temporary files, the lock, losses.csv) and the other ranks
+     * start from the model and position it broadcasts */
+    const int rank = clsynth_comm_rank(ctx), world = clsynth_comm_size(ctx);
+    const bool writer = rank == 0;
 
     int rc = -1, lock = -1;
     clsynth_loader *loader = NULL;
@@ -239,49 +287,70 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
     clsynth_model *m = NULL;
     good_ckpt good = { "", -1 };
     clsynth_step_memory est;
-    /* before the first step, before the real model exists, before the run folder changes */
-    if (clsynth_step_memory_check(ctx, o, &est, err))
-        goto done;
-    printf("device memory: a training step needs about %.0f MiB of %.0f MiB\n", est.bytes / (1024.0 * 1024),
-           (double)ctx->dev.global_mem / (1024.0 * 1024));
-    if ((lock = prepare_run_dir(o, res->run_dir, started, err)) < 0)
-        goto done;
-    if (!(m = clsynth_model_create(ctx, o, err)))
-        goto done;
-    clsynth_resume_point from = { "", 0, 1 };
-    if (o->continue_train && clsynth_resume_load(ctx, m, res->run_dir, o->which_epoch, stdout, &from, err))
-        goto done;
-    uint64_t start_step = (uint64_t)from.step;
-    int start_epoch = from.epoch;
-    if (from.path[0]) {
-        snprintf(good.path, sizeof good.path, "%s", from.path);
-        good.step = from.step;
+    /* before the first step, before the real model exists, before the run
+     * folder changes; on every rank, for its own device (the devices of the
+     * ranks may differ) */
+    int setup = clsynth_step_memory_check(ctx, o, &est, err);
+    if (setup == 0) {
+        if (world > 1)
+            printf("rank %d: ", rank);
+        printf("device memory: a training step needs about %.0f MiB of %.0f MiB\n", est.bytes / (1024.0 * 1024),
+               (double)ctx->dev.global_mem / (1024.0 * 1024));
     }
+    if (agree_setup(ctx, setup, res, err))
+        goto done;
+    if (writer && (lock = prepare_run_dir(o, res->run_dir, started, err)) < 0)
+        setup = -1;
+    if (setup == 0 && !(m = clsynth_model_create(ctx, o, err)))
+        setup = -1;
+    clsynth_resume_point from = { "", 0, 1 };
+    if (setup == 0 && writer && o->continue_train &&
+        clsynth_resume_load(ctx, m, res->run_dir, o->which_epoch, stdout, &from, err))
+        setup = -1;
     char path[1300];
-    char *text = clsynth_options_to_text(o);
-    snprintf(path, sizeof path, "%s/options.txt", res->run_dir);
-    int wrc = text ? write_text(path, text, err) : clsynth_fail(err, "out of memory");
-    free(text);
-    if (wrc)
-        goto done;
-    size_t pg, pd, pe;
-    clsynth_model_param_counts(m, &pg, &pd, &pe);
-    char counts[256];
-    snprintf(counts, sizeof counts, "G %zu\nD %zu\nE %zu\n", pg, pd, pe);
-    snprintf(path, sizeof path, "%s/params.txt", res->run_dir);
-    if (write_text(path, counts, err))
-        goto done;
-    printf("parameters: G %zu, D %zu%s", pg, pd, pe ? "" : "\n");
-    if (pe)
-        printf(", E %zu\n", pe);
-    if (*clsynth_model_notice(m))
-        printf("%s\n", clsynth_model_notice(m));
-    if (clsynth_loss_log_open(&log, res->run_dir, (long)start_step, stdout, err))
-        goto done;
+    size_t pg = 0, pd = 0, pe = 0;
+    if (m)
+        clsynth_model_param_counts(m, &pg, &pd, &pe);
+    if (setup == 0 && writer) {
+        char *text = clsynth_options_to_text(o);
+        snprintf(path, sizeof path, "%s/options.txt", res->run_dir);
+        setup = text ? write_text(path, text, err) : clsynth_fail(err, "out of memory");
+        free(text);
+    }
+    if (setup == 0 && writer) {
+        char counts[256];
+        snprintf(counts, sizeof counts, "G %zu\nD %zu\nE %zu\n", pg, pd, pe);
+        snprintf(path, sizeof path, "%s/params.txt", res->run_dir);
+        setup = write_text(path, counts, err);
+    }
+    if (setup == 0 && writer) {
+        printf("parameters: G %zu, D %zu%s", pg, pd, pe ? "" : "\n");
+        if (pe)
+            printf(", E %zu\n", pe);
+        if (*clsynth_model_notice(m))
+            printf("%s\n", clsynth_model_notice(m));
+        setup = clsynth_loss_log_open(&log, res->run_dir, from.step, stdout, err);
+    }
     fflush(stdout);
+    if (agree_setup(ctx, setup, res, err))
+        goto done;
+    /* data-parallel: every rank starts from rank 0's model (fresh or resumed) and position */
+    int64_t start[3] = { from.step, from.epoch, from.path[0] != 0 };
+    if (clsynth_comm_broadcast(ctx, start, sizeof start, 0, CLSYNTH_COMM_STATE) || clsynth_model_broadcast(ctx, m, 0)) {
+        clsynth_fail(err, "sharing rank 0's model: %s", ctx->err.msg);
+        goto done;
+    }
+    uint64_t start_step = (uint64_t)start[0];
+    int start_epoch = (int)start[1];
+    if (start[2]) { /* the resumed checkpoint is the newest good one (its path is rank 0's to report) */
+        snprintf(good.path, sizeof good.path, "%s", from.path);
+        good.step = (long)start_step;
+    }
+    if (clsynth_train_record_world(ctx, res->run_dir, o, start_step > 0, err))
+        goto done;
 
     clsynth_loader_opts lo = { .batch_size = o->batchSize, .seed = (uint64_t)o->seed, .shuffle = 1, .prefetch = 3,
-                               .start_epoch = 0 };
+                               .start_epoch = 0, .rank = rank, .world = world };
     /* Resume: the loader's order depends only on (seed, epoch, position), so
      * restart at the epoch of start_step and skip the batches already used. */
     loader = clsynth_loader_create(ds, &lo, err);
@@ -289,8 +358,8 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         goto done;
     int bpe = clsynth_loader_batches_per_epoch(loader);
     if (bpe <= 0) {
-        clsynth_fail(err, "dataset %s has fewer samples (%d) than --batchSize %d", o->data.dataroot, ds->n,
-                     o->batchSize);
+        clsynth_fail(err, "dataset %s has fewer samples (%d) than --batchSize %d x %d ranks", o->data.dataroot,
+                     ds->n, o->batchSize, world);
         goto done;
     }
     if (start_step > 0) {
@@ -316,12 +385,18 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
     clsynth_losses l;
     memset(&l, 0, sizeof l);
     bool with_edges = !o->data.no_instance;
+    clsynth_stop_vote vote;
+    memset(&vote, 0, sizeof vote);
     for (;;) {
         if (total > 0 && it >= total)
             break;
-        if (o->time_budget > 0 && now_s() - t0 >= o->time_budget)
-            break;
-        if (stop_requested)
+        /* every rank takes the same decision (one process: the local one) */
+        if (clsynth_train_vote_stop(ctx, (int)stop_requested, o->time_budget > 0 && now_s() - t0 >= o->time_budget,
+                                    &vote)) {
+            clsynth_fail(err, "iteration %ld: %s", it + 1, ctx->err.msg);
+            goto done;
+        }
+        if (vote.stop)
             break;
         const clsynth_batch *b;
         int nx = clsynth_loader_next(loader, &b, err);
@@ -342,21 +417,30 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         label_f = grown;
         batch_tensors t;
         clsynth_tensor *seg = NULL;
+        bool tune_after = o->autotune > 0 && res->new_iterations == 0;
+        if (tune_after)
+            clsynth_autotune_first_step_begin(ctx);
         if (upload_batch(ctx, b, label_f, with_edges, &t) == 0)
             seg = clsynth_model_seg(ctx, m, t.labels, t.edges);
-        if (!seg || clsynth_train_step(ctx, m, seg, t.image, &l)) {
+        if (!seg || clsynth_train_step(ctx, m, seg, t.image, &l) || clsynth_train_average_losses(ctx, &l)) {
             clsynth_fail(err, "iteration %ld: %s%s", it + 1, ctx->err.msg,
                          it == (long)start_step && strstr(ctx->err.msg, "out of device memory")
                              ? " (lower --crop_size or --batchSize)" : "");
             goto done;
         }
+        if (tune_after) {
+            double spent;
+            clsynth_autotune_first_step_end(ctx, o->autotune, &spent);
+            t0 += spent; /* iteration times and --time_budget leave the tuning out */
+        }
         it++;
         res->new_iterations++;
         double el = now_s() - t0;
-        clsynth_loss_log_row(&log, it, cur_epoch, el, &l);
-        if (tty || it % (o->print_freq > 0 ? o->print_freq : 100) == 0 || it == total)
+        if (writer)
+            clsynth_loss_log_row(&log, it, cur_epoch, el, &l);
+        if (writer && (tty || it % (o->print_freq > 0 ? o->print_freq : 100) == 0 || it == total))
             progress(stderr, tty, it, total, el, res->new_iterations / (el > 0 ? el : 1), &l, cur_epoch);
-        if (o->display_freq > 0 && it % o->display_freq == 0) {
+        if (writer && o->display_freq > 0 && it % o->display_freq == 0) {
             clsynth_loss_log_flush(&log);
             snprintf(path, sizeof path, "%s/iter_%07ld.png", web, it);
             if (save_grid(ctx, m, b, label_f, with_edges, path, err))
@@ -366,13 +450,20 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
             save_checkpoint(ctx, m, res->run_dir, it, cur_epoch, (uint64_t)o->seed, &log, &good, err))
             goto done;
     }
-    if (tty)
+    if (tty && writer)
         fputc('\n', stderr);
-    res->stop_signal = (int)stop_requested;
+    res->stop_signal = vote.signal;
+    res->stop_rank = vote.signal_rank;
     if (it > (long)start_step &&
         save_checkpoint(ctx, m, res->run_dir, it, cur_epoch ? cur_epoch : start_epoch, (uint64_t)o->seed, &log,
                         &good, err))
         goto done;
+    /* data-parallel: no rank exits (mpirun would then end the job) before rank 0 has saved */
+    int64_t saved = 1;
+    if (clsynth_comm_broadcast(ctx, &saved, sizeof saved, 0, CLSYNTH_COMM_STATE)) {
+        clsynth_fail(err, "after the last checkpoint: %s", ctx->err.msg);
+        goto done;
+    }
     res->iterations = it;
     res->epoch = cur_epoch ? cur_epoch : start_epoch;
     res->seconds = now_s() - t0;
@@ -380,9 +471,10 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
 done:
     if (clsynth_loss_log_close(&log, rc == 0 ? err : NULL) && rc == 0)
         rc = -1;
-    if (good.step >= 0)
+    if (good.path[0]) { /* rank 0 (the others know the step, not the file) */
         snprintf(res->last_checkpoint, sizeof res->last_checkpoint, "%s", good.path);
-    res->last_step = good.step;
+        res->last_step = good.step;
+    }
     clsynth_run_unlock(lock);
     free(label_f);
     clsynth_loader_free(loader);
