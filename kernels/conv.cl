@@ -26,7 +26,16 @@
  * COUT_PER_ITEM*TILE_W*TILE_H outputs. Backward data: each item reads its taps of dy
  * (Cout * KH*KW / s^2 floats) and the matching weights, writes COUT_PER_ITEM floats.
  * Backward weight: each item reads N*OH*OW*(1 + COUT_PER_ITEM) floats.
- * All sums run in a fixed order: results do not depend on local sizes or scheduling. */
+ * All sums run in a fixed order: results do not depend on local sizes or scheduling.
+ *
+ * Arithmetic is explicit, so that every tiling and COUT_PER_ITEM of a kernel gives
+ * bit-identical results on every implementation (tests/test_conv.c checks it): each
+ * multiply-accumulate is an fma() (one rounding, as fast as a multiply-add on GPUs and
+ * on CPUs with FMA units), and FP_CONTRACT is OFF for the rest. With contraction left
+ * to the compiler, Intel's CPU runtime fused a*b+c in some code paths of a kernel and
+ * not in others (its vectorized and remainder paths differ by the work-group shape),
+ * so the same output differed in the last bit between two tilings. */
+#pragma OPENCL FP_CONTRACT OFF
 
 #ifndef COUT_PER_ITEM
 #define COUT_PER_ITEM 8
@@ -88,7 +97,7 @@ __kernel void conv_fwd_direct(__global const float *x, const int x_off, __global
                 const float v = (ix >= 0 && ix < W) ? xc[iy * W + ix] : 0.0f;
                 const int wk = wc + ky * KW + kx;
                 for (int j = 0; j < COUT_PER_ITEM; j++)
-                    acc[j] += v * w[wrow[j] + wk];
+                    acc[j] = fma(v, w[wrow[j] + wk], acc[j]);
             }
         }
     }
@@ -112,7 +121,7 @@ __kernel void conv_fwd_direct(__global const float *x, const int x_off, __global
                         const float v = pc[ky * PW + kx];
                         const int wk = wc + ky * KW + kx;
                         for (int j = 0; j < COUT_PER_ITEM; j++)
-                            acc[j] += v * w[wrow[j] + wk];
+                            acc[j] = fma(v, w[wrow[j] + wk], acc[j]);
                     }
             }
         }
@@ -165,7 +174,7 @@ __kernel void conv_bwd_data_direct(__global const float *dy, const int dy_off, _
                 const float g = dyn[co * OHW + oy * OW + ox];
                 const int wb = co * Cin * KK + k;
                 for (int j = 0; j < COUT_PER_ITEM; j++)
-                    acc[j] += g * w[wcol[j] + wb];
+                    acc[j] = fma(g, w[wcol[j] + wb], acc[j]);
             }
         }
     }
@@ -215,7 +224,7 @@ __kernel void conv_bwd_weight_direct(__global const float *dy, const int dy_off,
                 const float v = xn[iy * W + ox * stride + kx - pad];
                 const int q = oy * OW + ox;
                 for (int j = 0; j < COUT_PER_ITEM; j++)
-                    row[j] += v * dyn[dyrow[j] + q];
+                    row[j] = fma(v, dyn[dyrow[j] + q], row[j]);
             }
             for (int j = 0; j < COUT_PER_ITEM; j++)
                 acc[j] += row[j];

@@ -331,8 +331,9 @@ START_TEST(backward_is_deterministic)
 END_TEST
 
 /* A device with 64 work-items per group and 16 KiB of local memory: smaller tiles
- * and fewer input channels per patch, same per-output summation order, so the
- * direct kernels give bit-identical results. */
+ * and fewer input channels per patch, same per-output summation order and every
+ * multiply-add an explicit fma (kernels/conv.cl), so the direct kernels give
+ * bit-identical results on every implementation. */
 START_TEST(direct_kernel_same_under_small_device_limits)
 {
     clsynth_ctx *small = clsynth_test_ctx();
