@@ -29,12 +29,15 @@
  * All sums run in a fixed order: results do not depend on local sizes or scheduling.
  *
  * Arithmetic is explicit, so that every tiling and COUT_PER_ITEM of a kernel gives
- * bit-identical results on every implementation (tests/test_conv.c checks it): each
- * multiply-accumulate is an fma() (one rounding, as fast as a multiply-add on GPUs and
- * on CPUs with FMA units), and FP_CONTRACT is OFF for the rest. With contraction left
- * to the compiler, Intel's CPU runtime fused a*b+c in some code paths of a kernel and
- * not in others (its vectorized and remainder paths differ by the work-group shape),
- * so the same output differed in the last bit between two tilings. */
+ * bit-identical results on every implementation (tests/test_conv.c checks it):
+ * FP_CONTRACT is OFF, every multiply-accumulate a separate multiply and add. With
+ * contraction left to the compiler, Intel's CPU runtime fused a*b+c in some code paths
+ * of a kernel and not in others (its vectorized and remainder paths differ with the
+ * work-group shape), so one output differed in the last bit between two tilings.
+ * Explicit fma() would give the same guarantee with one rounding (and one instruction
+ * on GPUs), but Mesa rusticl 22.3 (llvmpipe, LLVM 15) miscompiles it in
+ * conv_bwd_weight_direct with COUT_PER_ITEM=8 and N >= 2 at 64x64 (dw wrong by O(1);
+ * tests/test_conv.c direct_gradients_at_a_medium_shape catches it). */
 #pragma OPENCL FP_CONTRACT OFF
 
 #ifndef COUT_PER_ITEM
@@ -97,7 +100,7 @@ __kernel void conv_fwd_direct(__global const float *x, const int x_off, __global
                 const float v = (ix >= 0 && ix < W) ? xc[iy * W + ix] : 0.0f;
                 const int wk = wc + ky * KW + kx;
                 for (int j = 0; j < COUT_PER_ITEM; j++)
-                    acc[j] = fma(v, w[wrow[j] + wk], acc[j]);
+                    acc[j] += v * w[wrow[j] + wk];
             }
         }
     }
@@ -121,7 +124,7 @@ __kernel void conv_fwd_direct(__global const float *x, const int x_off, __global
                         const float v = pc[ky * PW + kx];
                         const int wk = wc + ky * KW + kx;
                         for (int j = 0; j < COUT_PER_ITEM; j++)
-                            acc[j] = fma(v, w[wrow[j] + wk], acc[j]);
+                            acc[j] += v * w[wrow[j] + wk];
                     }
             }
         }
@@ -174,7 +177,7 @@ __kernel void conv_bwd_data_direct(__global const float *dy, const int dy_off, _
                 const float g = dyn[co * OHW + oy * OW + ox];
                 const int wb = co * Cin * KK + k;
                 for (int j = 0; j < COUT_PER_ITEM; j++)
-                    acc[j] = fma(g, w[wcol[j] + wb], acc[j]);
+                    acc[j] += g * w[wcol[j] + wb];
             }
         }
     }
@@ -224,7 +227,7 @@ __kernel void conv_bwd_weight_direct(__global const float *dy, const int dy_off,
                 const float v = xn[iy * W + ox * stride + kx - pad];
                 const int q = oy * OW + ox;
                 for (int j = 0; j < COUT_PER_ITEM; j++)
-                    row[j] = fma(v, dyn[dyrow[j] + q], row[j]);
+                    row[j] += v * dyn[dyrow[j] + q];
             }
             for (int j = 0; j < COUT_PER_ITEM; j++)
                 acc[j] += row[j];

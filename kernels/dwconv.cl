@@ -16,11 +16,11 @@
  * (reqd_work_group_size): the host derives legal tunables from the device
  * limits.
  * Every output is summed over the taps in the fixed order (0,0), (0,1), ...,
- * (2,2), in the vector and the scalar path alike, each step an explicit fma()
- * with FP_CONTRACT OFF elsewhere, so results do not depend on the tile, VW or
- * the local size on any implementation (left to the compiler, a*b+c may be
- * fused in one path and not in the other: Intel's CPU runtime did so in
- * kernels/conv.cl).
+ * (2,2), in the vector and the scalar path alike, each step a separate
+ * multiply and add (FP_CONTRACT OFF), so results do not depend on the tile, VW
+ * or the local size on any implementation: left to the compiler, a*b+c may be
+ * fused in one path and not in the other (Intel's CPU runtime did so in
+ * kernels/conv.cl; see there why not fma()).
  *
  * Tunables (-D):
  *   VW      pixels per work-item along w, vector width: 1, 2, 4, 8, 16 (default 4)
@@ -104,22 +104,22 @@ void dwconv_fwd(__global const float *x, const int x_off, __global const float *
     __local const float *t = tile + ty * TPW + q * VW;
     if (gw + VW <= W) {
         floatV acc = (floatV)(0.0f);
-        acc = fma(LOADV(kp + 0 * HW + p), LOADV(t), acc);
-        acc = fma(LOADV(kp + 1 * HW + p), LOADV(t + 1), acc);
-        acc = fma(LOADV(kp + 2 * HW + p), LOADV(t + 2), acc);
-        acc = fma(LOADV(kp + 3 * HW + p), LOADV(t + TPW), acc);
-        acc = fma(LOADV(kp + 4 * HW + p), LOADV(t + TPW + 1), acc);
-        acc = fma(LOADV(kp + 5 * HW + p), LOADV(t + TPW + 2), acc);
-        acc = fma(LOADV(kp + 6 * HW + p), LOADV(t + 2 * TPW), acc);
-        acc = fma(LOADV(kp + 7 * HW + p), LOADV(t + 2 * TPW + 1), acc);
-        acc = fma(LOADV(kp + 8 * HW + p), LOADV(t + 2 * TPW + 2), acc);
+        acc += LOADV(kp + 0 * HW + p) * LOADV(t);
+        acc += LOADV(kp + 1 * HW + p) * LOADV(t + 1);
+        acc += LOADV(kp + 2 * HW + p) * LOADV(t + 2);
+        acc += LOADV(kp + 3 * HW + p) * LOADV(t + TPW);
+        acc += LOADV(kp + 4 * HW + p) * LOADV(t + TPW + 1);
+        acc += LOADV(kp + 5 * HW + p) * LOADV(t + TPW + 2);
+        acc += LOADV(kp + 6 * HW + p) * LOADV(t + 2 * TPW);
+        acc += LOADV(kp + 7 * HW + p) * LOADV(t + 2 * TPW + 1);
+        acc += LOADV(kp + 8 * HW + p) * LOADV(t + 2 * TPW + 2);
         STOREV(acc, yp + p);
     } else {
         for (int r = 0; r < W - gw; r++) {
             float acc = 0.0f;
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++)
-                    acc = fma(kp[(3 * i + j) * HW + p + r], t[i * TPW + j + r], acc);
+                    acc += kp[(3 * i + j) * HW + p + r] * t[i * TPW + j + r];
             yp[p + r] = acc;
         }
     }
@@ -163,7 +163,7 @@ void dwconv_bwd(__global const float *x, const int x_off, __global const float *
                 if (oh < 0 || oh >= H)
                     continue;
                 for (int j = 0; j < 3; j++)
-                    acc = fma(LOADV(d + (2 - i) * TPW + 2 - j), LOADV(kp + (3 * i + j) * HW + oh * W + gw + 1 - j), acc);
+                    acc += LOADV(d + (2 - i) * TPW + 2 - j) * LOADV(kp + (3 * i + j) * HW + oh * W + gw + 1 - j);
             }
             STOREV(LOADV(dxp + p) + acc, dxp + p);
         } else {
@@ -177,7 +177,7 @@ void dwconv_bwd(__global const float *x, const int x_off, __global const float *
                     for (int j = 0; j < 3; j++) {
                         const int ow = gw + r + 1 - j;
                         if (ow >= 0 && ow < W)
-                            acc = fma(d[(2 - i) * TPW + 2 - j + r], kp[(3 * i + j) * HW + oh * W + ow], acc);
+                            acc += d[(2 - i) * TPW + 2 - j + r] * kp[(3 * i + j) * HW + oh * W + ow];
                     }
                 }
                 dxp[p + r] += acc;
@@ -192,13 +192,13 @@ void dwconv_bwd(__global const float *x, const int x_off, __global const float *
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) {
                     __global float *o = dkp + (3 * i + j) * HW + p;
-                    STOREV(fma(g, LOADV(t + i * TPW + j), LOADV(o)), o);
+                    STOREV(LOADV(o) + g * LOADV(t + i * TPW + j), o);
                 }
         } else {
             for (int r = 0; r < W - gw; r++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++)
-                        dkp[(3 * i + j) * HW + p + r] = fma(d[r], t[i * TPW + j + r], dkp[(3 * i + j) * HW + p + r]);
+                        dkp[(3 * i + j) * HW + p + r] += d[r] * t[i * TPW + j + r];
         }
     }
 }

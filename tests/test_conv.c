@@ -202,13 +202,11 @@ START_TEST(algorithms_agree)
 END_TEST
 
 /* Backward tolerance vs the double reference: 2e-4 + 1e-4 |reference|. */
-static void check_backward(clsynth_conv_algo algo)
+/* Device backward of case c against the reference (seeded data). */
+static void backward_matches_reference(const conv_case *c, clsynth_conv_algo algo, uint64_t seed)
 {
-    int n;
-    const conv_case *cs = cases(&n);
-    for (int i = 0; i < n; i++) {
-        const conv_case *c = &cs[i];
-        conv_data d = make_data(c, 200 + (uint64_t)i);
+    {
+        conv_data d = make_data(c, seed);
         float *dx = malloc(d.nx * sizeof(float)), *dw = malloc(d.nw * sizeof(float)),
               *db = malloc((size_t)c->Cout * sizeof(float));
         float *rx = malloc(d.nx * sizeof(float)), *rw = malloc(d.nw * sizeof(float)),
@@ -231,7 +229,29 @@ static void check_backward(clsynth_conv_algo algo)
     }
 }
 
+static void check_backward(clsynth_conv_algo algo)
+{
+    int n;
+    const conv_case *cs = cases(&n);
+    for (int i = 0; i < n; i++)
+        backward_matches_reference(&cs[i], algo, 200 + (uint64_t)i);
+}
+
 START_TEST(direct_backward_matches_reference) { check_backward(CLSYNTH_CONV_DIRECT); }
+END_TEST
+
+/* The generator's last convs at 64x64, batch 2: the weight gradient sums 8192
+ * products per item. Mesa rusticl 22.3 got it wrong by O(1) with fma() in
+ * conv_bwd_weight_direct (COUT_PER_ITEM 8, N >= 2) while every small case
+ * passed. Not under Oclgrind (the tiny cases cover the kernels there). */
+START_TEST(direct_gradients_at_a_medium_shape)
+{
+    static const conv_case medium[] = { { 2, 4, 64, 64, 3, 3, 1, 1, 1 }, { 3, 8, 64, 64, 4, 3, 1, 1, 0 } };
+    if (clsynth_test_under_oclgrind())
+        return;
+    for (size_t i = 0; i < sizeof medium / sizeof medium[0]; i++)
+        backward_matches_reference(&medium[i], CLSYNTH_CONV_DIRECT, 300 + (uint64_t)i);
+}
 END_TEST
 
 START_TEST(gemm_backward_matches_reference)
@@ -468,6 +488,7 @@ int main(void)
     tcase_add_test(tc, auto_forward_matches_reference);
     tcase_add_test(tc, algorithms_agree);
     tcase_add_test(tc, direct_backward_matches_reference);
+    tcase_add_test(tc, direct_gradients_at_a_medium_shape);
     tcase_add_test(tc, gemm_backward_matches_reference);
     tcase_add_test(tc, gemm_in_pixel_chunks_matches_reference);
     tcase_add_test(tc, direct_gradients_match_finite_differences);
