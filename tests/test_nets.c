@@ -950,22 +950,41 @@ START_TEST(vgg_loss_from_a_weights_file)
 END_TEST
 
 /* The real losses (hinge GAN + feature matching, no reconstruction term) on 2
- * images: the synthesized images approach the real ones. */
+ * images: the synthesized images approach the real ones.
+ *
+ * The settings keep the outcome independent of rounding. This test used the
+ * reference FPSE and lr 0.004 (G 0.002, D 0.008) and failed on rusticl and
+ * Intel's runtime, which run every op within its tests' tolerances and are
+ * deterministic run to run: from the same weights, PoCL and Intel agree on the
+ * first step's losses to 2e-7, but Adam's first updates are lr * sign(g) and
+ * D's (spectral-normalized) weights start near 0.002, so an lr of 0.008 moves
+ * them by several times their size per step: a gradient whose sign differs by
+ * rounding changed 300 of G's weights by O(lr) after one step, and the
+ * trajectories were O(1) apart after three. The L1 after 60 steps was then a
+ * draw: on PoCL itself seeds 1..7 gave 0.22..0.47 (2 of 7 passed 1.5x). With
+ * the main job's --fpse_plain_enc1 (the reference FPSE, instance-normalized
+ * from its first layer, barely sees colour, so feature matching hardly pulls
+ * the colours) and half the learning rate, L1 falls steadily:
+ * 0.47 -> 0.22..0.30 (1.57..2.1x) in 60 steps over seeds 1..7 on PoCL, and
+ * 1.67x (seed 7) on Intel's runtime. */
 START_TEST(overfit_two_images_lowers_l1)
 {
+    if (clsynth_test_skip_in_quick_mode("overfit_two_images_lowers_l1 (60 training steps)"))
+        return;
     clsynth_options o;
     tiny_opts(&o, 32);
     o.ngf = 8;
     o.ndf = 8;
     o.nhidden = 16;
-    o.lr = 0.004f; /* G 0.002, D 0.008 (TTUR) */
+    o.fpse_plain_enc1 = true;
+    o.lr = 0.002f; /* G 0.001, D 0.004 (TTUR) */
     clsynth_model *m = make_model(&o);
     scene s;
     scene_make(&s, 2, 32, 32);
     clsynth_tensor *seg, *real;
     scene_tensors(m, &s, &seg, &real);
     const int steps = 60;
-    const double factor = 1.5; /* measured: 0.472 -> 0.285 (1.66x) on PoCL */
+    const double factor = 1.3; /* the smallest measured was 1.57x (see above) */
     double l1[2];
     for (int phase = 0; phase < 2; phase++) {
         if (phase == 1)
