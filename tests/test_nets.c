@@ -510,8 +510,17 @@ static double d_loss(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real
     return l;
 }
 
+/* Samples up to max_tensors parameter tensors, spread over the group; under
+ * CLSYNTH_TEST_QUICK finite differences for the first fifth of those samples
+ * only (at least 4; every op has its own gradient test there), with the same
+ * tolerance: the samples left out count in its scale with their analytic
+ * gradient. The same samples, not a new spread: with eps at 1% of a tensor's
+ * scale some other samples cross kinks (measured: G condconv's
+ * G.wp.enc4.norm.gamma[2], D fpse's D.enc2.conv.w[155] disagree at eps 1% and
+ * agree at 0.1%). */
 static void gradcheck_group(const char *what, clsynth_model *m, clsynth_param_group *g, loss_fn fn, int max_tensors)
 {
+    const int limit = !clsynth_test_quick() ? max_tensors : max_tensors / 5 > 4 ? max_tensors / 5 : 4;
     scene s;
     int size = m->opt.data.crop_size;
     scene_make(&s, 2, size, size);
@@ -536,9 +545,14 @@ static void gradcheck_group(const char *what, clsynth_model *m, clsynth_param_gr
     int which[512];
     size_t idxs[512];
     clsynth_no_grad_begin(ctx);
+    double scale = 0;
     for (int i = (int)(g->n_params % stride) / 2; i < g->n_params && n < 512; i += stride) {
         clsynth_tensor *p = g->params[i];
         size_t j = p->off + (p->numel * 7 / 13);
+        if (n >= limit) { /* left out: its gradient still sets the scale */
+            scale = fmax(scale, fabs((double)grad[j]));
+            continue;
+        }
         double rms = 0;
         for (size_t k = 0; k < p->numel; k++)
             rms += (double)data[p->off + k] * data[p->off + k];
@@ -560,7 +574,6 @@ static void gradcheck_group(const char *what, clsynth_model *m, clsynth_param_gr
         n++;
     }
     clsynth_no_grad_end(ctx);
-    double scale = 0;
     for (int k = 0; k < n; k++)
         scale = fmax(scale, fabs(num[k]));
     /* |analytic - numeric| <= 2% of the largest sampled gradient + 5% relative */
@@ -577,7 +590,7 @@ static void gradcheck_group(const char *what, clsynth_model *m, clsynth_param_gr
     }
     ck_assert_msg(bad == 0, "%s: %d of %d sampled parameters disagree (atol %.3g, rtol %.2g):%s", what, bad, n, atol,
                   rtol, msg);
-    ck_assert_msg(n >= max_tensors / 2, "%s: only %d samples", what, n);
+    ck_assert_msg(n >= limit / 2, "%s: only %d samples", what, n);
     free(r);
     free(grad);
     free(data);
@@ -717,7 +730,7 @@ static void run_steps(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *rea
 
 START_TEST(resume_equals_uninterrupted_training)
 {
-    enum { N = 2, M = 2 };
+    const int N = clsynth_test_quick() ? 1 : 2, M = N; /* steps before and after the checkpoint */
     clsynth_options o;
     tiny_opts(&o, 32);
     o.use_vae = true; /* exercises the model's RNG counter */
