@@ -977,12 +977,12 @@ END_TEST
  * draw: on PoCL itself seeds 1..7 gave 0.22..0.47 (2 of 7 passed 1.5x). With
  * the main job's --fpse_plain_enc1 (the reference FPSE, instance-normalized
  * from its first layer, barely sees colour, so feature matching hardly pulls
- * the colours) and half the learning rate, L1 falls steadily:
- * 0.47 -> 0.22..0.30 (1.57..2.1x) in 60 steps over seeds 1..7 on PoCL, and
- * 1.67x (seed 7) on Intel's runtime. */
+ * the colours) and half the learning rate, L1 falls steadily: 0.47 -> 0.13..0.24
+ * (1.98..3.7x) in 80 steps over seeds 1..7 on PoCL, 1.95x and 2.19x (seeds 6,
+ * 7) on Intel's runtime; after 60 steps it was still 1.35..2.6x. */
 START_TEST(overfit_two_images_lowers_l1)
 {
-    if (clsynth_test_skip_in_quick_mode("overfit_two_images_lowers_l1 (60 training steps)"))
+    if (clsynth_test_skip_in_quick_mode("overfit_two_images_lowers_l1 (80 training steps)"))
         return;
     clsynth_options o;
     tiny_opts(&o, 32);
@@ -996,8 +996,8 @@ START_TEST(overfit_two_images_lowers_l1)
     scene_make(&s, 2, 32, 32);
     clsynth_tensor *seg, *real;
     scene_tensors(m, &s, &seg, &real);
-    const int steps = 60;
-    const double factor = 1.3; /* the smallest measured was 1.57x (see above) */
+    const int steps = 80;
+    const double factor = 1.5; /* the smallest measured was 1.95x (see above) */
     double l1[2];
     for (int phase = 0; phase < 2; phase++) {
         if (phase == 1)
