@@ -180,22 +180,31 @@ install_one() {
     esac
 }
 
+known() { # exits 2 naming the choices when $1 is no implementation's name
+    case " ${all_names[*]} " in *" $1 "*) return 0 ;; esac
+    say "unknown implementation '$1' (one of: ${all_names[*]})"
+    exit 2
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
 install)
     [ $# -gt 0 ] || set -- pocl rusticl intel oclgrind
     rc=0
+    for n in "$@"; do known "$n"; done
     for n in "$@"; do install_one "$n" || rc=$?; done
     exit $rc
     ;;
 env)
     [ $# -eq 1 ] || usage
+    known "$1"
     print_env "$1"
     ;;
 run)
     [ $# -ge 2 ] || usage
     name=$1
+    known "$name"
     shift
     exports=$(print_env "$name") || { say "$name: skipped"; exit 77; }
     eval "$exports"
