@@ -29,6 +29,8 @@ typedef struct clsynth_node {
     int iarg[8];                    /* op parameters */
     float farg[8];
     void *extra;                    /* op-owned memory, free()d with the node */
+    struct clsynth_kforce *force;   /* the caller's forced kernel configuration, for the backward
+                                       kernels (clcore/kdef.h; NULL: resolved as usual) */
 } clsynth_node;
 
 /* True if the op should record: grad mode on and some input requires grad. */

@@ -2,239 +2,42 @@
 #include "clcore/clblast_tune.h"
 
 #include <clblast_c.h>
-#include <errno.h>
 #include <math.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "clcore/kdefs.h"
 #include "clcore/tensor.h"
 #include "clcore/tunedb.h"
 #include "clcore/tuner.h"
 
-#define MAX_P 16
-
-/* ------------------------------------------------------------ parameter spaces */
-
-typedef struct pspace {
-    const char *kernel; /* CLBlast kernel name */
-    int n;
-    const char *names[MAX_P];
-    int nv[MAX_P];
-    int vals[MAX_P][6];
-} pspace;
-
-static const pspace XGEMM = {
-    "Xgemm", 16,
-    { "GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB", "NDIMC", "NWG", "SA", "SB", "STRM", "STRN",
-      "VWM", "VWN" },
-    { 1, 1, 2, 2, 3, 3, 4, 3, 3, 4, 2, 2, 2, 2, 4, 4 },
-    { { 0 }, { 1 }, { 16, 32 }, { 2, 8 }, { 8, 16, 32 }, { 8, 16, 32 }, { 16, 32, 64, 128 }, { 8, 16, 32 },
-      { 8, 16, 32 }, { 16, 32, 64, 128 }, { 0, 1 }, { 0, 1 }, { 0, 1 }, { 0, 1 }, { 1, 2, 4, 8 }, { 1, 2, 4, 8 } },
-};
-
-static const pspace XGEMM_DIRECT = {
-    "XgemmDirect", 10,
-    { "KWID", "MDIMAD", "MDIMCD", "NDIMBD", "NDIMCD", "PADA", "PADB", "VWMD", "VWND", "WGD" },
-    { 3, 3, 3, 3, 3, 2, 2, 4, 4, 4 },
-    { { 2, 8, 16 }, { 8, 16, 32 }, { 8, 16, 32 }, { 8, 16, 32 }, { 8, 16, 32 }, { 0, 1 }, { 0, 1 }, { 1, 2, 4, 8 },
-      { 1, 2, 4, 8 }, { 8, 16, 32, 64 } },
-};
-
-enum { X_GEMMK, X_KREG, X_KWG, X_KWI, X_MDIMA, X_MDIMC, X_MWG, X_NDIMB, X_NDIMC, X_NWG, X_SA, X_SB, X_STRM, X_STRN,
-       X_VWM, X_VWN };
-enum { D_KWID, D_MDIMAD, D_MDIMCD, D_NDIMBD, D_NDIMCD, D_PADA, D_PADB, D_VWMD, D_VWND, D_WGD };
-
-/* The legality rules of CLBlast's own tuners (GEMMK = 0), plus the device's
- * work-group and local-memory limits. */
-static bool xgemm_legal(const int *v, const clsynth_ctx *ctx)
-{
-    if (v[X_KWG] % v[X_KWI] || v[X_MWG] % (v[X_MDIMC] * v[X_VWM]) || v[X_NWG] % (v[X_NDIMC] * v[X_VWN]) ||
-        v[X_MWG] % (v[X_MDIMA] * v[X_VWM]) || v[X_NWG] % (v[X_NDIMB] * v[X_VWN]))
-        return false;
-    int threads = v[X_MDIMC] * v[X_NDIMC];
-    if (threads % v[X_MDIMA] || threads % v[X_NDIMB] || v[X_KWG] % (threads / v[X_MDIMA]) ||
-        v[X_KWG] % (threads / v[X_NDIMB]))
-        return false;
-    if ((v[X_STRM] && !v[X_SA]) || (v[X_STRN] && !v[X_SB]))
-        return false; /* strides only matter with local memory: one canonical form */
-    size_t lmem = ((size_t)v[X_SA] * (size_t)v[X_KWG] * (size_t)v[X_MWG] +
-                   (size_t)v[X_SB] * (size_t)v[X_KWG] * (size_t)v[X_NWG]) * sizeof(float);
-    return (size_t)threads <= ctx->max_wg && (size_t)v[X_MDIMC] <= ctx->max_item[0] &&
-           (size_t)v[X_NDIMC] <= ctx->max_item[1] && lmem <= ctx->local_mem;
-}
-
-static bool direct_legal(const int *v, const clsynth_ctx *ctx)
-{
-    int w = v[D_WGD];
-    if (w % v[D_KWID] || w % (v[D_MDIMCD] * v[D_VWMD]) || w % (v[D_NDIMCD] * v[D_VWND]) ||
-        w % (v[D_MDIMAD] * v[D_VWMD]) || w % (v[D_NDIMBD] * v[D_VWND]))
-        return false;
-    int threads = v[D_MDIMCD] * v[D_NDIMCD];
-    if (threads % v[D_MDIMAD] || threads % v[D_NDIMBD] || w % (threads / v[D_MDIMAD]) ||
-        w % (threads / v[D_NDIMBD]))
-        return false;
-    size_t lmem = ((size_t)w * (size_t)(w + v[D_PADA]) + (size_t)w * (size_t)(w + v[D_PADB])) * sizeof(float);
-    return (size_t)threads <= ctx->max_wg && (size_t)v[D_MDIMCD] <= ctx->max_item[0] &&
-           (size_t)v[D_NDIMCD] <= ctx->max_item[1] && lmem <= ctx->local_mem;
-}
-
-static void params_string(const pspace *ps, const int *v, char *out, size_t len)
-{
-    size_t used = 0;
-    out[0] = 0;
-    for (int i = 0; i < ps->n && used < len; i++) {
-        int w = snprintf(out + used, len - used, "%s%s=%d", i ? "," : "", ps->names[i], v[i]);
-        if (w > 0)
-            used += (size_t)w;
-    }
-}
-
-/* Parses "A=1,B=2" (or "-DA=1 -DB=2") into names/values; returns the count or -1. */
-static int parse_params(const char *s, char names[MAX_P][32], size_t *values)
-{
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        if (p[0] == '-' && p[1] == 'D')
-            p += 2;
-        const char *eq = strchr(p, '=');
-        if (!eq || n >= MAX_P || eq - p <= 0 || eq - p >= 32)
-            return -1;
-        memcpy(names[n], p, (size_t)(eq - p));
-        names[n][eq - p] = 0;
-        char *end = NULL;
-        long v = strtol(eq + 1, &end, 10);
-        if (end == eq + 1 || v < 0)
-            return -1;
-        values[n++] = (size_t)v;
-        p = end;
-    }
-    return n;
-}
-
-static int override(cl_device_id dev, const char *kernel, const char *params, char *why, size_t why_len)
-{
-    char names[MAX_P][32];
-    size_t values[MAX_P];
-    int n = parse_params(params, names, values);
-    if (n <= 0) {
-        snprintf(why, why_len, "bad %s parameters '%s'", kernel, params);
-        return -1;
-    }
-    const char *np[MAX_P];
-    for (int i = 0; i < n; i++)
-        np[i] = names[i];
-    CLBlastStatusCode st = CLBlastOverrideParameters(dev, kernel, CLBlastPrecisionSingle, (size_t)n, np, values);
-    if (st != CLBlastSuccess) {
-        snprintf(why, why_len, "CLBlastOverrideParameters(%s) failed: %d", kernel, (int)st);
-        return -1;
-    }
-    return 0;
-}
-
-static void to_options(const char *params, char *out, size_t len)
-{
-    size_t used = 0;
-    out[0] = 0;
-    char names[MAX_P][32];
-    size_t values[MAX_P];
-    int n = parse_params(params, names, values);
-    for (int i = 0; i < n && used < len; i++) {
-        int w = snprintf(out + used, len - used, "%s-D%s=%zu", i ? " " : "", names[i], values[i]);
-        if (w > 0)
-            used += (size_t)w;
-    }
-}
-
-static void from_options(const char *options, char *out, size_t len)
-{
-    size_t used = 0;
-    out[0] = 0;
-    char names[MAX_P][32];
-    size_t values[MAX_P];
-    int n = parse_params(options, names, values);
-    for (int i = 0; i < n && used < len; i++) {
-        int w = snprintf(out + used, len - used, "%s%s=%zu", i ? "," : "", names[i], values[i]);
-        if (w > 0)
-            used += (size_t)w;
-    }
-}
-
-static const char *const DB_KEYS[3] = { "clblast.Xgemm", "clblast.XgemmDirect", "clblast.GemmRoutine" };
-
-bool clsynth_clblast_stored(clsynth_ctx *ctx, clsynth_clblast_params *out)
-{
-    memset(out, 0, sizeof *out);
-    bool any = false;
-    clsynth_tune_record r;
-    if (clsynth_tunedb_get(ctx, DB_KEYS[0], "sgemm", &r)) {
-        from_options(r.e.options, out->xgemm, sizeof out->xgemm);
-        any = true;
-    }
-    if (clsynth_tunedb_get(ctx, DB_KEYS[1], "sgemm", &r)) {
-        from_options(r.e.options, out->xgemm_direct, sizeof out->xgemm_direct);
-        any = true;
-    }
-    if (clsynth_tunedb_get(ctx, DB_KEYS[2], "sgemm", &r)) {
-        from_options(r.e.options, out->routine, sizeof out->routine);
-        any = true;
-    }
-    return any;
-}
-
-int clsynth_tunedb_apply_clblast(clsynth_ctx *ctx)
-{
-    clsynth_clblast_params p;
-    if (!clsynth_clblast_stored(ctx, &p))
-        return 0;
-    const char *sets[3] = { p.xgemm, p.xgemm_direct, p.routine };
-    const char *kernels[3] = { "Xgemm", "XgemmDirect", "GemmRoutine" };
-    int rc = 0;
-    for (int i = 0; i < 3; i++) {
-        char why[160];
-        if (sets[i][0] && override(ctx->dev.id, kernels[i], sets[i], why, sizeof why)) {
-            clsynth_warn(ctx, "tuned CLBlast parameters not applied: %s", why);
-            rc = -1;
-        }
-    }
-    return rc;
-}
+enum { K_XGEMM, K_DIRECT, K_ROUTINE };
 
 /* ------------------------------------------------------------ shapes */
 
 size_t clsynth_conv_gemm_shapes(const char *key, double uses, clsynth_gemm_shape *shapes, size_t n, size_t cap)
 {
-    int N, C, H, W, O, KH, KW, S, P;
-    char tail;
-    if (sscanf(key, "N%d.C%d.H%d.W%d.O%d.K%dx%d.S%d.P%d%c", &N, &C, &H, &W, &O, &KH, &KW, &S, &P, &tail) != 9 ||
-        S < 1)
+    clsynth_conv_shape s;
+    if (!clsynth_kdef_conv2d.parse(key, &s))
         return n;
-    int OH = (H + 2 * P - KH) / S + 1, OW = (W + 2 * P - KW) / S + 1;
+    int OH = clsynth_conv_out_size(s.h, s.kh, s.stride, s.pad), OW = clsynth_conv_out_size(s.w, s.kw, s.stride, s.pad);
     if (OH < 1 || OW < 1)
         return n;
-    int rows = C * KH * KW, pix = OH * OW;
+    int rows = s.cin * s.kh * s.kw, pix = OH * OW;
     /* the op's column buffer holds at most 64 MiB: larger images run in pixel chunks */
     long maxp = (64L << 20) / (4L * rows);
     if (maxp < 64)
         maxp = 64;
     if (pix > maxp)
         pix = (int)maxp;
+    const int O = s.cout;
     const clsynth_gemm_shape g[3] = {
         { O, pix, rows, false, false, 0 },  /* forward: y = W col */
         { O, rows, pix, false, true, 0 },   /* dW += dy col^T */
         { rows, pix, O, true, false, 0 },   /* dcol = W^T dy */
     };
-    double per = uses * N * ((double)OH * OW / pix);
+    double per = uses * s.n * ((double)OH * OW / pix);
     for (int i = 0; i < 3; i++) {
         size_t j = 0;
         while (j < n && !(shapes[j].m == g[i].m && shapes[j].n == g[i].n && shapes[j].k == g[i].k &&
@@ -251,7 +54,7 @@ size_t clsynth_conv_gemm_shapes(const char *key, double uses, clsynth_gemm_shape
     return n;
 }
 
-/* ------------------------------------------------------------ worker */
+/* ------------------------------------------------------------ measuring here */
 
 static double host_dot(const float *A, const float *B, const clsynth_gemm_shape *s, int i, int j)
 {
@@ -270,50 +73,57 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int clsynth_clblast_worker_main(int argc, char **argv)
+static void fill_host(float *h, size_t n, uint64_t *s)
 {
-    const char *device = NULL, *xg = "", *xd = "", *rt = "", *shapes_s = "";
-    int repeats = 3;
-    for (int i = 0; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--device") == 0) device = argv[i + 1];
-        else if (strcmp(argv[i], "--xgemm") == 0) xg = argv[i + 1];
-        else if (strcmp(argv[i], "--direct") == 0) xd = argv[i + 1];
-        else if (strcmp(argv[i], "--routine") == 0) rt = argv[i + 1];
-        else if (strcmp(argv[i], "--shapes") == 0) shapes_s = argv[i + 1];
-        else if (strcmp(argv[i], "--repeats") == 0) repeats = atoi(argv[i + 1]);
+    for (size_t i = 0; i < n; i++) {
+        *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+        h[i] = (float)((double)(*s >> 40) / 16777216.0 - 0.5);
     }
+}
+
+/* Device time of one CLBlastSgemm between two profiled markers (wall time
+ * when markers are not profiled); -1 on failure (why). */
+static double time_gemm(clsynth_ctx *ctx, const clsynth_gemm_shape *g, const clsynth_tensor *A,
+                        const clsynth_tensor *B, const clsynth_tensor *C, char *why, size_t len)
+{
+    size_t lda = g->ta ? (size_t)g->m : (size_t)g->k, ldb = g->tb ? (size_t)g->k : (size_t)g->n;
+    cl_event e0 = NULL, e1 = NULL;
+    clFinish(ctx->queue);
+    double w0 = clsynth_now_s();
+    clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e0);
+    CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, g->ta ? CLBlastTransposeYes : CLBlastTransposeNo,
+                                        g->tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)g->m, (size_t)g->n,
+                                        (size_t)g->k, 1.0f, A->mem, 0, lda, B->mem, 0, ldb, 0.0f, C->mem, 0,
+                                        (size_t)g->n, &ctx->queue, NULL);
+    clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e1);
+    clFinish(ctx->queue);
+    double wall = (clsynth_now_s() - w0) * 1e3;
+    cl_ulong t0 = 0, t1 = 0;
+    if (e0 && e1 && clGetEventProfilingInfo(e0, CL_PROFILING_COMMAND_END, sizeof t0, &t0, NULL) == CL_SUCCESS &&
+        clGetEventProfilingInfo(e1, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS && t1 > t0)
+        wall = (double)(t1 - t0) * 1e-6;
+    if (e0)
+        clReleaseEvent(e0);
+    if (e1)
+        clReleaseEvent(e1);
+    if (st != CLBlastSuccess) {
+        snprintf(why, len, "CLBlastSgemm %d", (int)st);
+        return -1;
+    }
+    return wall;
+}
+
+int clsynth_clblast_measure_here(clsynth_ctx *ctx, const clsynth_gemm_shape *sh, size_t ns,
+                                 const clsynth_clblast_params *p, int repeats, double *ms, double *err, char *why,
+                                 size_t why_len)
+{
     if (repeats < 1 || repeats > 50)
         repeats = 3;
-    clsynth_gemm_shape sh[64];
-    int ns = 0;
-    for (const char *p = shapes_s; *p && ns < 64;) {
-        int m, n, k, ta, tb, used = 0;
-        if (sscanf(p, "%d,%d,%d,%d,%d%n", &m, &n, &k, &ta, &tb, &used) != 5 || m < 1 || n < 1 || k < 1) {
-            printf("error bad shapes '%s'\n", shapes_s);
-            return 2;
-        }
-        sh[ns++] = (clsynth_gemm_shape){ m, n, k, ta != 0, tb != 0, 1 };
-        p += used;
-        if (*p == ';')
-            p++;
-    }
-    clsynth_err err;
-    clsynth_ctx *ctx = clsynth_ctx_create(device, &err);
-    if (!ctx) {
-        printf("error %s\n", err.msg);
-        return 1;
-    }
-    ctx->quiet = true;
-    char why[200];
-    if ((xg[0] && override(ctx->dev.id, "Xgemm", xg, why, sizeof why)) ||
-        (xd[0] && override(ctx->dev.id, "XgemmDirect", xd, why, sizeof why)) ||
-        (rt[0] && override(ctx->dev.id, "GemmRoutine", rt, why, sizeof why))) {
-        printf("error %s\n", why);
-        clsynth_ctx_free(ctx);
-        return 1;
-    }
+    for (int k = 0; p && k < 3; k++)
+        if (p->has[k] && clsynth_clblast_override(ctx->dev.id, k, p->v[k], why, why_len))
+            return 1;
     size_t maxa = 1, maxb = 1, maxc = 1;
-    for (int i = 0; i < ns; i++) {
+    for (size_t i = 0; i < ns; i++) {
         size_t a = (size_t)sh[i].m * sh[i].k, b = (size_t)sh[i].k * sh[i].n, c = (size_t)sh[i].m * sh[i].n;
         maxa = a > maxa ? a : maxa;
         maxb = b > maxb ? b : maxb;
@@ -324,57 +134,30 @@ int clsynth_clblast_worker_main(int argc, char **argv)
     clsynth_tensor *B = clsynth_tensor_new_persistent(ctx, "gemm.B", 1, 1, 1, (int)maxb);
     clsynth_tensor *C = clsynth_tensor_new_persistent(ctx, "gemm.C", 1, 1, 1, (int)maxc);
     int rc = 1;
-    if (!ha || !hb || !hc || !A || !B || !C) {
-        printf("error allocation: %s\n", ctx->err.msg);
-        goto done;
-    }
     uint64_t s = 42;
-    for (size_t i = 0; i < maxa; i++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        ha[i] = (float)((double)(s >> 40) / 16777216.0 - 0.5);
-    }
-    for (size_t i = 0; i < maxb; i++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        hb[i] = (float)((double)(s >> 40) / 16777216.0 - 0.5);
-    }
-    if (clsynth_tensor_upload(ctx, A, ha) || clsynth_tensor_upload(ctx, B, hb)) {
-        printf("error upload: %s\n", ctx->err.msg);
+    if (!ha || !hb || !hc || !A || !B || !C) {
+        snprintf(why, why_len, "allocation: %s", ctx->err.msg);
         goto done;
     }
-    for (int i = 0; i < ns; i++) {
+    fill_host(ha, maxa, &s);
+    fill_host(hb, maxb, &s);
+    if (clsynth_tensor_upload(ctx, A, ha) || clsynth_tensor_upload(ctx, B, hb)) {
+        snprintf(why, why_len, "upload: %s", ctx->err.msg);
+        goto done;
+    }
+    for (size_t i = 0; i < ns; i++) {
         const clsynth_gemm_shape *g = &sh[i];
-        size_t lda = g->ta ? (size_t)g->m : (size_t)g->k, ldb = g->tb ? (size_t)g->k : (size_t)g->n;
         double ts[50];
         for (int r = 0; r <= repeats; r++) {
-            cl_event e0 = NULL, e1 = NULL;
-            clFinish(ctx->queue);
-            double w0 = clsynth_now_s();
-            clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e0);
-            CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, g->ta ? CLBlastTransposeYes : CLBlastTransposeNo,
-                                                g->tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)g->m,
-                                                (size_t)g->n, (size_t)g->k, 1.0f, A->mem, 0, lda, B->mem, 0, ldb,
-                                                0.0f, C->mem, 0, (size_t)g->n, &ctx->queue, NULL);
-            clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e1);
-            clFinish(ctx->queue);
-            double wall = (clsynth_now_s() - w0) * 1e3;
-            cl_ulong t0 = 0, t1 = 0;
-            if (e0 && e1 && clGetEventProfilingInfo(e0, CL_PROFILING_COMMAND_END, sizeof t0, &t0, NULL) == CL_SUCCESS &&
-                clGetEventProfilingInfo(e1, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS && t1 > t0)
-                wall = (double)(t1 - t0) * 1e-6;
-            if (e0)
-                clReleaseEvent(e0);
-            if (e1)
-                clReleaseEvent(e1);
-            if (st != CLBlastSuccess) {
-                printf("error CLBlastSgemm %d\n", (int)st);
+            double t = time_gemm(ctx, g, A, B, C, why, why_len);
+            if (t < 0)
                 goto done;
-            }
             if (r > 0)
-                ts[r - 1] = wall;
+                ts[r - 1] = t;
         }
         /* check 48 sampled elements against a double-precision host product */
         if (clsynth_tensor_download(ctx, C, hc)) {
-            printf("error download: %s\n", ctx->err.msg);
+            snprintf(why, why_len, "download: %s", ctx->err.msg);
             goto done;
         }
         double worst = 0;
@@ -387,10 +170,9 @@ int clsynth_clblast_worker_main(int argc, char **argv)
                 worst = isnan(e) ? INFINITY : (e > worst ? e : worst);
         }
         qsort(ts, (size_t)repeats, sizeof ts[0], cmp_d);
-        printf("shape %d %.6f %.4g\n", i, ts[repeats / 2], worst);
-        fflush(stdout);
+        ms[i] = ts[repeats / 2];
+        err[i] = worst;
     }
-    printf("ok\n");
     rc = 0;
 done:
     clsynth_tensor_free(ctx, A);
@@ -399,143 +181,10 @@ done:
     free(ha);
     free(hb);
     free(hc);
-    clsynth_ctx_free(ctx);
     return rc;
 }
 
-/* ------------------------------------------------------------ parent side */
-
-static int run_worker(clsynth_ctx *ctx, const clsynth_clblast_worker_cfg *wc, const clsynth_gemm_shape *shapes,
-                      size_t n, const clsynth_clblast_params *p, int repeats, double *ms, char *why, size_t why_len)
-{
-    for (size_t i = 0; i < n; i++)
-        ms[i] = -1;
-    char dev[16], rep[16];
-    snprintf(dev, sizeof dev, "%d", ctx->dev.index);
-    snprintf(rep, sizeof rep, "%d", repeats);
-    char *shp = malloc(n * 48 + 1);
-    if (!shp)
-        return clsynth_ctx_fail(ctx, "out of host memory");
-    size_t used = 0;
-    shp[0] = 0;
-    for (size_t i = 0; i < n; i++)
-        used += (size_t)snprintf(shp + used, 48, "%s%d,%d,%d,%d,%d", i ? ";" : "", shapes[i].m, shapes[i].n,
-                                 shapes[i].k, shapes[i].ta, shapes[i].tb);
-    const char *exe = wc && wc->exe ? wc->exe : "/proc/self/exe";
-    const char *argv[40];
-    int a = 0;
-    argv[a++] = exe;
-    for (int i = 0; wc && i < wc->argc && a < 24; i++)
-        argv[a++] = wc->argv[i];
-    argv[a++] = "--device"; argv[a++] = dev;
-    argv[a++] = "--xgemm"; argv[a++] = p ? p->xgemm : "";
-    argv[a++] = "--direct"; argv[a++] = p ? p->xgemm_direct : "";
-    argv[a++] = "--routine"; argv[a++] = p ? p->routine : "";
-    argv[a++] = "--shapes"; argv[a++] = shp;
-    argv[a++] = "--repeats"; argv[a++] = rep;
-    argv[a] = NULL;
-    int fds[2];
-    if (pipe(fds)) {
-        free(shp);
-        return clsynth_ctx_fail(ctx, "pipe failed: %s", strerror(errno));
-    }
-    size_t limit = wc && wc->mem_limit ? wc->mem_limit : ((size_t)6 << 30);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        free(shp);
-        return clsynth_ctx_fail(ctx, "fork failed: %s", strerror(errno));
-    }
-    if (pid == 0) {
-#if !defined(__SANITIZE_ADDRESS__)
-        /* (AddressSanitizer reserves terabytes of address space: no limit then) */
-        struct rlimit rl = { limit, limit };
-        setrlimit(RLIMIT_AS, &rl);
-#endif
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("CLSYNTH_QUIET", "1", 1);
-        execv(exe, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    free(shp);
-    double timeout = wc && wc->timeout_s > 0 ? wc->timeout_s : 300;
-    double t0 = clsynth_now_s();
-    char buf[8192];
-    size_t len = 0;
-    bool timed_out = false;
-    for (;;) {
-        double left = timeout - (clsynth_now_s() - t0);
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        struct pollfd pf = { fds[0], POLLIN, 0 };
-        int pr = poll(&pf, 1, (int)(left * 1000) + 1);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0)
-            continue;
-        ssize_t r = read(fds[0], buf + len, sizeof buf - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        if (len >= sizeof buf - 1)
-            break;
-    }
-    close(fds[0]);
-    if (timed_out)
-        kill(pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    buf[len] = 0;
-    bool ok = false;
-    why[0] = 0;
-    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        int i;
-        double t, e;
-        if (sscanf(line, "shape %d %lf %lf", &i, &t, &e) == 3 && i >= 0 && (size_t)i < n)
-            ms[i] = e <= 1.0 ? t : -2; /* -2: wrong result */
-        else if (strcmp(line, "ok") == 0)
-            ok = true;
-        else if (strncmp(line, "error ", 6) == 0)
-            snprintf(why, why_len, "%s", line + 6);
-    }
-    if (timed_out)
-        snprintf(why, why_len, "timed out after %.0f s", timeout);
-    else if (!ok && !why[0]) {
-        if (WIFSIGNALED(status))
-            snprintf(why, why_len, "worker killed by signal %d (memory limit %zu MiB?)", WTERMSIG(status),
-                     limit >> 20);
-        else
-            snprintf(why, why_len, "worker exited with status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    }
-    for (size_t i = 0; ok && i < n; i++)
-        if (ms[i] == -2) {
-            snprintf(why, why_len, "wrong result at shape %zu (m %d n %d k %d)", i, shapes[i].m, shapes[i].n,
-                     shapes[i].k);
-            ok = false;
-        }
-    return ok ? 0 : 1;
-}
-
-int clsynth_clblast_measure(clsynth_ctx *ctx, const clsynth_gemm_shape *shapes, size_t n,
-                            const clsynth_clblast_params *params, int repeats,
-                            const clsynth_clblast_worker_cfg *worker, double *ms)
-{
-    char why[256];
-    int rc = run_worker(ctx, worker, shapes, n, params, repeats, ms, why, sizeof why);
-    if (rc < 0)
-        return -1;
-    if (rc)
-        return clsynth_ctx_fail(ctx, "CLBlast GEMM measurement failed: %s", why);
-    return 0;
-}
+/* ------------------------------------------------------------ search */
 
 static double weighted(const clsynth_gemm_shape *s, const double *ms, size_t n)
 {
@@ -554,53 +203,75 @@ static unsigned long rnd(unsigned long long *s)
     return (unsigned long)(*s >> 33);
 }
 
-/* A random legal point of ps near `base` (NULL: anywhere); false after many tries. */
-static bool sample(const pspace *ps, const clsynth_ctx *ctx, bool (*legal)(const int *, const clsynth_ctx *),
-                   const int *base, unsigned long long *rs, int *v)
+/* Legal on this context: CLBlast's rules and the limits. */
+static bool legal(clsynth_ctx *ctx, const clsynth_kdef *d, const int *v)
+{
+    char why[160];
+    size_t local[3], lmem;
+    clsynth_gemm_key key = { 0 };
+    clsynth_klimits lim = clsynth_klimits_of(ctx);
+    return clsynth_kdef_values_ok(d, v, &key, why, sizeof why) &&
+           clsynth_kdef_fits(d, v, &key, &lim, local, &lmem, why, sizeof why);
+}
+
+/* A random legal point of d near `base` (NULL: anywhere); false after many tries. */
+static bool sample(clsynth_ctx *ctx, const clsynth_kdef *d, const int *base, unsigned long long *rs, int *v)
 {
     for (int tries = 0; tries < 20000; tries++) {
-        for (int i = 0; i < ps->n; i++) {
+        for (int i = 0; i < d->n_params; i++) {
             if (base && rnd(rs) % 3 != 0) {
                 v[i] = base[i]; /* keep most parameters, move some */
                 continue;
             }
-            v[i] = ps->vals[i][rnd(rs) % (unsigned)ps->nv[i]];
+            v[i] = d->params[i].values[rnd(rs) % (unsigned)d->params[i].n];
         }
-        if (legal(v, ctx) && (!base || memcmp(v, base, sizeof(int) * (size_t)ps->n) != 0))
+        if (legal(ctx, d, v) && (!base || memcmp(v, base, sizeof(int) * (size_t)d->n_params) != 0))
             return true;
     }
     return false;
 }
 
-/* Searches one space; the other two parameter sets stay as in fixed. */
+static int measure(clsynth_ctx *ctx, const clsynth_clblast_tune_opts *o, const clsynth_gemm_shape *sh, size_t n,
+                   const clsynth_clblast_params *p, double *ms, char *why, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        ms[i] = -1;
+    why[0] = 0;
+    return o->measure(o->user, ctx, sh, n, p, o->repeats, ms, why, len);
+}
+
+/* Searches kernel k's space; the other two parameter sets stay as in cur. */
 static void search_space(clsynth_ctx *ctx, const clsynth_clblast_tune_opts *o, const clsynth_gemm_shape *sh,
-                         size_t n, const pspace *ps, bool (*legal)(const int *, const clsynth_ctx *),
-                         clsynth_clblast_params *fixed, char *slot, size_t slot_len, double deadline,
-                         double eval_cost, unsigned long long *rs, double *best_ms_out, double *best_per_shape,
+                         size_t n, int k, clsynth_clblast_params *cur, double deadline, double eval_cost,
+                         unsigned long long *rs, double *best_ms_out, double *best_per_shape,
                          clsynth_clblast_tune_result *res)
 {
-    int best[MAX_P], v[MAX_P];
+    const clsynth_kdef *d = clsynth_clblast_kdef(k);
+    int best[CLSYNTH_K_MAX_PARAMS], v[CLSYNTH_K_MAX_PARAMS];
     bool have = false;
     double best_t = INFINITY;
     double *ms = malloc(n * sizeof *ms);
     if (!ms)
         return;
+    cur->has[k] = true;
     for (int round = 0; clsynth_now_s() + eval_cost <= deadline && round < 64; round++) {
-        /* first half of the rounds explores, then local moves around the best */
-        if (!sample(ps, ctx, legal, have && round >= 3 && rnd(rs) % 3 ? best : NULL, rs, v))
+        /* the first rounds explore, then mostly local moves around the best */
+        if (!sample(ctx, d, have && round >= 3 && rnd(rs) % 3 ? best : NULL, rs, v))
             break;
-        params_string(ps, v, slot, slot_len);
-        char why[256];
+        memcpy(cur->v[k], v, sizeof v);
+        char why[256], desc[300];
         double t0 = clsynth_now_s();
-        int rc = run_worker(ctx, &o->worker, sh, n, fixed, o->repeats, ms, why, sizeof why);
+        int rc = measure(ctx, o, sh, n, cur, ms, why, sizeof why);
         double cost = clsynth_now_s() - t0;
         if (cost > eval_cost)
             eval_cost = cost;
         res->tried++;
         double t = rc == 0 ? weighted(sh, ms, n) : INFINITY;
-        if (o->verbose)
-            fprintf(stderr, "  clblast %s %s: %s%.3f ms%s%s\n", ps->kernel, slot, rc ? "failed " : "",
+        if (o->verbose) {
+            clsynth_kdef_describe(d, v, desc, sizeof desc);
+            fprintf(stderr, "  clblast %s %s: %s%.3f ms%s%s\n", d->key, desc, rc ? "failed " : "",
                     isinf(t) ? 0.0 : t, rc ? ": " : "", rc ? why : "");
+        }
         if (rc < 0)
             clsynth_ctx_clear_error(ctx);
         if (rc) {
@@ -614,21 +285,23 @@ static void search_space(clsynth_ctx *ctx, const clsynth_clblast_tune_opts *o, c
             have = true;
         }
     }
+    cur->has[k] = have;
     if (have)
-        params_string(ps, best, slot, slot_len);
-    else
-        slot[0] = 0;
+        memcpy(cur->v[k], best, sizeof best);
     *best_ms_out = best_t;
     free(ms);
 }
 
-static int put_params(clsynth_ctx *ctx, const char *key, const char *params, double ms, double default_ms)
+static int put_params(clsynth_ctx *ctx, const clsynth_clblast_params *p, int k, double ms, double default_ms)
 {
     clsynth_tune_record r;
-    memset(&r, 0, sizeof r);
-    snprintf(r.kernel, sizeof r.kernel, "%s", key);
-    snprintf(r.shape, sizeof r.shape, "sgemm");
-    to_options(params, r.e.options, sizeof r.e.options);
+    if (p->has[k])
+        clsynth_tune_record_of(clsynth_clblast_kdef(k), p->v[k], "sgemm", &r);
+    else {
+        memset(&r, 0, sizeof r); /* CLBlast's own parameters kept */
+        snprintf(r.kernel, sizeof r.kernel, "%s", clsynth_clblast_kdef(k)->key);
+        snprintf(r.shape, sizeof r.shape, "sgemm");
+    }
     r.ms = ms;
     r.default_ms = default_ms;
     return clsynth_tunedb_put(ctx, &r);
@@ -641,6 +314,12 @@ static int cmp_heavy(const void *a, const void *b)
     return fx > fy ? -1 : fx < fy;
 }
 
+static void set_threshold(clsynth_clblast_params *p, long T)
+{
+    p->has[K_ROUTINE] = true;
+    p->v[K_ROUTINE][R_XGEMM_MIN_INDIRECT_SIZE] = (int)T;
+}
+
 int clsynth_clblast_tune(clsynth_ctx *ctx, const clsynth_gemm_shape *shapes_in, size_t n_in,
                          const clsynth_clblast_tune_opts *opts, clsynth_clblast_tune_result *res)
 {
@@ -648,6 +327,8 @@ int clsynth_clblast_tune(clsynth_ctx *ctx, const clsynth_gemm_shape *shapes_in, 
     clsynth_clblast_tune_opts o = *opts;
     if (o.repeats < 1)
         o.repeats = 3;
+    if (!o.measure)
+        return clsynth_ctx_fail(ctx, "CLBlast tuning: no measurement function");
     size_t maxs = o.max_shapes > 0 ? (size_t)o.max_shapes : 24;
     clsynth_gemm_shape *sh = malloc((n_in ? n_in : 1) * sizeof *sh);
     double *ms = malloc((n_in ? n_in : 1) * 3 * sizeof *ms);
@@ -667,10 +348,9 @@ int clsynth_clblast_tune(clsynth_ctx *ctx, const clsynth_gemm_shape *shapes_in, 
     if (n == 0)
         goto out;
     /* CLBlast's own parameters: the baseline */
-    if (run_worker(ctx, &o.worker, sh, n, NULL, o.repeats, ms, why, sizeof why)) {
-        if (ctx->failed)
-            rc = -1;
-        else
+    rc = measure(ctx, &o, sh, n, NULL, ms, why, sizeof why);
+    if (rc) {
+        if (rc > 0)
             rc = clsynth_ctx_fail(ctx, "CLBlast GEMM with its default parameters failed: %s", why);
         goto out;
     }
@@ -683,14 +363,13 @@ int clsynth_clblast_tune(clsynth_ctx *ctx, const clsynth_gemm_shape *shapes_in, 
     /* phase 1: indirect kernel, always used */
     clsynth_clblast_params cur;
     memset(&cur, 0, sizeof cur);
-    snprintf(cur.routine, sizeof cur.routine, "XGEMM_MIN_INDIRECT_SIZE=0");
+    set_threshold(&cur, 0);
     double t_ind = INFINITY, t_dir = INFINITY;
-    search_space(ctx, &o, sh, n, &XGEMM, xgemm_legal, &cur, cur.xgemm, sizeof cur.xgemm,
-                 clsynth_now_s() + 0.5 * (left - eval_cost), eval_cost, &rs, &t_ind, ind, res);
+    search_space(ctx, &o, sh, n, K_XGEMM, &cur, clsynth_now_s() + 0.5 * (left - eval_cost), eval_cost, &rs, &t_ind,
+                 ind, res);
     /* phase 2: direct kernel, always used */
-    snprintf(cur.routine, sizeof cur.routine, "XGEMM_MIN_INDIRECT_SIZE=100000");
-    search_space(ctx, &o, sh, n, &XGEMM_DIRECT, direct_legal, &cur, cur.xgemm_direct, sizeof cur.xgemm_direct,
-                 deadline - eval_cost, eval_cost, &rs, &t_dir, dir, res);
+    set_threshold(&cur, 100000);
+    search_space(ctx, &o, sh, n, K_DIRECT, &cur, deadline - eval_cost, eval_cost, &rs, &t_dir, dir, res);
     if (isinf(t_ind) && isinf(t_dir))
         goto out;
     /* phase 3: threshold that splits the shapes best (direct when m*n*k < T^3) */
@@ -713,12 +392,12 @@ int clsynth_clblast_tune(clsynth_ctx *ctx, const clsynth_gemm_shape *shapes_in, 
             best_T = T;
         }
     }
-    snprintf(cur.routine, sizeof cur.routine, "XGEMM_MIN_INDIRECT_SIZE=%ld", best_T);
+    set_threshold(&cur, best_T);
     /* verify the combination as it will run */
-    if (run_worker(ctx, &o.worker, sh, n, &cur, o.repeats, ms, why, sizeof why)) {
-        if (ctx->failed) {
+    int vrc = measure(ctx, &o, sh, n, &cur, ms, why, sizeof why);
+    if (vrc) {
+        if (vrc < 0)
             clsynth_ctx_clear_error(ctx);
-        }
         if (o.verbose)
             fprintf(stderr, "  clblast combination failed: %s\n", why);
         goto out;
@@ -729,10 +408,8 @@ int clsynth_clblast_tune(clsynth_ctx *ctx, const clsynth_gemm_shape *shapes_in, 
         fprintf(stderr, "  clblast tuned: %.3f ms (default %.3f ms)\n", res->tuned_ms, res->default_ms);
     if (res->tuned_ms < res->default_ms * 0.97) {
         res->improved = true;
-        if (put_params(ctx, DB_KEYS[0], cur.xgemm[0] ? cur.xgemm : "", res->tuned_ms, res->default_ms) ||
-            put_params(ctx, DB_KEYS[1], cur.xgemm_direct, res->tuned_ms, res->default_ms) ||
-            put_params(ctx, DB_KEYS[2], cur.routine, res->tuned_ms, res->default_ms))
-            rc = -1;
+        for (int k = 0; k < 3 && rc == 0; k++)
+            rc = put_params(ctx, &cur, k, res->tuned_ms, res->default_ms);
     }
 out:
     free(sh);

@@ -1,5 +1,6 @@
 /* Checked CLBlast calls (see clblast_util.h). */
 #include "clcore/clblast_util.h"
+#include "clcore/tunedb.h"
 #include "clcore/launch.h"
 
 #include <clblast_c.h>
@@ -84,6 +85,27 @@ static double wall_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
+/* Statuses CLBlast returns before it enqueues anything (building or
+ * checking its kernels): a retry cannot double-accumulate into C. */
+static bool failed_before_running(CLBlastStatusCode st)
+{
+    switch (st) {
+    case CLBlastOpenCLBuildProgramFailure:
+    case CLBlastInvalidBuildOptions:
+    case CLBlastInvalidProgram:
+    case CLBlastInvalidProgramExecutable:
+    case CLBlastInvalidKernelName:
+    case CLBlastInvalidKernelDefinition:
+    case CLBlastInvalidLocalNumDimensions:
+    case CLBlastInvalidLocalThreadsTotal:
+    case CLBlastInvalidLocalThreadsDim:
+    case CLBlastInvalidLocalMemUsage:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int clsynth_sgemm(clsynth_ctx *ctx, const char *what, bool trans_a, bool trans_b, size_t m, size_t n,
                   size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                   size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc)
@@ -99,6 +121,16 @@ int clsynth_sgemm(clsynth_ctx *ctx, const char *what, bool trans_a, bool trans_b
     CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
                                         trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a,
                                         a_off, lda, b, b_off, ldb, beta, c, c_off, ldc, &ctx->queue, NULL);
+    if (st != CLBlastSuccess && failed_before_running(st)) {
+        /* a kernel that does not build or launch with tuned parameters: CLBlast's
+         * generic defaults instead, and the call once more (nothing ran yet) */
+        char failure[160];
+        snprintf(failure, sizeof failure, "CLBlastSgemm (%s) returned %s", what, clsynth_clblast_status_name(st));
+        if (clsynth_tunedb_clblast_fallback(ctx, failure))
+            st = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                              trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, b,
+                              b_off, ldb, beta, c, c_off, ldc, &ctx->queue, NULL);
+    }
     if (st != CLBlastSuccess)
         return clsynth_ctx_fail(ctx, "CLBlastSgemm (%s, m %zu n %zu k %zu, op(A)%s op(B)%s) failed: %s (%d)",
                                 what, m, n, k, trans_a ? "=A^T" : "=A", trans_b ? "=B^T" : "=B",

@@ -1,6 +1,7 @@
 /* Context creation, limits, error reporting. */
 #include "clcore/context.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,8 @@
 #include "clcore/program.h"
 #include "clcore/tensor.h"
 
-void clsynth_tunedb_free(clsynth_ctx *ctx); /* clcore/tunedb.c */
+#include "clcore/kconfig.h"
+#include "clcore/tunedb.h"
 
 int clsynth_ctx_fail(clsynth_ctx *ctx, const char *fmt, ...)
 {
@@ -60,18 +62,28 @@ int clsynth_finish(clsynth_ctx *ctx)
     return 0;
 }
 
-static unsigned long long env_size(const char *name)
+/* A size from the environment: digits with an optional K or M suffix; unset,
+ * empty or 0 is 0 (the device's own limit). Anything else is an error naming
+ * the variable and the value. */
+static int env_size(const char *name, unsigned long long *out, clsynth_err *err)
 {
+    *out = 0;
     const char *v = getenv(name);
     if (!v || !*v)
         return 0;
     char *end = NULL;
+    errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
-    if (end && (*end == 'k' || *end == 'K'))
-        x *= 1024ULL;
-    else if (end && (*end == 'm' || *end == 'M'))
-        x *= 1024ULL * 1024ULL;
-    return x;
+    unsigned long long mul = 1;
+    if (end != v && (*end == 'k' || *end == 'K'))
+        mul = 1024ULL, end++;
+    else if (end != v && (*end == 'm' || *end == 'M'))
+        mul = 1024ULL * 1024ULL, end++;
+    if (errno || end == v || *end || v[0] == '-' || x > (1ULL << 40) / mul)
+        return clsynth_fail(err, "%s='%s' is not a size (digits with an optional K or M suffix, e.g. 256 or 32K; "
+                                 "0 or empty for the device's own limit)", name, v);
+    *out = x * mul;
+    return 0;
 }
 
 void clsynth_ctx_emulate_limits(clsynth_ctx *ctx, size_t max_wg, cl_ulong local_mem)
@@ -83,6 +95,7 @@ void clsynth_ctx_emulate_limits(clsynth_ctx *ctx, size_t max_wg, cl_ulong local_
             ctx->max_item[i] = ctx->max_wg;
     if (local_mem && local_mem < ctx->local_mem)
         ctx->local_mem = local_mem;
+    clsynth_kconfig_invalidate(ctx);
 }
 
 static void resolve_cache_dir(clsynth_ctx *ctx)
@@ -141,7 +154,18 @@ clsynth_ctx *clsynth_ctx_create(const char *spec, clsynth_err *err)
     for (int i = 0; i < 3; i++)
         ctx->max_item[i] = ctx->dev.max_item[i];
     ctx->local_mem = ctx->dev.local_mem;
-    clsynth_ctx_emulate_limits(ctx, (size_t)env_size("CLSYNTH_MAX_WG"), env_size("CLSYNTH_MAX_LOCAL_MEM"));
+    unsigned long long env_wg, env_lmem;
+    if (env_size("CLSYNTH_MAX_WG", &env_wg, err) || env_size("CLSYNTH_MAX_LOCAL_MEM", &env_lmem, err)) {
+        clsynth_ctx_free(ctx);
+        return NULL;
+    }
+    clsynth_ctx_emulate_limits(ctx, (size_t)env_wg, env_lmem);
+    unsigned long long env_col;
+    if (env_size("CLSYNTH_CONV_COL_BYTES", &env_col, err)) {
+        clsynth_ctx_free(ctx);
+        return NULL;
+    }
+    ctx->conv_col_bytes = (size_t)env_col;
     resolve_cache_dir(ctx);
     /* NVIDIA's driver keeps its own compiled-kernel cache; ours gains little there. */
     ctx->program_cache_on = strcmp(clsynth_device_class(&ctx->dev), "nvidia") != 0;
@@ -174,6 +198,7 @@ void clsynth_ctx_free(clsynth_ctx *ctx)
     clsynth_pool_destroy(ctx);
     clsynth_program_cache_free(ctx);
     clsynth_tunedb_free(ctx);
+    clsynth_kconfig_free(ctx);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->context)

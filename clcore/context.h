@@ -17,6 +17,7 @@ struct clsynth_program_cache;
 struct clsynth_pool;
 struct clsynth_tape;
 struct clsynth_tunedb;
+struct clsynth_kcache;
 
 typedef struct clsynth_ctx {
     clsynth_device_info dev;
@@ -31,6 +32,11 @@ typedef struct clsynth_ctx {
     size_t max_item[3];
     cl_ulong local_mem;
 
+    /* Budget of conv2d's im2col column buffer in bytes (0: the op's 64 MiB);
+     * CLSYNTH_CONV_COL_BYTES sets it at creation (tests lower it to force
+     * pixel-range chunks). */
+    size_t conv_col_bytes;
+
     char cache_dir[512];       /* programs/ and tuning/ live below it */
     bool program_cache_on;     /* on-disk program binary cache */
     bool quiet;                /* suppress warnings on stderr */
@@ -39,6 +45,8 @@ typedef struct clsynth_ctx {
     struct clsynth_pool *pool;
     struct clsynth_tape *tape;
     struct clsynth_tunedb *tunedb; /* NULL until loaded; owned by clcore/tunedb.c */
+    struct clsynth_kcache *kcache; /* resolved kernel configurations (clcore/kconfig.c) */
+    unsigned clblast_overridden;   /* bit k: CLBlast kernel k runs tuned parameters (clcore/clblast_apply.c) */
     struct clsynth_tensor *live;   /* activations, released by clsynth_release_activations */
     int no_grad;                   /* > 0: ops record nothing on the tape */
 

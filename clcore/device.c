@@ -148,8 +148,13 @@ static int contains_nocase(const char *hay, const char *needle)
 const char *clsynth_device_class(const clsynth_device_info *d)
 {
     int cpu = (d->type & CL_DEVICE_TYPE_CPU) != 0;
-    if (contains_nocase(d->platform_name, "Portable Computing Language") && cpu)
+    /* CPUs: the implementation decides (each compiles differently) */
+    if (cpu && contains_nocase(d->platform_name, "Portable Computing Language"))
         return "pocl-cpu";
+    if (cpu && contains_nocase(d->platform_name, "rusticl"))
+        return "rusticl-cpu";
+    if (cpu && contains_nocase(d->platform_name, "Intel(R) OpenCL"))
+        return "intel-cpu";
     if (cpu)
         return "cpu";
     if (contains_nocase(d->vendor, "nvidia")) return "nvidia";

@@ -42,9 +42,10 @@ int clsynth_device_select(const clsynth_device_info *devs, int count, const char
 /* "GPU", "CPU", "ACCELERATOR", ... */
 const char *clsynth_device_type_name(cl_device_type type);
 
-/* A short vendor class for defaults and tuning keys: "nvidia", "amd", "intel",
- * "pocl-cpu", "cpu", "other". Never decided by vendor id alone (PoCL reports
- * Intel's id on AMD CPUs). */
+/* A short device class for defaults and the class-level tuning database:
+ * GPUs by vendor ("nvidia", "amd", "intel", "other"), CPUs by OpenCL
+ * implementation ("pocl-cpu", "rusticl-cpu", "intel-cpu", else "cpu").
+ * Never decided by vendor id alone (PoCL reports Intel's id on AMD CPUs). */
 const char *clsynth_device_class(const clsynth_device_info *d);
 
 #endif

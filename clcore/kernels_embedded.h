@@ -1,5 +1,6 @@
-/* Table of the kernels/ sources (*.cl), generated at build time
- * (cmake/embed_kernels.cmake). Terminated by an entry with name == NULL. */
+/* Tables of files embedded at build time (cmake/embed_kernels.cmake): the
+ * kernels/ sources and the shipped class tuning databases (tuning/<class>.txt).
+ * Each is terminated by an entry with name == NULL. */
 #ifndef CLSYNTH_KERNELS_EMBEDDED_H
 #define CLSYNTH_KERNELS_EMBEDDED_H
 
@@ -9,5 +10,7 @@ typedef struct clsynth_embedded_kernel {
 } clsynth_embedded_kernel;
 
 extern const clsynth_embedded_kernel clsynth_embedded_kernels[];
+/* The class-level tuning databases shipped with the tree (tuning/<class>.txt). */
+extern const clsynth_embedded_kernel clsynth_embedded_tuning[];
 
 #endif

@@ -102,12 +102,34 @@ void clsynth_arg_uint(clsynth_args *a, cl_uint v) { set(a, sizeof v, &v); }
 void clsynth_arg_float(clsynth_args *a, float v) { cl_float x = v; set(a, sizeof x, &x); }
 void clsynth_arg_local(clsynth_args *a, size_t bytes) { set(a, bytes, NULL); }
 
+void clsynth_arg_ints(clsynth_args *a, int n, const int *v)
+{
+    for (int i = 0; i < n; i++)
+        clsynth_arg_int(a, v[i]);
+}
+
 static size_t pow2_floor(size_t x)
 {
     size_t p = 1;
     while (p * 2 <= x)
         p *= 2;
     return p;
+}
+
+size_t clsynth_reduction_local(size_t max_wg, size_t max_item0, cl_ulong local_mem, size_t bytes_per_item,
+                               size_t want)
+{
+    size_t l = max_wg < 256 ? max_wg : 256;
+    if (l > max_item0)
+        l = max_item0;
+    if (bytes_per_item && l > local_mem / bytes_per_item)
+        l = (size_t)(local_mem / bytes_per_item);
+    size_t p2 = 1;
+    while (p2 < want)
+        p2 *= 2;
+    if (l > p2)
+        l = p2;
+    return l ? l : 1;
 }
 
 int clsynth_default_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, int dims, const size_t global[],

@@ -27,6 +27,10 @@ void clsynth_arg_int(clsynth_args *a, int v);
 void clsynth_arg_float(clsynth_args *a, float v);
 void clsynth_arg_uint(clsynth_args *a, cl_uint v);
 void clsynth_arg_local(clsynth_args *a, size_t bytes);
+/* n int arguments in order; CLSYNTH_ARG_INTS(a, x->h, x->w, k) for a list. */
+void clsynth_arg_ints(clsynth_args *a, int n, const int *v);
+#define CLSYNTH_ARG_INTS(a, ...) \
+    clsynth_arg_ints((a), (int)(sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int)), (const int[]){ __VA_ARGS__ })
 
 /* Launches a->k over `dims` dimensions of `global` work-items. `local` NULL (or
  * local[0] == 0) asks for the device-aware default: the largest power-of-two
@@ -50,6 +54,13 @@ int clsynth_default_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, int 
 /* Checks that `local` is legal for kernel k on this context; fills err text. */
 int clsynth_local_is_legal(clsynth_ctx *ctx, cl_kernel k, const char *kname, int dims,
                            const size_t local[], size_t local_mem_bytes);
+
+/* The work-group of a 1-D reduction over `want` values per group: up to 256
+ * items, within max_wg (the kernel's limit), max_item0, local memory at
+ * bytes_per_item each, and no more than want rounded up to a power of two
+ * (at least 1). */
+size_t clsynth_reduction_local(size_t max_wg, size_t max_item0, cl_ulong local_mem, size_t bytes_per_item,
+                               size_t want);
 
 /* Smallest multiple of m that is >= x. */
 static inline size_t clsynth_round_up(size_t x, size_t m) { return m ? (x + m - 1) / m * m : x; }

@@ -2,7 +2,7 @@
  * ctx->err set; an op given a NULL input or a failed ctx returns NULL, so a
  * chain of ops is checked once at its end) and records a tape node when a
  * gradient is needed. Shapes are (N, C, H, W). Every op has a plain-C
- * reference in clcore/ref.h used by the tests. */
+ * reference in tests/ref_*.h (ref_conv.h, ref_norm.h, ...) used by the tests. */
 #ifndef CLSYNTH_OPS_H
 #define CLSYNTH_OPS_H
 
@@ -14,7 +14,9 @@
 #include "clcore/params.h"
 #include "clcore/tensor.h"
 
-/* ---- convolution (clcore/ops_conv.c, kernels/conv.cl, kernels/im2col.cl) ---- */
+struct clsynth_kforce; /* clcore/kdef.h */
+
+/* ---- convolution (clcore/ops_conv.c, kernels/conv_fwd.cl, conv_bwd.cl, im2col.cl, bias.cl) ---- */
 typedef enum clsynth_conv_algo {
     CLSYNTH_CONV_AUTO = 0,     /* tuned choice, else heuristic (1x1 -> GEMM) */
     CLSYNTH_CONV_DIRECT,       /* direct tiled OpenCL kernel */
@@ -30,6 +32,13 @@ clsynth_tensor *clsynth_conv2d(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tens
 clsynth_tensor *clsynth_conv2d_algo(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
                                     clsynth_tensor *bias, int stride, int pad,
                                     clsynth_conv_algo algo);
+/* As clsynth_conv2d_algo, with a configuration forced on one of its tunable
+ * kernels (the tuner, `clsynth bench`, tests: clcore/kdef.h). force must
+ * outlive the backward pass; NULL = clsynth_conv2d_algo. The other *_forced
+ * ops below take it likewise. */
+clsynth_tensor *clsynth_conv2d_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w,
+                                      clsynth_tensor *bias, int stride, int pad, clsynth_conv_algo algo,
+                                      struct clsynth_kforce *force);
 
 /* x (N,In,...) flattened per sample (In = c*h*w), w (Out,In,1,1), bias (1,Out,1,1)
  * or NULL -> (N,Out,1,1). */
@@ -40,6 +49,8 @@ clsynth_tensor *clsynth_linear(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tens
  * y(n,c,h,w) = sum_{i,j} k(n, 9c+3i+j, h, w) * x(n, c, h+i-1, w+j-1), zero pad 1.
  * x (N,C,H,W), k (N,9C,H,W) -> (N,C,H,W). No unfolded copy of x. */
 clsynth_tensor *clsynth_cond_dwconv(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *k);
+clsynth_tensor *clsynth_cond_dwconv_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *k,
+                                           struct clsynth_kforce *force);
 
 /* ---- elementwise (clcore/ops_elementwise.c, kernels/elementwise.cl) ---- */
 /* Broadcasting: each dim of a and b equals the output's or is 1. */
@@ -68,18 +79,32 @@ clsynth_tensor *clsynth_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_
                                    clsynth_tensor *beta, clsynth_tensor *running_mean,
                                    clsynth_tensor *running_var, bool training, float momentum,
                                    float eps);
+clsynth_tensor *clsynth_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                          clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                          clsynth_tensor *running_var, bool training, float momentum,
+                                          float eps, struct clsynth_kforce *force);
 /* Instance norm over (H,W) per sample and channel; gamma/beta (1,C,1,1) or NULL. */
 clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
                                       clsynth_tensor *beta, float eps);
 /* SPADE modulation x * (1 + gamma) + beta, all (N,C,H,W). */
 clsynth_tensor *clsynth_spade_mod(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
                                   clsynth_tensor *beta);
-/* Spectral norm: returns w / sigma(w) with w viewed as (Cout, rest). u (1,Cout,1,1)
- * is the persistent left singular vector estimate; when update_u, one power
- * iteration updates it first (training). Gradient flows through sigma as in
- * PyTorch (u, v treated as constants). */
+
+/* ---- spectral norm (clcore/ops_spectral.c, kernels/spectral.cl) ---- */
+/* Spectral norm (torch.nn.utils.spectral_norm): returns w / sigma(w) with w
+ * viewed as W (Cout, K = Cin*KH*KW). u (Cout elements) and v (K elements) are
+ * the persistent singular-vector estimates (PyTorch's weight_u, weight_v).
+ * update (training): one power iteration first, v <- normalize(W^T u), then
+ * u <- normalize(W v); sigma = u . W v with the vectors as they then are (the
+ * stored ones when !update: PyTorch's eval). Gradient flows through sigma as
+ * in PyTorch (u, v treated as constants). */
 clsynth_tensor *clsynth_spectral_norm(clsynth_ctx *ctx, clsynth_tensor *w, clsynth_tensor *u,
-                                      bool update_u);
+                                      clsynth_tensor *v, bool update);
+/* v <- normalize(W^T u) for a state that has no v yet (fresh init, a
+ * version-1 checkpoint): an eval forward then gives sigma = ||W^T u|| for a
+ * unit u. Not recorded on the tape. */
+int clsynth_spectral_norm_init_v(clsynth_ctx *ctx, const clsynth_tensor *w, const clsynth_tensor *u,
+                                 clsynth_tensor *v);
 
 /* ---- resampling (clcore/ops_resample.c, kernels/resample.cl) ---- */
 clsynth_tensor *clsynth_upsample_nearest2x(clsynth_ctx *ctx, clsynth_tensor *x);
@@ -87,6 +112,9 @@ clsynth_tensor *clsynth_upsample_nearest2x(clsynth_ctx *ctx, clsynth_tensor *x);
 clsynth_tensor *clsynth_resize_nearest(clsynth_ctx *ctx, clsynth_tensor *x, int h, int w);
 /* Bilinear 2x, align_corners = false. */
 clsynth_tensor *clsynth_upsample_bilinear2x(clsynth_ctx *ctx, clsynth_tensor *x);
+/* Bilinear resize to (h, w), up or down, align_corners = false, no antialiasing:
+ * PyTorch's F.interpolate(x, size=(h, w), mode='bilinear') in float. */
+clsynth_tensor *clsynth_resize_bilinear(clsynth_ctx *ctx, clsynth_tensor *x, int h, int w);
 /* Average pooling k x k, stride s, zero pad p, padding excluded from the count
  * (count_include_pad = false). avg_pool2x2 = (2, 2, 0). */
 clsynth_tensor *clsynth_avg_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int s, int p);
@@ -120,7 +148,7 @@ clsynth_tensor *clsynth_channel_dot(clsynth_ctx *ctx, clsynth_tensor *a, clsynth
 /* Reads a one-element tensor to the host (waits). */
 int clsynth_scalar(clsynth_ctx *ctx, const clsynth_tensor *t, float *out);
 
-/* ---- optimizer, init, RNG (clcore/ops_adam.c, clcore/rng.c, kernels/adam.cl, kernels/rng.cl) ---- */
+/* ---- optimizer, init, RNG (clcore/ops_adam.c, clcore/ops_rng.c, kernels/adam.cl, kernels/rng.cl) ---- */
 /* One Adam step over the group's flat buffers with bias correction; lr from g->lr. */
 int clsynth_adam_step(clsynth_ctx *ctx, clsynth_param_group *g);
 /* Counter-based RNG (Philox-4x32-10): element i of the stream (seed, stream) is

@@ -1,7 +1,7 @@
 /* 2-D convolution (groups = 1, zero padding) with two algorithms, and the
  * fully connected layer.
  *
- *   DIRECT:       kernels/conv.cl: a tiled forward kernel (the work-group's input
+ *   DIRECT:       kernels/conv_fwd.cl, conv_bwd.cl: a tiled forward kernel (the work-group's input
  *                 patch in local memory, COUT_PER_ITEM output channels per item in
  *                 registers), a gather kernel for dx and a kernel for dw.
  *   IM2COL_GEMM:  kernels/im2col.cl + CLBlastSgemm, per sample and per range of
@@ -11,9 +11,10 @@
  *   bias:         added in the direct kernel / by channel_bias_add; its gradient is
  *                 channel_sum_acc (a per-channel tree reduction).
  *
- * Shape keys for clsynth_tune_lookup (kernels "conv2d" for the algorithm and
- * "conv_fwd_direct", "conv_bwd_data_direct", "conv_bwd_weight_direct" for their
- * tunables): "N<n>.C<cin>.H<h>.W<w>.O<cout>.K<kh>x<kw>.S<s>.P<p>". */
+ * Tunables: the descriptors of clcore/ops_conv_kdef.c (the algorithm choice
+ * "conv2d" and the direct kernels "conv_fwd_direct", "conv_bwd_data_direct",
+ * "conv_bwd_weight_direct"), resolved by clsynth_kconfig at the layer's
+ * shape. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,8 @@
 #include "clcore/launch.h"
 #include "clcore/ops.h"
 #include "clcore/program.h"
-#include "clcore/tune.h"
+#include "clcore/kconfig.h"
+#include "clcore/kdefs.h"
 
 /* The im2col column buffer holds Cin*KH*KW rows of P output pixels of one sample.
  * P is the whole image when that fits in CONV_COL_BUDGET_BYTES, else the image is
@@ -31,15 +33,10 @@
  * max(CONV_COL_BUDGET_BYTES, Cin*KH*KW * 64 * 4 bytes) (and never one sample's
  * full Cin*KH*KW*OH*OW*4 bytes). It comes from the pool and goes back to it as
  * soon as the op has enqueued its work (the queue is in order), so one buffer
- * per shape exists at a time, not one per layer. The environment variable
- * CLSYNTH_CONV_COL_BYTES overrides the budget (tests use it to force chunks). */
+ * per shape exists at a time, not one per layer. ctx->conv_col_bytes overrides
+ * the budget (tests lower it to force chunks). */
 #define CONV_COL_BUDGET_BYTES ((size_t)64 << 20)
 #define CONV_COL_MIN_PIXELS 64
-
-#define DEFAULT_COUT_PER_ITEM 8
-#define DEFAULT_CIN_CHUNK 8
-#define DEFAULT_TILE_W 16
-#define DEFAULT_TILE_H 16
 
 typedef struct conv_geom {
     int N, Cin, H, W, Cout, KH, KW, OH, OW, stride, pad;
@@ -55,123 +52,29 @@ const char *clsynth_conv_algo_name(clsynth_conv_algo a)
     }
 }
 
-static void shape_key(const conv_geom *g, char *buf, size_t len)
+static clsynth_conv_shape shape_of(const conv_geom *g)
 {
-    snprintf(buf, len, "N%d.C%d.H%d.W%d.O%d.K%dx%d.S%d.P%d", g->N, g->Cin, g->H, g->W, g->Cout, g->KH, g->KW,
-             g->stride, g->pad);
-}
-
-/* Value of "-D<name>=<v>" in an option string, else def. */
-static int opt_int(const char *opts, const char *name, int def)
-{
-    if (!opts)
-        return def;
-    char pat[64];
-    snprintf(pat, sizeof pat, "-D%s=", name);
-    const char *p = strstr(opts, pat);
-    if (!p)
-        return def;
-    long v = strtol(p + strlen(pat), NULL, 10);
-    return v >= 0 && v <= 1024 ? (int)v : def;
-}
-
-static size_t pow2_ceil(size_t x)
-{
-    size_t p = 1;
-    while (p < x)
-        p *= 2;
-    return p;
-}
-
-/* Tunables of one direct kernel: tuned options and local size, or defaults. */
-typedef struct direct_cfg {
-    const char *opts; /* NULL = defaults */
-    int cpi;          /* COUT_PER_ITEM */
-    int cin_chunk;    /* CIN_CHUNK (forward only) */
-    size_t local[3];  /* local[0] == 0: default */
-    clsynth_tune_entry entry;
-} direct_cfg;
-
-static void direct_config(clsynth_ctx *ctx, const char *kernel, const char *key, direct_cfg *c)
-{
-    memset(c, 0, sizeof *c);
-    if (clsynth_tune_lookup(ctx, kernel, key, &c->entry)) {
-        c->opts = c->entry.options[0] ? c->entry.options : NULL;
-        memcpy(c->local, c->entry.local, sizeof c->local);
-    }
-    c->cpi = opt_int(c->opts, "COUT_PER_ITEM", DEFAULT_COUT_PER_ITEM);
-    c->cin_chunk = opt_int(c->opts, "CIN_CHUNK", DEFAULT_CIN_CHUNK);
-    if (c->cpi < 1)
-        c->cpi = DEFAULT_COUT_PER_ITEM;
-    if (c->cin_chunk < 1)
-        c->cin_chunk = DEFAULT_CIN_CHUNK;
+    clsynth_conv_shape s = { g->N, g->Cin, g->H, g->W, g->Cout, g->KH, g->KW, g->stride, g->pad };
+    return s;
 }
 
 /* ------------------------------------------------------------------ direct */
 
-static int direct_forward(clsynth_ctx *ctx, const conv_geom *g, const char *key, clsynth_tensor *x,
+static int direct_forward(clsynth_ctx *ctx, const conv_geom *g, clsynth_kforce *force, clsynth_tensor *x,
                           clsynth_tensor *w, clsynth_tensor *b, clsynth_tensor *y)
 {
     static const char kname[] = "conv_fwd_direct";
-    direct_cfg cfg;
-    direct_config(ctx, kname, key, &cfg);
-    cl_kernel k = clsynth_kernel_get(ctx, "conv.cl", kname, cfg.opts);
-    if (!k)
+    const clsynth_conv_shape s = shape_of(g);
+    clsynth_kcfg cfg;
+    if (clsynth_kconfig(ctx, &clsynth_kdef_conv_fwd_direct, &s, force, &cfg))
         return -1;
-    size_t kmax = clsynth_kernel_max_wg(ctx, k, kname);
-    if (kmax == 0)
-        return -1;
-    size_t lw, lh;
-    if (cfg.local[0]) {
-        lw = cfg.local[0];
-        lh = cfg.local[1] ? cfg.local[1] : 1;
-    } else {
-        /* TILE_W x TILE_H, no larger than the output, within the kernel's and
-         * the device's limits (powers of two, so the largest side halves first) */
-        lw = pow2_ceil((size_t)g->OW);
-        lh = pow2_ceil((size_t)g->OH);
-        if (lw > DEFAULT_TILE_W)
-            lw = DEFAULT_TILE_W;
-        if (lh > DEFAULT_TILE_H)
-            lh = DEFAULT_TILE_H;
-        while (lw > ctx->max_item[0])
-            lw /= 2;
-        while (lh > ctx->max_item[1])
-            lh /= 2;
-        while (lw * lh > kmax) {
-            if (lh >= lw)
-                lh /= 2;
-            else
-                lw /= 2;
-        }
-    }
-    /* input channels per local-memory patch: as many as fit, up to CIN_CHUNK;
-     * shrink the tile if not even one channel's patch fits */
-    size_t patch = 0;
-    int cc = 0;
-    for (;;) {
-        size_t ph = (lh - 1) * (size_t)g->stride + (size_t)g->KH;
-        size_t pw = (lw - 1) * (size_t)g->stride + (size_t)g->KW;
-        patch = ph * pw * sizeof(float);
-        size_t fit = (size_t)ctx->local_mem / patch;
-        if (fit >= 1) {
-            cc = cfg.cin_chunk < g->Cin ? cfg.cin_chunk : g->Cin;
-            if ((size_t)cc > fit)
-                cc = (int)fit;
-            break;
-        }
-        if (lw == 1 && lh == 1)
-            return clsynth_ctx_fail(ctx, "kernel %s: the %zux%zu input patch of one channel needs %zu bytes of "
-                                         "local memory, the device has %llu", kname, ph, pw, patch,
-                                    (unsigned long long)ctx->local_mem);
-        if (lw >= lh)
-            lw = (lw + 1) / 2;
-        else
-            lh = (lh + 1) / 2;
-    }
-    size_t local_bytes = opt_int(cfg.opts, "USE_LOCAL", 1) ? (size_t)cc * patch : sizeof(float);
-    int ncob = (g->Cout + cfg.cpi - 1) / cfg.cpi;
-    clsynth_args a = clsynth_args_begin(ctx, k, kname);
+    /* the tile is the work-group; cc input channels of its padded patch sit
+     * in local memory at once (the resolver checked that they fit) */
+    const int cpi = cfg.v[CONV_FWD_COUT_PER_ITEM];
+    const int cc = cfg.v[CONV_FWD_CIN_CHUNK] < g->Cin ? cfg.v[CONV_FWD_CIN_CHUNK] : g->Cin;
+    const size_t local_bytes = cfg.local_mem ? cfg.local_mem : sizeof(float);
+    int ncob = (g->Cout + cpi - 1) / cpi;
+    clsynth_args a = clsynth_args_begin(ctx, cfg.k[0], kname);
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, w);
     clsynth_arg_tensor(&a, b ? b : w); /* any valid buffer when there is no bias */
@@ -181,10 +84,9 @@ static int direct_forward(clsynth_ctx *ctx, const conv_geom *g, const char *key,
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         clsynth_arg_int(&a, ints[i]);
     clsynth_arg_local(&a, local_bytes);
-    size_t global[3] = { clsynth_round_up((size_t)g->OW, lw), clsynth_round_up((size_t)g->OH, lh),
+    size_t global[3] = { clsynth_round_up((size_t)g->OW, cfg.local[0]), clsynth_round_up((size_t)g->OH, cfg.local[1]),
                          (size_t)g->N * (size_t)ncob };
-    size_t local[3] = { lw, lh, 1 };
-    return clsynth_launch(&a, 3, global, local, local_bytes, NULL);
+    return clsynth_launch(&a, 3, global, cfg.local, local_bytes, NULL);
 }
 
 static void geom_args(clsynth_args *a, const conv_geom *g)
@@ -194,39 +96,43 @@ static void geom_args(clsynth_args *a, const conv_geom *g)
         clsynth_arg_int(a, ints[i]);
 }
 
+/* One direct backward kernel of descriptor def: tensors a, b -> out, the
+ * geometry, over dims dimensions of work; the global size follows from its
+ * COUT_PER_ITEM (channels per item along the last dimension). */
+static int direct_backward(clsynth_ctx *ctx, const conv_geom *g, clsynth_kforce *force, const clsynth_kdef *def,
+                           clsynth_tensor *a, clsynth_tensor *b, clsynth_tensor *out, int channels)
+{
+    const clsynth_conv_shape s = shape_of(g);
+    clsynth_kcfg cfg;
+    if (clsynth_kconfig(ctx, def, &s, force, &cfg))
+        return -1;
+    clsynth_args ar = clsynth_args_begin(ctx, cfg.k[0], def->kernels[0]);
+    clsynth_arg_tensor(&ar, a);
+    clsynth_arg_tensor(&ar, b);
+    clsynth_arg_tensor(&ar, out);
+    geom_args(&ar, g);
+    const int cpi = cfg.v[CONV_BWD_COUT_PER_ITEM];
+    const size_t blocks = (size_t)((channels + cpi - 1) / cpi);
+    if (def == &clsynth_kdef_conv_bwd_data_direct) {
+        size_t global[3] = { (size_t)g->W, (size_t)g->H, (size_t)g->N * blocks }; /* (W, H, N * Cin blocks) */
+        return clsynth_launch(&ar, 3, global, cfg.local, 0, NULL);
+    }
+    size_t global[2] = { (size_t)g->Cin * (size_t)(g->KH * g->KW), blocks }; /* (Cin*KH*KW, Cout blocks) */
+    return clsynth_launch(&ar, 2, global, cfg.local, 0, NULL);
+}
+
 /* dx += conv_transpose(dy, w) */
-static int direct_backward_data(clsynth_ctx *ctx, const conv_geom *g, const char *key, clsynth_tensor *dy,
+static int direct_backward_data(clsynth_ctx *ctx, const conv_geom *g, clsynth_kforce *force, clsynth_tensor *dy,
                                 clsynth_tensor *w, clsynth_tensor *dx)
 {
-    static const char kname[] = "conv_bwd_data_direct";
-    direct_cfg cfg;
-    direct_config(ctx, kname, key, &cfg);
-    cl_kernel k = clsynth_kernel_get(ctx, "conv.cl", kname, cfg.opts);
-    clsynth_args a = clsynth_args_begin(ctx, k, kname);
-    clsynth_arg_tensor(&a, dy);
-    clsynth_arg_tensor(&a, w);
-    clsynth_arg_tensor(&a, dx);
-    geom_args(&a, g);
-    size_t ncib = (size_t)((g->Cin + cfg.cpi - 1) / cfg.cpi);
-    size_t global[3] = { (size_t)g->W, (size_t)g->H, (size_t)g->N * ncib };
-    return clsynth_launch(&a, 3, global, cfg.local[0] ? cfg.local : NULL, 0, NULL);
+    return direct_backward(ctx, g, force, &clsynth_kdef_conv_bwd_data_direct, dy, w, dx, g->Cin);
 }
 
 /* dw += sum_n dy_n (x) x_n */
-static int direct_backward_weight(clsynth_ctx *ctx, const conv_geom *g, const char *key, clsynth_tensor *dy,
+static int direct_backward_weight(clsynth_ctx *ctx, const conv_geom *g, clsynth_kforce *force, clsynth_tensor *dy,
                                   clsynth_tensor *x, clsynth_tensor *dw)
 {
-    static const char kname[] = "conv_bwd_weight_direct";
-    direct_cfg cfg;
-    direct_config(ctx, kname, key, &cfg);
-    cl_kernel k = clsynth_kernel_get(ctx, "conv.cl", kname, cfg.opts);
-    clsynth_args a = clsynth_args_begin(ctx, k, kname);
-    clsynth_arg_tensor(&a, dy);
-    clsynth_arg_tensor(&a, x);
-    clsynth_arg_tensor(&a, dw);
-    geom_args(&a, g);
-    size_t global[2] = { (size_t)g->Cin * (size_t)(g->KH * g->KW), (size_t)((g->Cout + cfg.cpi - 1) / cfg.cpi) };
-    return clsynth_launch(&a, 2, global, cfg.local[0] ? cfg.local : NULL, 0, NULL);
+    return direct_backward(ctx, g, force, &clsynth_kdef_conv_bwd_weight_direct, dy, x, dw, g->Cout);
 }
 
 /* ------------------------------------------------------------------ bias */
@@ -234,13 +140,11 @@ static int direct_backward_weight(clsynth_ctx *ctx, const conv_geom *g, const ch
 /* y (N,C,H,W) += b (1,C,1,1) */
 static int bias_add(clsynth_ctx *ctx, clsynth_tensor *y, clsynth_tensor *b)
 {
-    cl_kernel k = clsynth_kernel_get(ctx, "conv.cl", "channel_bias_add", NULL);
+    cl_kernel k = clsynth_kernel_get(ctx, "bias.cl", "channel_bias_add", NULL);
     clsynth_args a = clsynth_args_begin(ctx, k, "channel_bias_add");
     clsynth_arg_tensor(&a, y);
     clsynth_arg_tensor(&a, b);
-    clsynth_arg_int(&a, y->c);
-    clsynth_arg_int(&a, (int)CLSYNTH_HW(y));
-    clsynth_arg_int(&a, (int)y->numel);
+    CLSYNTH_ARG_INTS(&a, y->c, (int)CLSYNTH_HW(y), (int)y->numel);
     size_t global = y->numel;
     return clsynth_launch(&a, 1, &global, NULL, 0, NULL);
 }
@@ -249,14 +153,14 @@ static int bias_add(clsynth_ctx *ctx, clsynth_tensor *y, clsynth_tensor *b)
 static int bias_grad(clsynth_ctx *ctx, clsynth_tensor *dy, clsynth_tensor *db)
 {
     static const char kname[] = "channel_sum_acc";
-    cl_kernel k = clsynth_kernel_get(ctx, "conv.cl", kname, NULL);
+    cl_kernel k = clsynth_kernel_get(ctx, "bias.cl", kname, NULL);
     if (!k)
         return -1;
     size_t kmax = clsynth_kernel_max_wg(ctx, k, kname);
     if (kmax == 0)
         return -1;
     /* one group per channel; no wider than the work, the kernel, the device or 256 */
-    size_t lsz = pow2_ceil((size_t)dy->n * CLSYNTH_HW(dy));
+    size_t lsz = (size_t)clsynth_pow2_ceil(dy->n * (int)CLSYNTH_HW(dy));
     size_t cap = kmax < ctx->max_item[0] ? kmax : ctx->max_item[0];
     if (cap > 256)
         cap = 256;
@@ -267,9 +171,7 @@ static int bias_grad(clsynth_ctx *ctx, clsynth_tensor *dy, clsynth_tensor *db)
     clsynth_args a = clsynth_args_begin(ctx, k, kname);
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, db);
-    clsynth_arg_int(&a, dy->n);
-    clsynth_arg_int(&a, dy->c);
-    clsynth_arg_int(&a, (int)CLSYNTH_HW(dy));
+    CLSYNTH_ARG_INTS(&a, dy->n, dy->c, (int)CLSYNTH_HW(dy));
     clsynth_arg_local(&a, lsz * sizeof(float));
     size_t global = (size_t)dy->c * lsz;
     return clsynth_launch(&a, 1, &global, &lsz, lsz * sizeof(float), NULL);
@@ -287,11 +189,7 @@ static size_t col_chunk_pixels(clsynth_ctx *ctx, const conv_geom *g)
 {
     size_t rows = (size_t)g->Cin * (size_t)(g->KH * g->KW);
     size_t ohw = (size_t)g->OH * (size_t)g->OW;
-    size_t budget = CONV_COL_BUDGET_BYTES;
-    /* testing knob: a smaller budget exercises the pixel-range chunks */
-    const char *env = getenv("CLSYNTH_CONV_COL_BYTES");
-    if (env && *env && strtoull(env, NULL, 10) > 0)
-        budget = (size_t)strtoull(env, NULL, 10);
+    size_t budget = ctx->conv_col_bytes ? ctx->conv_col_bytes : CONV_COL_BUDGET_BYTES;
     if (budget > ctx->dev.max_alloc && ctx->dev.max_alloc > 0)
         budget = (size_t)ctx->dev.max_alloc;
     size_t p = budget / (rows * sizeof(float));
@@ -432,41 +330,23 @@ static int gemm_backward(clsynth_ctx *ctx, const conv_geom *g, clsynth_tensor *x
 
 /* ------------------------------------------------------------------ op */
 
-/* Without a tuned choice:
- *   - 1x1 kernels: GEMM (a plain GEMM per sample when stride 1, pad 0: no im2col).
- *   - otherwise GEMM when Cout >= 32, direct when Cout < 32.
- * Measured on PoCL 3.1 (2 cores, AVX2/AVX-512 EPYC, machine shared, best of 11,
- * N = 1, forward / forward+backward GFLOP/s, direct vs GEMM):
- *   3x3 16->16 64x64    3.3 / 3.8   vs 2.2 / 2.6   (small Cout: direct)
- *   3x3 64->3 128x128   1.8 / 1.9   vs 0.3 / 0.5   (CLBlast pads M = 3 to its tile)
- *   3x3 3->16 64x64     2.7 / 3.2   vs 2.7 / 5.1   (tie)
- *   3x3 36->64 64x64    2.5 / 1.8   vs 4.6 / 4.0
- *   3x3 64->64 32x32    2.1 / 2.9   vs 3.5 / 3.1
- *   3x3 128->128 8x8    2.2 / 4.5   vs 6.9 / 6.3
- *   3x3 36->128 64x64   2.0 / 2.2   vs 4.0 / 3.7
- *   3x3 64->64 s2 64x64 1.6 / 2.0   vs 5.6 / 2.5
- *   1x1 64->64 64x64    0.8 / 2.2   vs 7.2 / 4.8
- * The machine was shared (load 5-7 on 2 cores): timings vary up to 2x between runs
- * (a second run gave 16->16 direct 2.1 vs GEMM 5.6, 64->3 0.8 vs 0.6, 3->16 3.4 vs
- * 2.8, 64->64 32x32 3.9 vs 3.8), but GEMM led at Cout >= 64 in every run and lost
- * at Cout = 3 in every run. The GEMM's M dimension is Cout: below 32 rows CLBlast's
- * tiles are mostly padding, and the direct kernel needs no column buffer and no
- * CLBlast start-up. A tuned entry ("conv2d", shape key) overrides this. */
-static clsynth_conv_algo heuristic_algo(const conv_geom *g)
-{
-    if (g->KH == 1 && g->KW == 1)
-        return CLSYNTH_CONV_IM2COL_GEMM;
-    return g->Cout >= 32 ? CLSYNTH_CONV_IM2COL_GEMM : CLSYNTH_CONV_DIRECT;
-}
-
-static clsynth_conv_algo resolve_algo(clsynth_ctx *ctx, const conv_geom *g, const char *key, clsynth_conv_algo algo)
+/* The algorithm: the caller's, else the resolved "conv2d" choice (tuned, or
+ * the heuristic of clcore/ops_conv_kdef.c). */
+static clsynth_conv_algo resolve_algo(clsynth_ctx *ctx, const conv_geom *g, clsynth_conv_algo algo,
+                                      clsynth_kforce *force)
 {
     if (algo != CLSYNTH_CONV_AUTO)
         return algo;
-    clsynth_tune_entry e;
-    if (clsynth_tune_lookup(ctx, "conv2d", key, &e) && e.algo > CLSYNTH_CONV_AUTO && e.algo < CLSYNTH_CONV_ALGO_COUNT)
-        return (clsynth_conv_algo)e.algo;
-    return heuristic_algo(g);
+    const clsynth_conv_shape s = shape_of(g);
+    clsynth_kcfg cfg;
+    if (clsynth_kconfig(ctx, &clsynth_kdef_conv2d, &s, force, &cfg))
+        return CLSYNTH_CONV_AUTO;
+    int a = cfg.v[CONV2D_ALGO];
+    if (a != CLSYNTH_CONV_DIRECT && a != CLSYNTH_CONV_IM2COL_GEMM) {
+        clsynth_ctx_fail(ctx, "conv2d at %s: algorithm %d is none of 1 (direct) and 2 (im2col + GEMM)", cfg.key, a);
+        return CLSYNTH_CONV_AUTO;
+    }
+    return (clsynth_conv_algo)a;
 }
 
 static void node_geom(const clsynth_node *nd, conv_geom *g)
@@ -490,8 +370,6 @@ static int conv2d_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *dy = nd->out->grad;
     conv_geom g;
     node_geom(nd, &g);
-    char key[128];
-    shape_key(&g, key, sizeof key);
     clsynth_tensor *dx = NULL, *dw = NULL;
     if (x->flags & CLSYNTH_T_REQUIRES_GRAD) {
         if (!(dx = clsynth_grad_of(ctx, x)))
@@ -507,17 +385,17 @@ static int conv2d_backward(clsynth_ctx *ctx, clsynth_node *nd)
             return -1;
     }
     if ((clsynth_conv_algo)nd->iarg[2] == CLSYNTH_CONV_DIRECT) {
-        if (dw && direct_backward_weight(ctx, &g, key, dy, x, dw))
+        if (dw && direct_backward_weight(ctx, &g, nd->force, dy, x, dw))
             return -1;
-        if (dx && direct_backward_data(ctx, &g, key, dy, w, dx))
+        if (dx && direct_backward_data(ctx, &g, nd->force, dy, w, dx))
             return -1;
         return 0;
     }
     return dx || dw ? gemm_backward(ctx, &g, x, w, dy, dx, dw) : 0;
 }
 
-clsynth_tensor *clsynth_conv2d_algo(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *bias,
-                                    int stride, int pad, clsynth_conv_algo algo)
+clsynth_tensor *clsynth_conv2d_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *bias,
+                                      int stride, int pad, clsynth_conv_algo algo, clsynth_kforce *force)
 {
     if (ctx->failed || !x || !w)
         return NULL;
@@ -549,13 +427,13 @@ clsynth_tensor *clsynth_conv2d_algo(clsynth_ctx *ctx, clsynth_tensor *x, clsynth
     }
     conv_geom g = { x->n, x->c, x->h, x->w, w->n, w->h, w->w, (x->h + 2 * pad - w->h) / stride + 1,
                     (x->w + 2 * pad - w->w) / stride + 1, stride, pad };
-    char key[128];
-    shape_key(&g, key, sizeof key);
-    clsynth_conv_algo a = resolve_algo(ctx, &g, key, algo);
+    clsynth_conv_algo a = resolve_algo(ctx, &g, algo, force);
+    if (a == CLSYNTH_CONV_AUTO)
+        return NULL;
     clsynth_tensor *y = clsynth_tensor_new(ctx, "conv2d", g.N, g.Cout, g.OH, g.OW); /* (N, Cout, OH, OW) */
     if (!y)
         return NULL;
-    int rc = a == CLSYNTH_CONV_DIRECT ? direct_forward(ctx, &g, key, x, w, bias, y)
+    int rc = a == CLSYNTH_CONV_DIRECT ? direct_forward(ctx, &g, force, x, w, bias, y)
                                       : gemm_forward(ctx, &g, x, w, bias, y);
     if (rc) {
         if (!ctx->failed)
@@ -570,14 +448,21 @@ clsynth_tensor *clsynth_conv2d_algo(clsynth_ctx *ctx, clsynth_tensor *x, clsynth
         nd->iarg[0] = stride;
         nd->iarg[1] = pad;
         nd->iarg[2] = (int)a;
+        nd->force = force;
     }
     return y;
+}
+
+clsynth_tensor *clsynth_conv2d_algo(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *bias,
+                                    int stride, int pad, clsynth_conv_algo algo)
+{
+    return clsynth_conv2d_forced(ctx, x, w, bias, stride, pad, algo, NULL);
 }
 
 clsynth_tensor *clsynth_conv2d(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *w, clsynth_tensor *bias,
                                int stride, int pad)
 {
-    return clsynth_conv2d_algo(ctx, x, w, bias, stride, pad, CLSYNTH_CONV_AUTO);
+    return clsynth_conv2d_forced(ctx, x, w, bias, stride, pad, CLSYNTH_CONV_AUTO, NULL);
 }
 
 /* ------------------------------------------------------------------ linear */

@@ -52,11 +52,7 @@ static int launch_binary(clsynth_ctx *ctx, const clsynth_tensor *a, const clsynt
     clsynth_arg_tensor(&ar, a);
     clsynth_arg_tensor(&ar, b);
     clsynth_arg_tensor(&ar, y);
-    clsynth_arg_int(&ar, op);
-    clsynth_arg_int(&ar, (int)y->numel);
-    clsynth_arg_int(&ar, y->c);
-    clsynth_arg_int(&ar, y->h);
-    clsynth_arg_int(&ar, y->w);
+    CLSYNTH_ARG_INTS(&ar, op, (int)y->numel, y->c, y->h, y->w);
     arg_strides(&ar, a);
     arg_strides(&ar, b);
     return launch_1d(&ar, y->numel);
@@ -78,10 +74,7 @@ static int grad_into(clsynth_ctx *ctx, clsynth_tensor *x, const clsynth_tensor *
         clsynth_arg_tensor(&ar, other ? other : g);
         clsynth_arg_int(&ar, other ? 1 : 0);
         clsynth_arg_float(&ar, sign);
-        clsynth_arg_int(&ar, (int)g->numel);
-        clsynth_arg_int(&ar, g->c);
-        clsynth_arg_int(&ar, g->h);
-        clsynth_arg_int(&ar, g->w);
+        CLSYNTH_ARG_INTS(&ar, (int)g->numel, g->c, g->h, g->w);
         arg_strides(&ar, other ? other : g);
         return launch_1d(&ar, g->numel);
     }
@@ -241,12 +234,7 @@ static int copy_channels(clsynth_ctx *ctx, const clsynth_tensor *src, int src_c0
     clsynth_arg_int(&ar, src->c);
     clsynth_arg_int(&ar, src_c0);
     clsynth_arg_tensor(&ar, dst);
-    clsynth_arg_int(&ar, dst->c);
-    clsynth_arg_int(&ar, dst_c0);
-    clsynth_arg_int(&ar, count);
-    clsynth_arg_int(&ar, (int)CLSYNTH_HW(src));
-    clsynth_arg_int(&ar, (int)total);
-    clsynth_arg_int(&ar, accumulate);
+    CLSYNTH_ARG_INTS(&ar, dst->c, dst_c0, count, (int)CLSYNTH_HW(src), (int)total, accumulate);
     return launch_1d(&ar, total);
 }
 

@@ -132,9 +132,7 @@ static int channel_dot_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&ar, a);
     clsynth_arg_tensor(&ar, b);
     clsynth_arg_tensor(&ar, nd->out->grad);
-    clsynth_arg_int(&ar, a->c);
-    clsynth_arg_int(&ar, (int)CLSYNTH_HW(a));
-    clsynth_arg_int(&ar, (int)a->numel);
+    CLSYNTH_ARG_INTS(&ar, a->c, (int)CLSYNTH_HW(a), (int)a->numel);
     return launch_1d(&ar, a->numel);
 }
 
@@ -173,9 +171,7 @@ static int ce_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, lse);
     clsynth_arg_tensor(&a, nd->out->grad);
     clsynth_arg_tensor(&a, stats);
-    clsynth_arg_int(&a, z->n);
-    clsynth_arg_int(&a, z->c);
-    clsynth_arg_int(&a, (int)CLSYNTH_HW(z));
+    CLSYNTH_ARG_INTS(&a, z->n, z->c, (int)CLSYNTH_HW(z));
     clsynth_arg_float(&a, (float)nd->iarg[0]);
     return launch_1d(&a, z->numel);
 }
@@ -216,9 +212,7 @@ clsynth_tensor *clsynth_cross_entropy(clsynth_ctx *ctx, clsynth_tensor *logits, 
     clsynth_arg_tensor(&a, px);
     clsynth_arg_tensor(&a, lse);
     clsynth_arg_tensor(&a, flag); /* read as one int */
-    clsynth_arg_int(&a, N);
-    clsynth_arg_int(&a, K);
-    clsynth_arg_int(&a, HW);
+    CLSYNTH_ARG_INTS(&a, N, K, HW);
     clsynth_arg_float(&a, (float)ignore);
     if (launch_1d(&a, (size_t)N * (size_t)HW))
         return NULL;

@@ -16,85 +16,56 @@
  * Instance norm: the same kernels with statistics per (n, c) over (H, W)
  * (biased variance, no running stats); gamma/beta per channel.
  *
- * Tuning (clcore/tune.h): kernels "norm_partial_stats" and "norm_partial_dsums",
- * shape key "G=<groups>,M=<values per group>": options may set -DNORM_VPT=<1..64>,
- * local[0] the work-group size of the partial and finalize kernels. */
+ * Tuning: the descriptors "norm_partial_stats" and "norm_partial_dsums"
+ * (clcore/ops_norm_kdef.c) at shape key "G=<groups>,M=<values per group>":
+ * NORM_VPT values per work-item (how the host cuts chunks) and the
+ * work-group of the partial kernel. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clcore/kconfig.h"
+#include "clcore/kdefs.h"
 #include "clcore/launch.h"
 #include "clcore/ops.h"
 #include "clcore/program.h"
-#include "clcore/tune.h"
 
 #define NORM_FILE "norm.cl"
-#define NORM_DEFAULT_VPT 8
-#define NORM_DEFAULT_LOCAL 256
 
 /* How one (Nv, G, HW) reduction is cut: P chunks of CH values per group,
  * work-groups of L1 (partials) and L2 (merge) items. */
 typedef struct norm_plan {
     int Nv, G, HW, M;
     int P, CH;
-    size_t L1, L2;
-    char options[256];
+    size_t L1;
+    cl_kernel partial;
 } norm_plan;
 
-static int parse_vpt(const char *options)
-{
-    const char *s = strstr(options, "NORM_VPT=");
-    if (!s)
-        return NORM_DEFAULT_VPT;
-    int v = atoi(s + strlen("NORM_VPT="));
-    return v >= 1 && v <= 64 ? v : NORM_DEFAULT_VPT;
-}
-
-/* A reduction work-group size for kernel k: at most `want` items (rounded up to
- * a power of two), within the kernel's and device's limits and local memory. */
+/* A merge work-group size for kernel k: the automatic rule of the partial
+ * kernels (clcore/ops_norm_kdef.c) within this kernel's own limit. */
 static size_t reduce_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, size_t bytes_per_item, size_t want)
 {
-    size_t l = clsynth_kernel_max_wg(ctx, k, kname);
-    if (l == 0)
-        return 0;
-    if (l > NORM_DEFAULT_LOCAL)
-        l = NORM_DEFAULT_LOCAL;
-    if (l > ctx->max_item[0])
-        l = ctx->max_item[0];
-    if (bytes_per_item && l > ctx->local_mem / bytes_per_item)
-        l = (size_t)(ctx->local_mem / bytes_per_item);
-    size_t p2 = 1;
-    while (p2 < want)
-        p2 *= 2;
-    if (l > p2)
-        l = p2;
-    return l ? l : 1;
+    clsynth_klimits lim = clsynth_klimits_of(ctx);
+    lim.max_wg = clsynth_kernel_max_wg(ctx, k, kname);
+    return lim.max_wg ? clsynth_norm_auto_local(&lim, bytes_per_item, want) : 0;
 }
 
-/* Plans the reduction with kernel `partial_name` (tuned per shape when the
- * database knows it). bytes_per_item: local memory per work-item. */
-static int plan_reduction(clsynth_ctx *ctx, norm_plan *pl, const char *partial_name, size_t bytes_per_item,
-                          int Nv, int G, int HW)
+/* Plans the reduction with the partial kernel of descriptor def. */
+static int plan_reduction(clsynth_ctx *ctx, norm_plan *pl, const clsynth_kdef *def, clsynth_kforce *force, int Nv,
+                          int G, int HW)
 {
     memset(pl, 0, sizeof *pl);
     pl->Nv = Nv;
     pl->G = G;
     pl->HW = HW;
     pl->M = Nv * HW;
-    char key[64];
-    snprintf(key, sizeof key, "G=%d,M=%d", G, pl->M);
-    clsynth_tune_entry te;
-    bool tuned = clsynth_tune_lookup(ctx, partial_name, key, &te);
-    snprintf(pl->options, sizeof pl->options, "%s", tuned ? te.options : "");
-    int vpt = parse_vpt(pl->options);
-    cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, partial_name, pl->options);
-    if (!k)
+    const clsynth_norm_shape s = { G, pl->M };
+    clsynth_kcfg cfg;
+    if (clsynth_kconfig(ctx, def, &s, force, &cfg))
         return -1;
-    size_t want = ((size_t)pl->M + (size_t)vpt - 1) / (size_t)vpt;
-    pl->L1 = tuned && te.local[0] ? te.local[0] : reduce_local(ctx, k, partial_name, bytes_per_item, want);
-    if (pl->L1 == 0)
-        return -1;
-    long chunk = (long)pl->L1 * vpt;
+    pl->partial = cfg.k[0];
+    pl->L1 = cfg.local[0];
+    long chunk = (long)pl->L1 * cfg.v[NORM_VPT];
     pl->P = (int)(((long)pl->M + chunk - 1) / chunk);
     pl->CH = (int)(((long)pl->M + pl->P - 1) / pl->P);
     return 0;
@@ -109,23 +80,18 @@ static size_t finalize_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, s
 /* mean, invstd (G) of x viewed as (Nv, G, HW); updates running stats when given. */
 static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, int HW, float eps,
                       clsynth_tensor *mean, clsynth_tensor *invstd, clsynth_tensor *rmean, clsynth_tensor *rvar,
-                      float momentum)
+                      float momentum, clsynth_kforce *force)
 {
     norm_plan pl;
     const size_t stat_bytes = sizeof(cl_int) + 2 * sizeof(cl_float);
-    if (plan_reduction(ctx, &pl, "norm_partial_stats", stat_bytes, Nv, G, HW))
+    if (plan_reduction(ctx, &pl, &clsynth_kdef_norm_partial_stats, force, Nv, G, HW))
         return -1;
     clsynth_tensor *part = clsynth_tensor_new(ctx, "norm.stats_partials", 1, G, pl.P, 3); /* (1, G, P, 3) */
     if (!part)
         return -1;
-    cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_partial_stats", pl.options);
-    clsynth_args a = clsynth_args_begin(ctx, k, "norm_partial_stats");
+    clsynth_args a = clsynth_args_begin(ctx, pl.partial, "norm_partial_stats");
     clsynth_arg_tensor(&a, x);
-    clsynth_arg_int(&a, Nv);
-    clsynth_arg_int(&a, G);
-    clsynth_arg_int(&a, HW);
-    clsynth_arg_int(&a, pl.P);
-    clsynth_arg_int(&a, pl.CH);
+    CLSYNTH_ARG_INTS(&a, Nv, G, HW, pl.P, pl.CH);
     clsynth_arg_tensor(&a, part);
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_int));
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
@@ -134,7 +100,7 @@ static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, 
     if (clsynth_launch(&a, 2, g1, l1, pl.L1 * stat_bytes, NULL))
         return -1;
 
-    k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_stats", pl.options);
+    cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_stats", NULL);
     if (!k)
         return -1;
     size_t L2 = finalize_local(ctx, k, "norm_finalize_stats", stat_bytes, pl.P);
@@ -173,11 +139,7 @@ static int norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor 
     clsynth_arg_tensor(&a, gamma ? gamma : mean); /* dummies are never read */
     clsynth_arg_int(&a, gamma != NULL);
     clsynth_arg_tensor(&a, beta ? beta : mean);
-    clsynth_arg_int(&a, beta != NULL);
-    clsynth_arg_int(&a, (int)CLSYNTH_HW(x));
-    clsynth_arg_int(&a, x->c);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, per_instance);
+    CLSYNTH_ARG_INTS(&a, beta != NULL, (int)CLSYNTH_HW(x), x->c, x->n * x->c, per_instance);
     size_t g[2] = { CLSYNTH_HW(x), (size_t)x->n * (size_t)x->c };
     return clsynth_launch(&a, 2, g, NULL, 0, NULL);
 }
@@ -201,23 +163,18 @@ static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
     if (need_dg || need_db || (need_dx && training)) {
         norm_plan pl;
         const size_t sum_bytes = 2 * sizeof(cl_float);
-        if (plan_reduction(ctx, &pl, "norm_partial_dsums", sum_bytes, Nv, G, HW))
+        if (plan_reduction(ctx, &pl, &clsynth_kdef_norm_partial_dsums, nd->force, Nv, G, HW))
             return -1;
         clsynth_tensor *part = clsynth_tensor_new(ctx, "norm.dsum_partials", 1, G, pl.P, 2); /* (1, G, P, 2) */
         sums = clsynth_tensor_new(ctx, "norm.dsums", 1, G, 1, 2);                          /* (1, G, 1, 2) */
         if (!part || !sums)
             return -1;
-        cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_partial_dsums", pl.options);
-        clsynth_args a = clsynth_args_begin(ctx, k, "norm_partial_dsums");
+        clsynth_args a = clsynth_args_begin(ctx, pl.partial, "norm_partial_dsums");
         clsynth_arg_tensor(&a, x);
         clsynth_arg_tensor(&a, dy);
         clsynth_arg_tensor(&a, mean);
         clsynth_arg_tensor(&a, invstd);
-        clsynth_arg_int(&a, Nv);
-        clsynth_arg_int(&a, G);
-        clsynth_arg_int(&a, HW);
-        clsynth_arg_int(&a, pl.P);
-        clsynth_arg_int(&a, pl.CH);
+        CLSYNTH_ARG_INTS(&a, Nv, G, HW, pl.P, pl.CH);
         clsynth_arg_tensor(&a, part);
         clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
         clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
@@ -225,7 +182,7 @@ static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
         if (clsynth_launch(&a, 2, g1, l1, pl.L1 * sum_bytes, NULL))
             return -1;
 
-        k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_dsums", pl.options);
+        cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_dsums", NULL);
         if (!k)
             return -1;
         size_t L2 = finalize_local(ctx, k, "norm_finalize_dsums", sum_bytes, pl.P);
@@ -276,11 +233,7 @@ static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
         clsynth_arg_tensor(&a, gamma ? gamma : mean);
         clsynth_arg_int(&a, gamma != NULL);
         clsynth_arg_tensor(&a, sums ? sums : mean);
-        clsynth_arg_int(&a, HW);
-        clsynth_arg_int(&a, x->c);
-        clsynth_arg_int(&a, x->n * x->c);
-        clsynth_arg_int(&a, per_instance);
-        clsynth_arg_int(&a, training);
+        CLSYNTH_ARG_INTS(&a, HW, x->c, x->n * x->c, per_instance, training);
         clsynth_arg_float(&a, (float)Nv * (float)HW);
         size_t g[2] = { (size_t)HW, (size_t)x->n * (size_t)x->c };
         if (clsynth_launch(&a, 2, g, NULL, 0, NULL))
@@ -301,9 +254,10 @@ static int check_per_channel(clsynth_ctx *ctx, const char *op, const char *role,
                             clsynth_tensor_describe(x, bx, sizeof bx));
 }
 
-clsynth_tensor *clsynth_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma, clsynth_tensor *beta,
-                                   clsynth_tensor *running_mean, clsynth_tensor *running_var, bool training,
-                                   float momentum, float eps)
+clsynth_tensor *clsynth_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                          clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                          clsynth_tensor *running_var, bool training, float momentum, float eps,
+                                          clsynth_kforce *force)
 {
     if (ctx->failed || !x)
         return NULL;
@@ -337,7 +291,7 @@ clsynth_tensor *clsynth_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_
         return NULL;
     if (training) {
         if (norm_stats(ctx, x, x->n, x->c, (int)CLSYNTH_HW(x), eps, mean, invstd, running_mean, running_var,
-                       momentum))
+                       momentum, force))
             return NULL;
     } else {
         cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_eval_stats", NULL);
@@ -361,8 +315,16 @@ clsynth_tensor *clsynth_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_
         nd->saved[1] = invstd;
         nd->iarg[0] = training;
         nd->iarg[1] = 0;
+        nd->force = force;
     }
     return ctx->failed ? NULL : y;
+}
+
+clsynth_tensor *clsynth_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma, clsynth_tensor *beta,
+                                   clsynth_tensor *running_mean, clsynth_tensor *running_var, bool training,
+                                   float momentum, float eps)
+{
+    return clsynth_batch_norm_forced(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps, NULL);
 }
 
 clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
@@ -379,7 +341,7 @@ clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsyn
     clsynth_tensor *y = clsynth_tensor_new(ctx, "instance_norm", x->n, x->c, x->h, x->w);       /* (N, C, H, W) */
     if (!mean || !invstd || !y)
         return NULL;
-    if (norm_stats(ctx, x, 1, G, (int)CLSYNTH_HW(x), eps, mean, invstd, NULL, NULL, 0.0f) ||
+    if (norm_stats(ctx, x, 1, G, (int)CLSYNTH_HW(x), eps, mean, invstd, NULL, NULL, 0.0f, NULL) ||
         norm_apply(ctx, x, y, mean, invstd, gamma, beta, 1))
         return NULL;
     clsynth_tensor *in[3] = { x, gamma, beta };

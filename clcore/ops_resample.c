@@ -1,5 +1,6 @@
 /* Resampling ops (kernels/resample.cl): nearest resize and 2x upsampling,
- * bilinear 2x upsampling, average and max pooling, one-hot encoding.
+ * bilinear 2x upsampling and bilinear resize, average and max pooling,
+ * one-hot encoding.
  * Backward passes are gather-form kernels over the input (no atomics).
  * Memory: each op allocates only its output; max pooling keeps no argmax
  * tensor (its backward recomputes each window's argmax from the saved input). */
@@ -33,11 +34,7 @@ static int nearest_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_args a = clsynth_args_begin(ctx, k, "resize_nearest_bwd");
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, dy->h);
-    clsynth_arg_int(&a, dy->w);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w);
     return launch_1d(&a, x->numel);
 }
 
@@ -64,11 +61,7 @@ static clsynth_tensor *nearest(clsynth_ctx *ctx, const char *op, clsynth_tensor 
     clsynth_args a = clsynth_args_begin(ctx, k, "resize_nearest_fwd");
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, h);
-    clsynth_arg_int(&a, w);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, h, w);
     if (launch_1d(&a, y->numel))
         return NULL;
     clsynth_tape_record(ctx, op, nearest_backward, y, &x, 1);
@@ -99,9 +92,7 @@ static int bilinear_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_args a = clsynth_args_begin(ctx, k, "bilinear2x_bwd");
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w);
     return launch_1d(&a, x->numel);
 }
 
@@ -116,12 +107,62 @@ clsynth_tensor *clsynth_upsample_bilinear2x(clsynth_ctx *ctx, clsynth_tensor *x)
     clsynth_args a = clsynth_args_begin(ctx, k, "bilinear2x_fwd");
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w);
     if (launch_1d(&a, y->numel))
         return NULL;
     clsynth_tape_record(ctx, "upsample_bilinear2x", bilinear_backward, y, &x, 1);
+    return ctx->failed ? NULL : y;
+}
+
+/* ---- bilinear resize ---- */
+
+static int resize_bilinear_args(clsynth_args *a, const clsynth_tensor *x, int oh, int ow)
+{
+    clsynth_arg_int(a, x->n * x->c);
+    clsynth_arg_int(a, x->h);
+    clsynth_arg_int(a, x->w);
+    clsynth_arg_int(a, oh);
+    clsynth_arg_int(a, ow);
+    clsynth_arg_float(a, (float)x->h / (float)oh); /* PyTorch: float(in) / out */
+    clsynth_arg_float(a, (float)x->w / (float)ow);
+    return 0;
+}
+
+static int resize_bilinear_backward(clsynth_ctx *ctx, clsynth_node *nd)
+{
+    clsynth_tensor *x = nd->in[0], *dy = nd->out->grad;
+    clsynth_tensor *dx = clsynth_grad_of(ctx, x);
+    cl_kernel k = rs_kernel(ctx, "resize_bilinear_bwd");
+    if (!dx || !k)
+        return -1;
+    clsynth_args a = clsynth_args_begin(ctx, k, "resize_bilinear_bwd");
+    clsynth_arg_tensor(&a, dy);
+    clsynth_arg_tensor(&a, dx);
+    resize_bilinear_args(&a, x, dy->h, dy->w);
+    return launch_1d(&a, x->numel);
+}
+
+clsynth_tensor *clsynth_resize_bilinear(clsynth_ctx *ctx, clsynth_tensor *x, int h, int w)
+{
+    if (ctx->failed || !x)
+        return NULL;
+    char b[160];
+    if (h <= 0 || w <= 0 || h > (1 << 20) || w > (1 << 20)) {
+        clsynth_ctx_fail(ctx, "resize_bilinear: output size %dx%d of input %s", h, w,
+                         clsynth_tensor_describe(x, b, sizeof b));
+        return NULL;
+    }
+    clsynth_tensor *y = clsynth_tensor_new(ctx, "resize_bilinear", x->n, x->c, h, w); /* (N, C, h, w) */
+    cl_kernel k = rs_kernel(ctx, "resize_bilinear_fwd");
+    if (!y || !k)
+        return NULL;
+    clsynth_args a = clsynth_args_begin(ctx, k, "resize_bilinear_fwd");
+    clsynth_arg_tensor(&a, x);
+    clsynth_arg_tensor(&a, y);
+    resize_bilinear_args(&a, x, h, w);
+    if (launch_1d(&a, y->numel))
+        return NULL;
+    clsynth_tape_record(ctx, "resize_bilinear", resize_bilinear_backward, y, &x, 1);
     return ctx->failed ? NULL : y;
 }
 
@@ -137,14 +178,7 @@ static int avgpool_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_args a = clsynth_args_begin(ctx, k, "avgpool_bwd");
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, dy->h);
-    clsynth_arg_int(&a, dy->w);
-    clsynth_arg_int(&a, nd->iarg[0]);
-    clsynth_arg_int(&a, nd->iarg[1]);
-    clsynth_arg_int(&a, nd->iarg[2]);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
     return launch_1d(&a, x->numel);
 }
 
@@ -171,14 +205,7 @@ clsynth_tensor *clsynth_avg_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int
     clsynth_args a = clsynth_args_begin(ctx, kern, "avgpool_fwd");
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, oh);
-    clsynth_arg_int(&a, ow);
-    clsynth_arg_int(&a, k);
-    clsynth_arg_int(&a, s);
-    clsynth_arg_int(&a, p);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, oh, ow, k, s, p);
     if (launch_1d(&a, y->numel))
         return NULL;
     clsynth_node *nd = clsynth_tape_record(ctx, "avg_pool", avgpool_backward, y, &x, 1);
@@ -205,13 +232,7 @@ static int maxpool_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, dy->h);
-    clsynth_arg_int(&a, dy->w);
-    clsynth_arg_int(&a, nd->iarg[0]);
-    clsynth_arg_int(&a, nd->iarg[1]);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w, nd->iarg[0], nd->iarg[1]);
     return launch_1d(&a, x->numel);
 }
 
@@ -233,13 +254,7 @@ clsynth_tensor *clsynth_max_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int
     clsynth_args a = clsynth_args_begin(ctx, kern, "maxpool_fwd");
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    clsynth_arg_int(&a, oh);
-    clsynth_arg_int(&a, ow);
-    clsynth_arg_int(&a, k);
-    clsynth_arg_int(&a, s);
+    CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, oh, ow, k, s);
     if (launch_1d(&a, y->numel))
         return NULL;
     clsynth_node *nd = clsynth_tape_record(ctx, "max_pool", maxpool_backward, y, &x, 1);
@@ -291,12 +306,7 @@ clsynth_tensor *clsynth_one_hot(clsynth_ctx *ctx, clsynth_tensor *labels, int nu
     clsynth_arg_tensor(&a, labels);
     clsynth_arg_tensor(&a, y);
     clsynth_arg_tensor(&a, flag);
-    clsynth_arg_int(&a, labels->n);
-    clsynth_arg_int(&a, labels->h * labels->w);
-    clsynth_arg_int(&a, num_classes);
-    clsynth_arg_int(&a, num_channels);
-    clsynth_arg_int(&a, dontcare);
-    clsynth_arg_int(&a, dontcare_channel);
+    CLSYNTH_ARG_INTS(&a, labels->n, labels->h * labels->w, num_classes, num_channels, dontcare, dontcare_channel);
     if (launch_1d(&a, labels->numel))
         return NULL;
     cl_int bad = INT_MAX;

@@ -1,18 +1,23 @@
 /* Spectral normalization (kernels/spectral.cl), as torch.nn.utils.spectral_norm
  * with eps = 1e-12 and one power iteration per training forward.
  *
- * w (Cout, Cin, KH, KW) is viewed as W (Cout x K), K = Cin*KH*KW; u (1,Cout,1,1)
- * is the caller's persistent estimate of the left singular vector (initialize
- * it with a nonzero random vector; its scale does not matter).
- *   update_u:   v = normalize(W^T u), u <- normalize(W v)   (u updated in place)
- *   !update_u:  v = normalize(W^T u), u unchanged and used as u / ||u||
- *               (PyTorch in eval mode reuses a stored v; here v is recomputed
- *               from u, which is what PyTorch's stored v is after a training step)
- *   sigma = u^T W v, output W / sigma.
+ * w (Cout, Cin, KH, KW) is viewed as W (Cout x K), K = Cin*KH*KW; u (Cout
+ * elements) and v (K elements) are the caller's persistent estimates of the
+ * left and right singular vectors (PyTorch's weight_u and weight_v).
+ *   update:   v <- normalize(W^T u), then u <- normalize(W v)   (both in place)
+ *   !update:  u and v used as stored, nothing normalized or changed
+ *   sigma = u^T W v with the vectors above, output W / sigma.
+ * This is PyTorch's order: in a training forward v is computed from the u
+ * of the previous step, then u from that v. So after a step the stored v
+ * comes from the previous u (and the previous W): an eval forward with the
+ * stored pair gives PyTorch's exact sigma, which recomputing v from the
+ * stored u would not (clsynth_spectral_norm_init_v does that once, for a
+ * fresh or version-1 state that has no v).
  * Gradient (u, v constants, as in PyTorch):
  *   dW = dWsn / sigma - (sum_ij dWsn_ij W_ij) / sigma^2 * u v^T.
- * Saved for backward: the u actually used, v, sigma (activations, so a later
- * forward that updates u does not change an earlier node's gradient). */
+ * Saved for backward: copies of the u and v used, sigma (activations, so a
+ * later forward that updates u and v does not change an earlier node's
+ * gradient). */
 #include <stdio.h>
 
 #include "clcore/launch.h"
@@ -21,26 +26,12 @@
 
 #define SN_FILE "spectral.cl"
 #define SN_EPS 1e-12f
-#define SN_DEFAULT_LOCAL 256
 
 /* Work-group size of a reduction kernel over `want` values. */
 static size_t sn_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, size_t want)
 {
     size_t l = clsynth_kernel_max_wg(ctx, k, kname);
-    if (l == 0)
-        return 0;
-    if (l > SN_DEFAULT_LOCAL)
-        l = SN_DEFAULT_LOCAL;
-    if (l > ctx->max_item[0])
-        l = ctx->max_item[0];
-    if (l > ctx->local_mem / sizeof(cl_float))
-        l = (size_t)(ctx->local_mem / sizeof(cl_float));
-    size_t p2 = 1;
-    while (p2 < want)
-        p2 *= 2;
-    if (l > p2)
-        l = p2;
-    return l ? l : 1;
+    return l ? clsynth_reduction_local(l, ctx->max_item[0], ctx->local_mem, sizeof(cl_float), want) : 0;
 }
 
 /* Launches a kernel made of `groups` work-groups of a reduction local size
@@ -103,27 +94,10 @@ static int sn_backward(clsynth_ctx *ctx, clsynth_node *nd)
     return clsynth_launch(&a, 2, g, NULL, 0, NULL);
 }
 
-clsynth_tensor *clsynth_spectral_norm(clsynth_ctx *ctx, clsynth_tensor *w, clsynth_tensor *u, bool update_u)
+/* v = normalize(W^T u) into v (no tape). */
+static int sn_v_from_u(clsynth_ctx *ctx, const clsynth_tensor *w, const clsynth_tensor *u, clsynth_tensor *v,
+                       int Cout, int K)
 {
-    if (ctx->failed || !w || !u)
-        return NULL;
-    const int Cout = w->n;
-    const int K = (int)(w->numel / (size_t)w->n);
-    if (u->numel != (size_t)Cout) {
-        char bw[128], bu[128];
-        clsynth_ctx_fail(ctx, "spectral_norm: u %s must have Cout = %d elements for w %s",
-                         clsynth_tensor_describe(u, bu, sizeof bu), Cout, clsynth_tensor_describe(w, bw, sizeof bw));
-        return NULL;
-    }
-    clsynth_tensor *v = clsynth_tensor_new(ctx, "spectral_norm.v", 1, 1, 1, K);                 /* (1, 1, 1, K) */
-    clsynth_tensor *wv = clsynth_tensor_new(ctx, "spectral_norm.wv", 1, Cout, 1, 1);            /* (1, Cout, 1, 1) */
-    clsynth_tensor *u_used = clsynth_tensor_new(ctx, "spectral_norm.u", 1, Cout, 1, 1);         /* (1, Cout, 1, 1) */
-    clsynth_tensor *sigma = clsynth_tensor_new(ctx, "spectral_norm.sigma", 1, 1, 1, 1);
-    clsynth_tensor *out = clsynth_tensor_new(ctx, "spectral_norm", w->n, w->c, w->h, w->w);     /* like w */
-    if (!v || !wv || !u_used || !sigma || !out)
-        return NULL;
-
-    /* v = W^T u */
     cl_kernel k = clsynth_kernel_get(ctx, SN_FILE, "sn_wtu", NULL);
     clsynth_args a = clsynth_args_begin(ctx, k, "sn_wtu");
     clsynth_arg_tensor(&a, w);
@@ -133,35 +107,82 @@ clsynth_tensor *clsynth_spectral_norm(clsynth_ctx *ctx, clsynth_tensor *w, clsyn
     clsynth_arg_int(&a, K);
     size_t gk = (size_t)K;
     if (clsynth_launch(&a, 1, &gk, NULL, 0, NULL))
-        return NULL;
-
-    /* v = v / max(||v||, eps) */
+        return -1;
     k = clsynth_kernel_get(ctx, SN_FILE, "sn_normalize", NULL);
     if (!k)
-        return NULL;
+        return -1;
     size_t L = sn_local(ctx, k, "sn_normalize", (size_t)K);
     a = clsynth_args_begin(ctx, k, "sn_normalize");
     clsynth_arg_tensor(&a, v);
     clsynth_arg_int(&a, K);
     clsynth_arg_float(&a, SN_EPS);
     if (!L || sn_launch_groups(&a, L, 1))
+        return -1;
+    return 0;
+}
+
+static int sn_check(clsynth_ctx *ctx, const clsynth_tensor *w, const clsynth_tensor *u, const clsynth_tensor *v)
+{
+    const size_t Cout = (size_t)w->n, K = w->numel / (size_t)w->n;
+    char bw[128], bx[128];
+    if (u->numel != Cout)
+        return clsynth_ctx_fail(ctx, "spectral_norm: u %s must have Cout = %zu elements for w %s",
+                                clsynth_tensor_describe(u, bx, sizeof bx), Cout, clsynth_tensor_describe(w, bw, sizeof bw));
+    if (v->numel != K)
+        return clsynth_ctx_fail(ctx, "spectral_norm: v %s must have Cin*KH*KW = %zu elements for w %s",
+                                clsynth_tensor_describe(v, bx, sizeof bx), K, clsynth_tensor_describe(w, bw, sizeof bw));
+    return 0;
+}
+
+int clsynth_spectral_norm_init_v(clsynth_ctx *ctx, const clsynth_tensor *w, const clsynth_tensor *u, clsynth_tensor *v)
+{
+    if (ctx->failed || !w || !u || !v)
+        return -1;
+    if (sn_check(ctx, w, u, v))
+        return -1;
+    return sn_v_from_u(ctx, w, u, v, w->n, (int)(w->numel / (size_t)w->n));
+}
+
+clsynth_tensor *clsynth_spectral_norm(clsynth_ctx *ctx, clsynth_tensor *w, clsynth_tensor *u, clsynth_tensor *v,
+                                      bool update)
+{
+    if (ctx->failed || !w || !u || !v)
+        return NULL;
+    if (sn_check(ctx, w, u, v))
+        return NULL;
+    const int Cout = w->n;
+    const int K = (int)(w->numel / (size_t)w->n);
+    clsynth_tensor *v_used = clsynth_tensor_new(ctx, "spectral_norm.v", 1, 1, 1, K);            /* (1, 1, 1, K) */
+    clsynth_tensor *wv = clsynth_tensor_new(ctx, "spectral_norm.wv", 1, Cout, 1, 1);            /* (1, Cout, 1, 1) */
+    clsynth_tensor *u_used = clsynth_tensor_new(ctx, "spectral_norm.u", 1, Cout, 1, 1);         /* (1, Cout, 1, 1) */
+    clsynth_tensor *sigma = clsynth_tensor_new(ctx, "spectral_norm.sigma", 1, 1, 1, 1);
+    clsynth_tensor *out = clsynth_tensor_new(ctx, "spectral_norm", w->n, w->c, w->h, w->w);     /* like w */
+    if (!v_used || !wv || !u_used || !sigma || !out)
         return NULL;
 
+    /* v: normalize(W^T u) from the previous u (stored too), or the stored v */
+    if (update) {
+        if (sn_v_from_u(ctx, w, u, v_used, Cout, K) || clsynth_tensor_copy(ctx, v, v_used))
+            return NULL;
+    } else if (clsynth_tensor_copy(ctx, v_used, v)) {
+        return NULL;
+    }
+
     /* wv = W v */
-    k = clsynth_kernel_get(ctx, SN_FILE, "sn_wv", NULL);
+    cl_kernel k = clsynth_kernel_get(ctx, SN_FILE, "sn_wv", NULL);
     if (!k)
         return NULL;
-    L = sn_local(ctx, k, "sn_wv", (size_t)K);
-    a = clsynth_args_begin(ctx, k, "sn_wv");
+    size_t L = sn_local(ctx, k, "sn_wv", (size_t)K);
+    clsynth_args a = clsynth_args_begin(ctx, k, "sn_wv");
     clsynth_arg_tensor(&a, w);
-    clsynth_arg_tensor(&a, v);
+    clsynth_arg_tensor(&a, v_used);
     clsynth_arg_tensor(&a, wv);
     clsynth_arg_int(&a, Cout);
     clsynth_arg_int(&a, K);
     if (!L || sn_launch_groups(&a, L, (size_t)Cout))
         return NULL;
 
-    /* u update, sigma = u . W v */
+    /* u: normalize(W v) (stored too), or the stored u; sigma = u . W v */
     k = clsynth_kernel_get(ctx, SN_FILE, "sn_finish", NULL);
     if (!k)
         return NULL;
@@ -172,7 +193,7 @@ clsynth_tensor *clsynth_spectral_norm(clsynth_ctx *ctx, clsynth_tensor *w, clsyn
     clsynth_arg_tensor(&a, u_used);
     clsynth_arg_tensor(&a, sigma);
     clsynth_arg_int(&a, Cout);
-    clsynth_arg_int(&a, update_u ? 1 : 0);
+    clsynth_arg_int(&a, update ? 1 : 0);
     clsynth_arg_float(&a, SN_EPS);
     if (!L || sn_launch_groups(&a, L, 1))
         return NULL;
@@ -192,7 +213,7 @@ clsynth_tensor *clsynth_spectral_norm(clsynth_ctx *ctx, clsynth_tensor *w, clsyn
     clsynth_node *nd = clsynth_tape_record(ctx, "spectral_norm", sn_backward, out, in, 1);
     if (nd) {
         nd->saved[0] = u_used;
-        nd->saved[1] = v;
+        nd->saved[1] = v_used;
         nd->saved[2] = sigma;
     }
     return ctx->failed ? NULL : out;

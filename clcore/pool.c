@@ -40,6 +40,14 @@ void clsynth_pool_trim(clsynth_ctx *ctx)
     }
 }
 
+void clsynth_pool_reset_peak(clsynth_ctx *ctx)
+{
+    if (ctx->pool) {
+        ctx->pool->stats.peak_bytes_reserved = ctx->pool->stats.bytes_reserved;
+        ctx->pool->stats.largest_block = 0;
+    }
+}
+
 void clsynth_pool_destroy(clsynth_ctx *ctx)
 {
     clsynth_pool_trim(ctx);
@@ -76,6 +84,8 @@ clsynth_block *clsynth_pool_get(clsynth_ctx *ctx, size_t bytes, const char *name
             *pp = b->next;
             b->next = NULL;
             p->stats.bytes_in_use += b->bytes;
+            if (b->bytes > p->stats.largest_block)
+                p->stats.largest_block = b->bytes;
             return b;
         }
     }
@@ -87,6 +97,18 @@ clsynth_block *clsynth_pool_get(clsynth_ctx *ctx, size_t bytes, const char *name
         clsynth_ctx_fail(ctx, "cannot allocate tensor '%s': %zu bytes (%s) asked for, but the device "
                               "'%s' allows at most %s per allocation (global memory %s)",
                          name, want, a, ctx->dev.name, m, g);
+        return NULL;
+    }
+    if (ctx->dev.global_mem > 0 && p->stats.bytes_reserved + want > ctx->dev.global_mem)
+        clsynth_pool_trim(ctx); /* cached free blocks first */
+    if (ctx->dev.global_mem > 0 && p->stats.bytes_reserved + want > ctx->dev.global_mem) {
+        char r[32];
+        human(want, a, sizeof a);
+        human(p->stats.bytes_reserved, r, sizeof r);
+        human(ctx->dev.global_mem, g, sizeof g);
+        clsynth_ctx_fail(ctx, "out of device memory: tensor '%s' needs %s more, %s are in use and the device "
+                              "'%s' has %s of global memory",
+                         name, a, r, ctx->dev.name, g);
         return NULL;
     }
     cl_int rc;
@@ -118,6 +140,8 @@ clsynth_block *clsynth_pool_get(clsynth_ctx *ctx, size_t bytes, const char *name
     p->stats.bytes_in_use += want;
     if (p->stats.bytes_reserved > p->stats.peak_bytes_reserved)
         p->stats.peak_bytes_reserved = p->stats.bytes_reserved;
+    if (want > p->stats.largest_block)
+        p->stats.largest_block = want;
     return b;
 }
 

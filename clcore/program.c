@@ -3,6 +3,8 @@
 #include "clcore/fsutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,8 @@
 typedef struct kernel_entry {
     char name[64];
     cl_kernel k;
+    size_t wg;   /* CL_KERNEL_WORK_GROUP_SIZE of the built kernel (queried once) */
+    size_t pref; /* CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE */
     struct kernel_entry *next;
 } kernel_entry;
 
@@ -32,6 +36,10 @@ typedef struct program_entry {
 typedef struct clsynth_program_cache {
     program_entry *head;
     clsynth_program_stats stats;
+    /* cl_kernel -> its entry, so a launch finds the kernel's limits without a
+     * clGetKernelWorkGroupInfo call (open addressing, power-of-two size) */
+    kernel_entry **by_handle;
+    size_t n_handles, cap_handles;
 } clsynth_program_cache;
 
 /* Header of a cache file; the program binary follows. */
@@ -105,24 +113,37 @@ int clsynth_program_cache_path(clsynth_ctx *ctx, const char *file, const char *o
 }
 
 /* Reads a cache entry; returns a malloc'ed binary or NULL (absent or invalid;
- * *corrupt tells which). */
-static unsigned char *cache_read(const char *path, uint64_t key, size_t *size, int *corrupt)
+ * *corrupt tells which, *why says what was wrong). Only a regular file is
+ * read: a FIFO or directory in its place is invalid (and never blocks). The
+ * header's checksum covers the driver binary; it is verified before the
+ * binary goes anywhere near the driver. */
+static unsigned char *cache_read(const char *path, uint64_t key, size_t *size, int *corrupt, const char **why)
 {
     *corrupt = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    *why = "";
+    long long fsize = 0;
+    FILE *f = clsynth_fopen_regular(path, &fsize, NULL);
+    if (!f) {
+        if (errno != ENOENT) {
+            *corrupt = 1;
+            *why = errno == EISDIR || errno == EINVAL ? " (not a regular file)" : " (unreadable)";
+        }
         return NULL;
+    }
     cache_header h;
     unsigned char *bin = NULL;
     *corrupt = 1;
     if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CACHE_MAGIC, 8) != 0 ||
         h.version != CACHE_VERSION || h.key != key || h.size == 0 || h.size > (1ULL << 30))
         goto done;
-    if (fseek(f, 0, SEEK_END) || (uint64_t)ftell(f) != sizeof h + h.size || fseek(f, sizeof h, SEEK_SET))
+    if ((uint64_t)fsize != sizeof h + h.size) {
+        *why = " (truncated)";
         goto done;
+    }
     bin = malloc(h.size);
     if (!bin || fread(bin, 1, h.size, f) != h.size ||
         clsynth_fnv1a(CLSYNTH_FNV_SEED, bin, h.size) != h.checksum) {
+        *why = " (driver binary checksum mismatch)";
         free(bin);
         bin = NULL;
         goto done;
@@ -132,6 +153,40 @@ static unsigned char *cache_read(const char *path, uint64_t key, size_t *size, i
 done:
     fclose(f);
     return bin;
+}
+
+/* A driver can crash (not fail) on a binary it does not like, which no
+ * checksum of ours can foresee when the bytes are what was stored. So while
+ * the driver loads an entry, "<entry>.loading" holds our pid: a marker left
+ * by a process that no longer runs means that process died inside the driver
+ * on this entry, and the entry is rebuilt instead of crashing every run.
+ * Returns 1 when an earlier load of path crashed (*pid: that process). */
+static int load_crashed_before(const char *marker, long *pid)
+{
+    FILE *f = clsynth_fopen_regular(marker, NULL, NULL);
+    if (!f)
+        return 0;
+    *pid = 0;
+    int n = fscanf(f, "%ld", pid);
+    fclose(f);
+    if (n != 1 || *pid <= 0)
+        return 1; /* a marker cut short by the crash itself */
+    if (*pid == (long)getpid())
+        return 0;
+    return kill((pid_t)*pid, 0) != 0 && errno == ESRCH;
+}
+
+static void load_marker_set(const char *marker)
+{
+    int fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return; /* best effort: the cache folder may be read-only */
+    char text[32];
+    int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (write(fd, text, (size_t)n) != n) {
+        /* a short marker still reads as "crashed", which is the safe side */
+    }
+    close(fd);
 }
 
 static void cache_write(clsynth_ctx *ctx, const char *path, uint64_t key, cl_program prog)
@@ -210,25 +265,40 @@ static cl_program load_program(clsynth_ctx *ctx, const char *file, const char *o
     if (ctx->program_cache_on) {
         size_t size = 0;
         int corrupt = 0;
-        unsigned char *bin = cache_read(path, key, &size, &corrupt);
+        const char *why = "";
+        char marker[720];
+        snprintf(marker, sizeof marker, "%s.loading", path);
+        long dead_pid = 0;
+        if (load_crashed_before(marker, &dead_pid)) {
+            pc->stats.cache_rejected++;
+            clsynth_warn(ctx, "program cache entry %s (kernels/%s) crashed an earlier process (pid %ld) inside the "
+                              "driver; rebuilding it from source", path, file, dead_pid);
+            unlink(path);
+            unlink(marker);
+        }
+        unsigned char *bin = cache_read(path, key, &size, &corrupt, &why);
         if (bin) {
             const unsigned char *bins[1] = { bin };
             cl_int status = CL_SUCCESS;
+            load_marker_set(marker);
             cl_program prog = clCreateProgramWithBinary(ctx->context, 1, &ctx->dev.id, &size, bins, &status, &rc);
             free(bin);
-            if (rc == CL_SUCCESS && status == CL_SUCCESS &&
-                clBuildProgram(prog, 1, &ctx->dev.id, full_opts, NULL, NULL) == CL_SUCCESS) {
+            int ok = rc == CL_SUCCESS && status == CL_SUCCESS &&
+                     clBuildProgram(prog, 1, &ctx->dev.id, full_opts, NULL, NULL) == CL_SUCCESS;
+            unlink(marker);
+            if (ok) {
                 pc->stats.loaded_from_cache++;
                 return prog;
             }
             if (prog)
                 clReleaseProgram(prog);
             corrupt = 1;
+            why = " (the driver refused the binary)";
         }
         if (corrupt) {
             pc->stats.cache_rejected++;
-            clsynth_warn(ctx, "program cache entry %s (kernels/%s) is corrupt or stale; rebuilding it",
-                         path, file);
+            clsynth_warn(ctx, "program cache entry %s (kernels/%s) is corrupt or stale%s; rebuilding it", path,
+                         file, why);
             unlink(path);
         }
     }
@@ -245,6 +315,65 @@ static cl_program load_program(clsynth_ctx *ctx, const char *file, const char *o
     if (ctx->program_cache_on)
         cache_write(ctx, path, key, prog);
     return prog;
+}
+
+static size_t handle_slot(const clsynth_program_cache *pc, cl_kernel k)
+{
+    uint64_t h = clsynth_fnv1a(CLSYNTH_FNV_SEED, &k, sizeof k);
+    return (size_t)h & (pc->cap_handles - 1);
+}
+
+static kernel_entry *handle_find(const clsynth_program_cache *pc, cl_kernel k)
+{
+    if (!pc || !pc->cap_handles)
+        return NULL;
+    for (size_t i = handle_slot(pc, k);; i = (i + 1) & (pc->cap_handles - 1)) {
+        kernel_entry *e = pc->by_handle[i];
+        if (!e || e->k == k)
+            return e;
+    }
+}
+
+static int handle_add(clsynth_program_cache *pc, kernel_entry *ke)
+{
+    if ((pc->n_handles + 1) * 2 > pc->cap_handles) {
+        size_t cap = pc->cap_handles ? pc->cap_handles * 2 : 64;
+        kernel_entry **old = pc->by_handle, **v = calloc(cap, sizeof *v);
+        if (!v)
+            return -1;
+        size_t old_cap = pc->cap_handles;
+        pc->by_handle = v;
+        pc->cap_handles = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i]) {
+                size_t j = handle_slot(pc, old[i]->k);
+                while (v[j])
+                    j = (j + 1) & (cap - 1);
+                v[j] = old[i];
+            }
+        free(old);
+    }
+    size_t j = handle_slot(pc, ke->k);
+    while (pc->by_handle[j])
+        j = (j + 1) & (pc->cap_handles - 1);
+    pc->by_handle[j] = ke;
+    pc->n_handles++;
+    return 0;
+}
+
+/* The built kernel's own limits, queried once when it is created (before its
+ * first launch): a driver may allow fewer items for one kernel than for the
+ * device (Mesa rusticl on llvmpipe: 32 of 1024). */
+static int query_limits(clsynth_ctx *ctx, cl_kernel k, const char *name, size_t *wg, size_t *pref)
+{
+    CLSYNTH_CL(ctx, clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof *wg, wg, NULL), name);
+    *pref = 1;
+    if (clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE, sizeof *pref, pref,
+                                 NULL) != CL_SUCCESS || *pref == 0)
+        *pref = 1; /* informative only: not every driver answers it */
+    if (*wg == 0)
+        return clsynth_ctx_fail(ctx, "kernel %s: the driver reports a CL_KERNEL_WORK_GROUP_SIZE of 0", name);
+    return 0;
 }
 
 cl_kernel clsynth_kernel_get(clsynth_ctx *ctx, const char *file, const char *name, const char *options)
@@ -287,28 +416,54 @@ cl_kernel clsynth_kernel_get(clsynth_ctx *ctx, const char *file, const char *nam
         clsynth_cl_fail(ctx, "clCreateKernel", name, rc);
         return NULL;
     }
+    size_t wg = 0, pref = 1;
+    if (query_limits(ctx, k, name, &wg, &pref)) {
+        clReleaseKernel(k);
+        return NULL;
+    }
     kernel_entry *ke = calloc(1, sizeof *ke);
-    if (!ke) {
+    if (!ke || handle_add(pc, ke)) {
+        free(ke);
         clReleaseKernel(k);
         clsynth_ctx_fail(ctx, "out of host memory");
         return NULL;
     }
     snprintf(ke->name, sizeof ke->name, "%s", name);
     ke->k = k;
+    ke->wg = wg;
+    ke->pref = pref;
     ke->next = pe->kernels;
     pe->kernels = ke;
     return k;
 }
 
+int clsynth_kernel_limits_raw(clsynth_ctx *ctx, cl_kernel k, const char *name, size_t *wg, size_t *pref)
+{
+    const kernel_entry *ke = handle_find(ctx->programs, k);
+    if (ke) {
+        *wg = ke->wg;
+        *pref = ke->pref;
+        return 0;
+    }
+    return query_limits(ctx, k, name, wg, pref); /* a kernel made outside the cache */
+}
+
+int clsynth_kernel_limits(clsynth_ctx *ctx, cl_kernel k, const char *name, size_t *max_wg, size_t *pref_multiple)
+{
+    size_t wg = 0, pref = 1;
+    if (clsynth_kernel_limits_raw(ctx, k, name, &wg, &pref))
+        return -1;
+    if (max_wg)
+        *max_wg = wg < ctx->max_wg ? wg : ctx->max_wg;
+    if (pref_multiple)
+        *pref_multiple = pref;
+    return 0;
+}
+
 size_t clsynth_kernel_max_wg(clsynth_ctx *ctx, cl_kernel k, const char *name)
 {
     size_t wg = 0;
-    cl_int rc = clGetKernelWorkGroupInfo(k, ctx->dev.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
-    if (rc != CL_SUCCESS) {
-        clsynth_cl_fail(ctx, "clGetKernelWorkGroupInfo", name, rc);
-        return 0;
-    }
-    return wg < ctx->max_wg ? wg : ctx->max_wg;
+    return clsynth_kernel_limits(ctx, k, name, &wg, NULL) ? 0 : wg;
 }
 
 void clsynth_program_cache_free(clsynth_ctx *ctx)
@@ -331,6 +486,7 @@ void clsynth_program_cache_free(clsynth_ctx *ctx)
         free(pe);
         pe = pn;
     }
+    free(pc->by_handle);
     free(pc);
     ctx->programs = NULL;
 }

@@ -21,8 +21,15 @@ cl_kernel clsynth_kernel_get(clsynth_ctx *ctx, const char *file, const char *nam
                              const char *options);
 
 /* CL_KERNEL_WORK_GROUP_SIZE of a built kernel on the context's device,
- * already capped by ctx->max_wg. */
+ * already capped by ctx->max_wg (0 on failure, with ctx->err set). Queried
+ * once when the kernel is created and cached: a launch costs no query. */
 size_t clsynth_kernel_max_wg(clsynth_ctx *ctx, cl_kernel k, const char *name);
+/* The same limit (capped by ctx->max_wg) and the kernel's
+ * CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE (1 when the driver does not
+ * say); either pointer may be NULL. Returns 0 or -1. */
+int clsynth_kernel_limits(clsynth_ctx *ctx, cl_kernel k, const char *name, size_t *max_wg, size_t *pref_multiple);
+/* The same, as the driver reports them (not capped by emulated limits). */
+int clsynth_kernel_limits_raw(clsynth_ctx *ctx, cl_kernel k, const char *name, size_t *wg, size_t *pref);
 
 /* Cache statistics for tests: builds from source, loads from disk binary. */
 typedef struct clsynth_program_stats {

@@ -5,7 +5,8 @@
 
 #include "clcore/launch.h"
 #include "clcore/program.h"
-#include "clcore/tune.h"
+#include "clcore/kconfig.h"
+#include "clcore/kdefs.h"
 
 #define SMALL_R 64          /* reduced sizes up to this use one serial item per output */
 #define ITEMS_PER_THREAD 16 /* target elements per work-item before adding work-groups */
@@ -78,36 +79,24 @@ static int ceil_log2(size_t v)
     return l;
 }
 
-size_t clsynth_reduce_local_size(clsynth_ctx *ctx, size_t K, size_t R)
+/* The work-group of reduce_groups for (K outputs, R reduced elements): the
+ * "reduce_groups" descriptor (clcore/reduce_kdef.c) at the class of powers
+ * of two the sizes fall in. */
+static size_t groups_local(clsynth_ctx *ctx, size_t K, size_t R, clsynth_kforce *force)
 {
-    static const char *kname = "reduce_groups";
-    cl_kernel k = clsynth_kernel_get(ctx, "reduce.cl", kname, NULL);
-    if (!k)
+    const clsynth_reduce_shape s = { ceil_log2(K), ceil_log2(R) };
+    clsynth_kcfg cfg;
+    if (clsynth_kconfig(ctx, &clsynth_kdef_reduce_groups, &s, force, &cfg))
         return 0;
-    size_t kmax = clsynth_kernel_max_wg(ctx, k, kname);
-    if (kmax == 0)
-        return 0;
-    size_t L = 256;
-    if (L > kmax)
-        L = kmax;
-    if (L > ctx->max_item[0])
-        L = ctx->max_item[0];
-    if (L > ctx->local_mem / sizeof(float))
-        L = (size_t)(ctx->local_mem / sizeof(float));
-    char key[32];
-    snprintf(key, sizeof key, "k%dr%d", ceil_log2(K), ceil_log2(R));
-    clsynth_tune_entry e;
-    /* a tuned size is used only where it is legal on this context (emulated limits included) */
-    if (clsynth_tune_lookup(ctx, kname, key, &e) && e.local[0] && e.local[0] <= kmax &&
-        e.local[0] <= ctx->max_item[0] && e.local[0] * sizeof(float) <= ctx->local_mem)
-        L = e.local[0];
-    return L ? L : 1;
+    return cfg.local[0];
 }
 
-static int launch_small(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int yoff, int map, float s,
-                        const layout *lo, const clsynth_tensor *out, float alpha, float beta)
+size_t clsynth_reduce_local_size(clsynth_ctx *ctx, size_t K, size_t R) { return groups_local(ctx, K, R, NULL); }
+
+/* The arguments both kernels start with: the inputs and the map. */
+static clsynth_args begin_reduce(clsynth_ctx *ctx, const char *kname, cl_mem xm, int xoff, cl_mem ym, int yoff,
+                                 int map, float s)
 {
-    static const char *kname = "reduce_small";
     cl_kernel k = clsynth_kernel_get(ctx, "reduce.cl", kname, NULL);
     clsynth_args a = clsynth_args_begin(ctx, k, kname);
     clsynth_arg_mem(&a, xm);
@@ -116,14 +105,14 @@ static int launch_small(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int yo
     clsynth_arg_int(&a, yoff);
     clsynth_arg_int(&a, map);
     clsynth_arg_float(&a, s);
-    clsynth_arg_int(&a, (int)lo->K);
-    clsynth_arg_int(&a, (int)lo->R);
-    clsynth_arg_int(&a, lo->kb);
-    clsynth_arg_int(&a, lo->ksa);
-    clsynth_arg_int(&a, lo->ksb);
-    clsynth_arg_int(&a, lo->rb);
-    clsynth_arg_int(&a, lo->rsa);
-    clsynth_arg_int(&a, lo->rsb);
+    return a;
+}
+
+static int launch_small(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int yoff, int map, float s,
+                        const layout *lo, const clsynth_tensor *out, float alpha, float beta)
+{
+    clsynth_args a = begin_reduce(ctx, "reduce_small", xm, xoff, ym, yoff, map, s);
+    CLSYNTH_ARG_INTS(&a, (int)lo->K, (int)lo->R, lo->kb, lo->ksa, lo->ksb, lo->rb, lo->rsa, lo->rsb);
     clsynth_arg_tensor(&a, out);
     clsynth_arg_float(&a, alpha);
     clsynth_arg_float(&a, beta);
@@ -135,24 +124,8 @@ static int launch_groups(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int y
                          const layout *lo, size_t L, size_t G, const clsynth_tensor *dst, int final_pass,
                          float alpha, float beta)
 {
-    static const char *kname = "reduce_groups";
-    cl_kernel k = clsynth_kernel_get(ctx, "reduce.cl", kname, NULL);
-    clsynth_args a = clsynth_args_begin(ctx, k, kname);
-    clsynth_arg_mem(&a, xm);
-    clsynth_arg_int(&a, xoff);
-    clsynth_arg_mem(&a, ym);
-    clsynth_arg_int(&a, yoff);
-    clsynth_arg_int(&a, map);
-    clsynth_arg_float(&a, s);
-    clsynth_arg_int(&a, (int)lo->K);
-    clsynth_arg_int(&a, (int)lo->R);
-    clsynth_arg_int(&a, (int)G);
-    clsynth_arg_int(&a, lo->kb);
-    clsynth_arg_int(&a, lo->ksa);
-    clsynth_arg_int(&a, lo->ksb);
-    clsynth_arg_int(&a, lo->rb);
-    clsynth_arg_int(&a, lo->rsa);
-    clsynth_arg_int(&a, lo->rsb);
+    clsynth_args a = begin_reduce(ctx, "reduce_groups", xm, xoff, ym, yoff, map, s);
+    CLSYNTH_ARG_INTS(&a, (int)lo->K, (int)lo->R, (int)G, lo->kb, lo->ksa, lo->ksb, lo->rb, lo->rsa, lo->rsb);
     clsynth_arg_tensor(&a, dst);
     clsynth_arg_int(&a, final_pass);
     clsynth_arg_float(&a, alpha);
@@ -164,11 +137,11 @@ static int launch_groups(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int y
 
 /* Reduces x (and y) laid out by lo into out (K elements). */
 static int reduce_layout(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int yoff, int map, float s,
-                         const layout *lo, const clsynth_tensor *out, float alpha, float beta)
+                         const layout *lo, const clsynth_tensor *out, float alpha, float beta, clsynth_kforce *force)
 {
     if (lo->R <= SMALL_R)
         return launch_small(ctx, xm, xoff, ym, yoff, map, s, lo, out, alpha, beta);
-    size_t L = clsynth_reduce_local_size(ctx, lo->K, lo->R);
+    size_t L = groups_local(ctx, lo->K, lo->R, force);
     if (L == 0)
         return -1;
     size_t G = (lo->R + L * ITEMS_PER_THREAD - 1) / (L * ITEMS_PER_THREAD);
@@ -186,7 +159,7 @@ static int reduce_layout(clsynth_ctx *ctx, cl_mem xm, int xoff, cl_mem ym, int y
     if (rc == 0) {
         layout l2 = { lo->K, G, 1, (int)G, 0, 1, 1, 0 };
         rc = reduce_layout(ctx, part->mem, (int)part->off, part->mem, (int)part->off, CLSYNTH_MAP_ID, 0.0f,
-                           &l2, out, alpha, beta);
+                           &l2, out, alpha, beta, force);
     }
     /* the queue is in order: the block may be reused by later commands */
     clsynth_tensor_free(ctx, part);
@@ -198,8 +171,9 @@ static bool overlaps(const clsynth_tensor *a, const clsynth_tensor *b)
     return a->mem == b->mem && a->off < b->off + b->numel && b->off < a->off + a->numel;
 }
 
-int clsynth_reduce_to(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_tensor *y, clsynth_reduce_map map,
-                      float s, clsynth_tensor *out, float alpha, float beta)
+int clsynth_reduce_to_forced(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_tensor *y,
+                             clsynth_reduce_map map, float s, clsynth_tensor *out, float alpha, float beta,
+                             clsynth_kforce *force)
 {
     if (ctx->failed || !x || !out)
         return -1;
@@ -220,7 +194,13 @@ int clsynth_reduce_to(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_t
         return -1;
     if (!y)
         y = x;
-    return reduce_layout(ctx, x->mem, (int)x->off, y->mem, (int)y->off, (int)map, s, &lo, out, alpha, beta);
+    return reduce_layout(ctx, x->mem, (int)x->off, y->mem, (int)y->off, (int)map, s, &lo, out, alpha, beta, force);
+}
+
+int clsynth_reduce_to(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_tensor *y, clsynth_reduce_map map,
+                      float s, clsynth_tensor *out, float alpha, float beta)
+{
+    return clsynth_reduce_to_forced(ctx, x, y, map, s, out, alpha, beta, NULL);
 }
 
 int clsynth_reduce_sum_to(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor *out, float alpha, float beta)

@@ -36,12 +36,19 @@ typedef enum clsynth_reduce_map {
 int clsynth_reduce_to(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_tensor *y,
                       clsynth_reduce_map map, float s, clsynth_tensor *out, float alpha, float beta);
 
+/* The same with a configuration forced on the reduce_groups kernel (the
+ * tuner, bench, tests: clcore/kdef.h); force NULL = clsynth_reduce_to. */
+struct clsynth_kforce;
+int clsynth_reduce_to_forced(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_tensor *y,
+                             clsynth_reduce_map map, float s, clsynth_tensor *out, float alpha, float beta,
+                             struct clsynth_kforce *force);
+
 /* Shorthand: out = alpha * sum(x) + beta * out (map ID). */
 int clsynth_reduce_sum_to(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor *out, float alpha,
                           float beta);
 
 /* The work-group size reduce_groups uses for (K outputs, R reduced elements) on this
- * context: tuned value if the database has one, else min(256, kernel/device limits). */
+ * context: resolved by clsynth_kconfig (tuned, else min(256, kernel/device limits)). */
 size_t clsynth_reduce_local_size(clsynth_ctx *ctx, size_t K, size_t R);
 
 #endif

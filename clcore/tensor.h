@@ -74,16 +74,22 @@ const char *clsynth_tensor_describe(const clsynth_tensor *t, char *buf, size_t l
 /* Frees every activation not kept. Called at the end of each step. */
 void clsynth_release_activations(clsynth_ctx *ctx);
 
-/* Device-memory pool statistics. */
+/* Device-memory pool statistics. The pool never reserves more than the
+ * device's global memory: an allocation past it fails with a message (before
+ * a driver that allocates lazily, like PoCL, would abort on first use). */
 typedef struct clsynth_pool_stats {
     unsigned long device_allocs; /* clCreateBuffer calls so far */
     size_t bytes_in_use;         /* handed out to tensors now */
     size_t bytes_reserved;       /* allocated from the device (in use + free lists) */
     size_t peak_bytes_reserved;
+    size_t largest_block;        /* largest block handed out since the last reset_peak */
 } clsynth_pool_stats;
 clsynth_pool_stats clsynth_pool_get_stats(const clsynth_ctx *ctx);
 /* Returns every free block to the device. */
 void clsynth_pool_trim(clsynth_ctx *ctx);
+/* Restarts peak_bytes_reserved from bytes_reserved and largest_block from 0
+ * (to measure one stretch of work). */
+void clsynth_pool_reset_peak(clsynth_ctx *ctx);
 
 /* internal */
 int clsynth_pool_create(clsynth_ctx *ctx);

@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "clcore/autograd.h"
+#include "clcore/kconfig.h"
+#include "clcore/tunedb.h"
 
 double clsynth_now_s(void)
 {
@@ -29,9 +31,9 @@ void clsynth_tune_opts_default(clsynth_tune_opts *o)
 /* ------------------------------------------------------------ op instance */
 
 typedef struct inst {
-    const clsynth_tunable *t;
+    const clsynth_kdef *def;
     char shape[CLSYNTH_TUNE_SHAPE_MAX];
-    clsynth_tbench b;
+    clsynth_kbench b;
     clsynth_tensor *seed; /* persistent d(loss)/d(out) for backward runs */
 } inst;
 
@@ -43,34 +45,45 @@ static void inst_free(clsynth_ctx *ctx, inst *in)
     memset(in, 0, sizeof *in);
 }
 
-static int inst_setup(clsynth_ctx *ctx, const clsynth_tunable *t, const char *shape, inst *in, char *why,
+static int inst_setup(clsynth_ctx *ctx, const clsynth_kdef *def, const char *shape, inst *in, char *why,
                       size_t why_len)
 {
     memset(in, 0, sizeof *in);
-    in->t = t;
+    in->def = def;
     snprintf(in->shape, sizeof in->shape, "%s", shape);
-    if (!t->parse || !t->setup || !t->forward) {
-        snprintf(why, why_len, "no harness for kernel %s", t->key);
+    if (!def->setup || !def->run) {
+        snprintf(why, why_len, "no harness for kernel %s", def->key);
         return -1;
     }
-    in->b.ns = t->parse(shape, in->b.s);
-    if (in->b.ns < 0) {
-        snprintf(why, why_len, "shape key '%s' is not in the format the %s harness parses", shape, t->key);
+    if (!def->parse(shape, &in->b.shape)) {
+        snprintf(why, why_len, "shape key '%s' is not in the format of %s", shape, def->key);
         return -1;
     }
-    if (t->setup(ctx, &in->b) || ctx->failed) {
+    if (def->setup(ctx, &in->b) || ctx->failed) {
         snprintf(why, why_len, "setup at %s failed: %.200s", shape, ctx->err.msg);
         clsynth_ctx_clear_error(ctx);
         inst_free(ctx, in);
         return -1;
     }
     for (int i = 0; i < in->b.n_in; i++) {
-        if (t->backward && (!t->grad_mask || (t->grad_mask & (1u << i))))
+        if (def->backward && (!def->grad_mask || (def->grad_mask & (1u << i))))
             in->b.in[i]->flags |= CLSYNTH_T_REQUIRES_GRAD;
         else
             in->b.in[i]->flags &= ~(unsigned)CLSYNTH_T_REQUIRES_GRAD;
     }
     return 0;
+}
+
+/* The force of values v (NULL: the built-in defaults). */
+static clsynth_kforce force_of(const clsynth_kdef *def, const int *v)
+{
+    clsynth_kforce f;
+    memset(&f, 0, sizeof f);
+    f.def = def;
+    f.defaults = v == NULL;
+    if (v)
+        memcpy(f.v, v, sizeof(int) * (size_t)def->n_params);
+    return f;
 }
 
 static void fill_pattern(float *x, size_t n, unsigned seed)
@@ -99,13 +112,14 @@ static double marker_span(cl_event a, cl_event b)
     return (double)(tb - ta) * 1e-6;
 }
 
-/* One run of the op. With results: host copies of the output (and input
+/* One run of the op under force. With results: host copies of the output (and input
  * gradients) are appended there. With ms: the device time of the run, taken
  * between two profiled markers (covers every kernel of the op, also CLBlast's;
  * falls back to wall time when markers are not profiled). */
-static int inst_run(clsynth_ctx *ctx, inst *in, float **results, size_t *n_results, double *ms)
+static int inst_run(clsynth_ctx *ctx, inst *in, clsynth_kforce *force, float **results, size_t *n_results,
+                    double *ms)
 {
-    const clsynth_tunable *t = in->t;
+    const clsynth_kdef *t = in->def;
     if (t->backward)
         for (int i = 0; i < in->b.n_in; i++)
             if (in->b.in[i]->grad && clsynth_tensor_fill(ctx, in->b.in[i]->grad, 0.0f))
@@ -116,7 +130,7 @@ static int inst_run(clsynth_ctx *ctx, inst *in, float **results, size_t *n_resul
     double w0 = clsynth_now_s();
     if (ms && enqueue_marker(ctx, &e0))
         return -1;
-    clsynth_tensor *y = t->forward(ctx, &in->b);
+    clsynth_tensor *y = t->run(ctx, &in->b, force);
     int rc = y && !ctx->failed ? 0 : -1;
     if (rc == 0 && !y->numel)
         rc = clsynth_ctx_fail(ctx, "%s harness: empty output", t->key);
@@ -197,7 +211,8 @@ static int cmp_double(const void *a, const void *b)
 
 /* Median device time of `repeats` runs; stops early (returning the first
  * time) when the first run is slower than `give_up_ms` (0: never). */
-static int inst_time(clsynth_ctx *ctx, inst *in, int repeats, double give_up_ms, double *median)
+static int inst_time(clsynth_ctx *ctx, inst *in, clsynth_kforce *force, int repeats, double give_up_ms,
+                     double *median)
 {
     double ts[64];
     if (repeats < 1)
@@ -206,7 +221,7 @@ static int inst_time(clsynth_ctx *ctx, inst *in, int repeats, double give_up_ms,
         repeats = 64;
     int n = 0;
     for (int r = 0; r < repeats; r++) {
-        if (inst_run(ctx, in, NULL, NULL, &ts[n]))
+        if (inst_run(ctx, in, force, NULL, NULL, &ts[n]))
             return -1;
         n++;
         if (r == 0 && give_up_ms > 0 && ts[0] > give_up_ms)
@@ -243,23 +258,18 @@ bool clsynth_tune_results_match(const float *cand, const float *ref, size_t n, d
     return ok && w <= 1.0;
 }
 
-int clsynth_tune_measure(clsynth_ctx *ctx, const clsynth_tunable *t, const char *shape,
-                         const clsynth_tune_entry *e, int repeats, float **results, size_t *n, double *ms,
-                         double *flops, double *bytes)
+int clsynth_tune_measure(clsynth_ctx *ctx, const clsynth_kdef *def, const char *shape, clsynth_kforce *force,
+                         int repeats, float **results, size_t *n, double *ms, double *flops, double *bytes)
 {
     if (ctx->failed)
         return -1;
     inst in;
     char why[300];
-    if (inst_setup(ctx, t, shape, &in, why, sizeof why))
+    if (inst_setup(ctx, def, shape, &in, why, sizeof why))
         return clsynth_ctx_fail(ctx, "%s", why);
-    if (e)
-        clsynth_tunedb_set_override(ctx, t->key, shape, e);
-    int rc = inst_run(ctx, &in, results, n, NULL);
+    int rc = inst_run(ctx, &in, force, results, n, NULL);
     if (rc == 0 && ms)
-        rc = inst_time(ctx, &in, repeats, 0, ms);
-    if (e)
-        clsynth_tunedb_clear_override(ctx);
+        rc = inst_time(ctx, &in, force, repeats, 0, ms);
     if (flops)
         *flops = in.b.flops;
     if (bytes)
@@ -270,25 +280,46 @@ int clsynth_tune_measure(clsynth_ctx *ctx, const clsynth_tunable *t, const char 
 
 /* ------------------------------------------------------------ enumeration */
 
-int clsynth_tune_enumerate(clsynth_ctx *ctx, const clsynth_tunable *t, const char *shape, bool build_check,
+bool clsynth_tune_legal(clsynth_ctx *ctx, const clsynth_kdef *def, const int *v, const char *shape,
+                        bool build_check, char *why, size_t why_len)
+{
+    clsynth_kshape s;
+    memset(&s, 0, sizeof s);
+    if (!def->parse(shape, &s)) {
+        snprintf(why, why_len, "shape key '%s' is not in the format of %s", shape, def->key);
+        return false;
+    }
+    if (!clsynth_kdef_values_ok(def, v, &s, why, why_len))
+        return false;
+    if (build_check)
+        return clsynth_kconfig_usable(ctx, def, &s, v, why, why_len);
+    clsynth_klimits lim = clsynth_klimits_of(ctx);
+    size_t bound = clsynth_kdef_kernel_wg_bound(ctx, def);
+    if (bound && bound < lim.max_wg)
+        lim.max_wg = bound;
+    size_t local[3], lmem;
+    return clsynth_kdef_fits(def, v, &s, &lim, local, &lmem, why, why_len);
+}
+
+int clsynth_tune_enumerate(clsynth_ctx *ctx, const clsynth_kdef *def, const char *shape, bool build_check,
                            int **v_out, size_t *count)
 {
     *v_out = NULL;
     *count = 0;
-    int s[CLSYNTH_TP_MAX_SHAPE] = { 0 };
-    if (!t->parse || t->parse(shape, s) < 0)
-        return clsynth_ctx_fail(ctx, "%s: shape key '%s' not understood", t->key, shape);
-    size_t space = clsynth_tunable_space(t), n = 0;
-    int np = t->n_params > 0 ? t->n_params : 1;
+    clsynth_kshape s;
+    if (!def->parse(shape, &s))
+        return clsynth_ctx_fail(ctx, "%s: shape key '%s' not understood", def->key, shape);
+    size_t space = clsynth_kdef_space(def), n = 0;
+    int np = def->n_params > 0 ? def->n_params : 1;
     int *v = malloc(space * (size_t)np * sizeof *v);
     if (!v)
         return clsynth_ctx_fail(ctx, "out of host memory");
     char why[256];
     for (size_t i = 0; i < space; i++) {
         int *c = v + n * (size_t)np;
-        if (!clsynth_tunable_decode(t, i, c))
+        if (!clsynth_kdef_decode(def, i, c))
             continue;
-        if (!clsynth_tunable_legal(ctx, t, c, s, build_check, why, sizeof why))
+        if (!clsynth_tune_legal(ctx, def, c, shape, build_check, why, sizeof why))
             continue;
         n++;
     }
@@ -350,46 +381,42 @@ static bool time_left(search *S)
 static int evaluate(search *S, size_t i)
 {
     clsynth_ctx *ctx = S->ctx;
-    const clsynth_tunable *t = S->job->t;
+    const clsynth_kdef *t = S->job->def;
     const int *v = S->cands + i * (size_t)S->np;
     S->seen[i] = 1;
     double t0 = clsynth_now_s();
     char why[256];
     S->r->tried++;
-    if (!clsynth_tunable_legal(ctx, t, v, S->in.b.s, true, why, sizeof why)) {
+    if (!clsynth_tune_legal(ctx, t, v, S->job->shape, true, why, sizeof why)) {
         S->r->illegal++;
         S->last_cost = clsynth_now_s() - t0 > S->last_cost ? clsynth_now_s() - t0 : S->last_cost;
         return 0;
     }
-    clsynth_tune_entry e;
-    clsynth_tunable_entry(t, v, &e);
-    clsynth_tunedb_set_override(ctx, t->key, S->job->shape, &e);
+    clsynth_kforce f = force_of(t, v);
     float *res = NULL;
     size_t nres = 0;
-    int rc = inst_run(ctx, &S->in, &res, &nres, NULL);
+    int rc = inst_run(ctx, &S->in, &f, &res, &nres, NULL);
     if (rc == 0) {
         double worst = 0;
         if (nres != S->nref || !clsynth_tune_results_match(res, S->ref, nres, &worst)) {
             S->r->mismatched++;
             char desc[160];
-            clsynth_tunable_describe(t, v, desc, sizeof desc);
+            clsynth_kdef_describe(t, v, desc, sizeof desc);
             clsynth_warn(ctx, "tuner: %s at %s with %s differs from the default configuration (error %.3g of the "
                               "tolerance): rejected", t->key, S->job->shape, desc, worst);
             free(res);
-            clsynth_tunedb_clear_override(ctx);
             S->last_cost = clsynth_now_s() - t0;
             return 0;
         }
         free(res);
         double ms = 0;
         double best_ms = S->best != SIZE_MAX ? S->r->best_ms : S->r->default_ms;
-        rc = inst_time(ctx, &S->in, S->o->repeats, 2.0 * best_ms, &ms);
+        rc = inst_time(ctx, &S->in, &f, S->o->repeats, 2.0 * best_ms, &ms);
         if (rc == 0 && (S->best == SIZE_MAX || ms < S->r->best_ms)) {
             S->best = i;
             S->r->best_ms = ms;
         }
     }
-    clsynth_tunedb_clear_override(ctx);
     if (rc) {
         S->r->failed++;
         snprintf(S->r->note, sizeof S->r->note, "a candidate failed: %.200s", ctx->err.msg);
@@ -429,7 +456,7 @@ static unsigned long rng_next(unsigned long long *s)
 
 static void search_run(search *S)
 {
-    const clsynth_tunable *t = S->job->t;
+    const clsynth_kdef *t = S->job->def;
     size_t cap = S->o->max_candidates > 0 ? (size_t)S->o->max_candidates : SIZE_MAX;
     size_t *order = malloc((S->count ? S->count : 1) * sizeof *order);
     if (!order)
@@ -464,7 +491,7 @@ static void search_run(search *S)
     while (improved && S->best != SIZE_MAX) {
         improved = false;
         for (int p = 0; p < S->np && !improved; p++) {
-            const clsynth_tparam *par = &t->params[p];
+            const clsynth_ktunable *par = &t->params[p];
             const int *base = S->cands + S->best * (size_t)S->np;
             int at = 0;
             while (at < par->n && par->values[at] != base[p])
@@ -498,18 +525,14 @@ out:
 static int confirm(search *S, double *def_ms, double *best_ms)
 {
     clsynth_ctx *ctx = S->ctx;
-    const clsynth_tunable *t = S->job->t;
-    clsynth_tune_entry e;
-    clsynth_tunable_entry(t, S->cands + S->best * (size_t)S->np, &e);
+    const clsynth_kdef *t = S->job->def;
+    clsynth_kforce fd = force_of(t, NULL), fb = force_of(t, S->cands + S->best * (size_t)S->np);
     int n = S->o->repeats < 3 ? 3 : (S->o->repeats > 32 ? 32 : S->o->repeats);
     double a[32], b[32];
     for (int i = 0; i < n; i++) {
-        clsynth_tunedb_set_override(ctx, t->key, S->job->shape, NULL);
-        int rc = inst_run(ctx, &S->in, NULL, NULL, &a[i]);
-        clsynth_tunedb_set_override(ctx, t->key, S->job->shape, &e);
+        int rc = inst_run(ctx, &S->in, &fd, NULL, NULL, &a[i]);
         if (rc == 0)
-            rc = inst_run(ctx, &S->in, NULL, NULL, &b[i]);
-        clsynth_tunedb_clear_override(ctx);
+            rc = inst_run(ctx, &S->in, &fb, NULL, NULL, &b[i]);
         if (rc)
             return -1;
     }
@@ -523,14 +546,15 @@ static int confirm(search *S, double *def_ms, double *best_ms)
 static int tune_job(clsynth_ctx *ctx, search *S)
 {
     const clsynth_tune_job *job = S->job;
-    const clsynth_tunable *t = job->t;
+    const clsynth_kdef *t = job->def;
     clsynth_tune_result *r = S->r;
     char why[300];
     if (!S->o->retune) {
         clsynth_tune_record old;
-        if (clsynth_tunedb_get(ctx, t->key, job->shape, &old) && old.src == clsynth_tunable_src_hash(t)) {
+        if (clsynth_tunedb_get(ctx, t->key, job->shape, &old) && old.src == clsynth_kdef_src_hash(t)) {
             r->status = CLSYNTH_TUNE_ALREADY;
-            r->best = old.e;
+            if (!clsynth_tune_record_is_default(&old))
+                clsynth_kdef_from_fields(t, old.opts, old.local, old.algo, r->best, why, sizeof why);
             r->best_ms = old.ms;
             r->default_ms = old.default_ms;
             return 0;
@@ -548,38 +572,28 @@ static int tune_job(clsynth_ctx *ctx, search *S)
         snprintf(r->note, sizeof r->note, "%s", why);
         return 0;
     }
-    /* reference: the op's default configuration (warm-up + results), then its time */
+    /* reference: the op's default configuration (warm-up + results), then its
+     * time; the force counts that the harness reached the job's kernel */
     double t0 = clsynth_now_s();
-    clsynth_tunedb_set_override(ctx, t->key, job->shape, NULL);
-    clsynth_tunedb_recorded_clear(ctx);
-    clsynth_tunedb_record(ctx, true);
-    int rc = inst_run(ctx, &S->in, &S->ref, &S->nref, NULL);
-    clsynth_tunedb_record(ctx, false);
+    clsynth_kforce fd = force_of(t, NULL);
+    int rc = inst_run(ctx, &S->in, &fd, &S->ref, &S->nref, NULL);
     double one_run = clsynth_now_s() - t0;
-    bool reached = false;
-    for (size_t i = 0; rc == 0 && i < clsynth_tunedb_recorded_count(ctx); i++) {
-        const char *k, *s;
-        clsynth_tunedb_recorded(ctx, i, &k, &s, NULL);
-        reached |= strcmp(k, t->key) == 0 && strcmp(s, job->shape) == 0;
-    }
-    clsynth_tunedb_recorded_clear(ctx);
+    bool reached = fd.hits > 0;
     /* not even the default's timing and one candidate fit this job's share */
     if (rc == 0 && reached && clsynth_now_s() + (S->o->repeats + 2) * one_run > S->job_deadline) {
-        clsynth_tunedb_clear_override(ctx);
         *S->ref_cost = clsynth_now_s() - t0;
         r->status = CLSYNTH_TUNE_NO_TIME;
         snprintf(r->note, sizeof r->note, "one run takes %.0f ms: no time left for this job", one_run * 1e3);
         return 0;
     }
     if (rc == 0)
-        rc = inst_time(ctx, &S->in, S->o->repeats, 0, &r->default_ms);
-    clsynth_tunedb_clear_override(ctx);
+        rc = inst_time(ctx, &S->in, &fd, S->o->repeats, 0, &r->default_ms);
     if (rc || !reached) {
         r->status = CLSYNTH_TUNE_FAILED;
         if (rc)
             snprintf(r->note, sizeof r->note, "the op fails at its default configuration: %.200s", ctx->err.msg);
         else
-            snprintf(r->note, sizeof r->note, "the %s harness never looks up (%s, %s): check the op's shape key",
+            snprintf(r->note, sizeof r->note, "the %s harness never resolves (%s, %s): check the op's shape",
                      t->key, t->key, job->shape);
         clsynth_ctx_clear_error(ctx);
         clsynth_tape_clear(ctx);
@@ -611,15 +625,17 @@ static int tune_job(clsynth_ctx *ctx, search *S)
     memset(&rec, 0, sizeof rec);
     snprintf(rec.kernel, sizeof rec.kernel, "%s", t->key);
     snprintf(rec.shape, sizeof rec.shape, "%s", job->shape);
-    rec.src = clsynth_tunable_src_hash(t);
-    rec.default_ms = r->default_ms;
+    rec.src = clsynth_kdef_src_hash(t);
     if (S->best != SIZE_MAX && r->best_ms < r->default_ms * (1.0 - S->o->min_gain)) {
         const int *v = S->cands + S->best * (size_t)S->np;
-        clsynth_tunable_entry(t, v, &rec.e);
-        clsynth_tunable_describe(t, v, r->best_desc, sizeof r->best_desc);
-        rec.lmem = t->local_mem ? t->local_mem(v, S->in.b.s) : 0;
+        clsynth_tune_record_of(t, v, job->shape, &rec);
+        clsynth_kdef_describe(t, v, r->best_desc, sizeof r->best_desc);
+        clsynth_klimits lim = clsynth_klimits_of(ctx);
+        size_t local[3];
+        if (!clsynth_kdef_fits(t, v, &S->in.b.shape, &lim, local, &rec.lmem, why, sizeof why))
+            rec.lmem = 0;
         rec.ms = r->best_ms;
-        r->best = rec.e;
+        memcpy(r->best, v, sizeof(int) * (size_t)S->np);
         r->status = CLSYNTH_TUNE_TUNED;
     } else {
         rec.ms = r->default_ms;
@@ -627,6 +643,7 @@ static int tune_job(clsynth_ctx *ctx, search *S)
         snprintf(r->best_desc, sizeof r->best_desc, "default");
         r->status = CLSYNTH_TUNE_DEFAULT_BEST;
     }
+    rec.default_ms = r->default_ms;
     if (partial && r->tried == 0) {
         r->status = CLSYNTH_TUNE_NO_TIME;
         return 0;
@@ -699,7 +716,7 @@ int clsynth_tune_run(clsynth_ctx *ctx, const clsynth_tune_job *jobs, size_t n, c
 static bool job_listed(const clsynth_tune_job *v, size_t n, const char *key, const char *shape)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].t->key, key) == 0 && strcmp(v[i].shape, shape) == 0)
+        if (strcmp(v[i].def->key, key) == 0 && strcmp(v[i].shape, shape) == 0)
             return true;
     return false;
 }
@@ -715,23 +732,23 @@ int clsynth_tune_jobs_from_recorded(clsynth_ctx *ctx, clsynth_tune_job **jobs, s
         const char *kernel, *shape;
         unsigned long uses = 0;
         clsynth_tunedb_recorded(ctx, i, &kernel, &shape, &uses);
-        const clsynth_tunable *t = clsynth_tunable_find(kernel);
-        if (!t) {
+        const clsynth_kdef *t = clsynth_kdef_find(kernel);
+        if (!t || !t->run) {
             unknown++;
             continue;
         }
         for (int b = 0; b < 4 && t->before[b]; b++) {
-            const clsynth_tunable *tb = clsynth_tunable_find(t->before[b]);
-            if (!tb || job_listed(v, k, tb->key, shape))
+            const clsynth_kdef *tb = clsynth_kdef_find(t->before[b]);
+            if (!tb || !tb->run || job_listed(v, k, tb->key, shape))
                 continue;
-            v[k].t = tb;
+            v[k].def = tb;
             snprintf(v[k].shape, sizeof v[k].shape, "%s", shape);
             v[k].uses = uses;
             k++;
         }
         if (job_listed(v, k, t->key, shape))
             continue;
-        v[k].t = t;
+        v[k].def = t;
         snprintf(v[k].shape, sizeof v[k].shape, "%s", shape);
         v[k].uses = uses;
         k++;

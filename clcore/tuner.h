@@ -1,6 +1,7 @@
-/* The autotuner: for each (tunable kernel, shape key) job it runs the public
- * op at that shape under its default configuration (the reference) and under
- * legal candidates, checks every candidate's results against the reference,
+/* The autotuner: for each (kernel descriptor, shape key) job it runs the
+ * public op at that shape (the descriptor's harness) under its default
+ * configuration (the reference) and under legal candidates, each passed to
+ * the op explicitly (clsynth_kforce), checks every candidate's results against the reference,
  * times each with profiling events (warm-up first, then the median of
  * repeats) and stores the fastest in the tuning database.
  *
@@ -17,11 +18,11 @@
 #include <stddef.h>
 
 #include "clcore/context.h"
-#include "clcore/tunables.h"
+#include "clcore/kdef.h"
 #include "clcore/tunedb.h"
 
 typedef struct clsynth_tune_job {
-    const clsynth_tunable *t;
+    const clsynth_kdef *def;
     char shape[CLSYNTH_TUNE_SHAPE_MAX];
     unsigned long uses; /* how often the model looks it up per step (informative) */
 } clsynth_tune_job;
@@ -38,7 +39,7 @@ typedef enum clsynth_tune_status {
 typedef struct clsynth_tune_result {
     clsynth_tune_status status;
     double default_ms, best_ms;  /* median device time of one run (forward, + backward if the kernel is in it) */
-    clsynth_tune_entry best;
+    int best[CLSYNTH_K_MAX_PARAMS]; /* the stored values (TUNED) */
     char best_desc[160];
     int legal, tried, illegal, mismatched, failed; /* candidate counts */
     char note[256];              /* why it failed / skipped */
@@ -73,19 +74,26 @@ void clsynth_tune_opts_default(clsynth_tune_opts *o);
 int clsynth_tune_run(clsynth_ctx *ctx, const clsynth_tune_job *jobs, size_t n, const clsynth_tune_opts *opts,
                      clsynth_tune_result *results);
 
-/* Enumerates the legal candidates of t at shape (all, in candidate order),
- * without building kernels when build_check is false. v_out receives
- * count * t->n_params values (malloc'ed). */
-int clsynth_tune_enumerate(clsynth_ctx *ctx, const clsynth_tunable *t, const char *shape, bool build_check,
+/* Whether values v are a candidate the tuner may run at shape (a key) on
+ * this context: declared values and constraints, the work-group and local
+ * memory within the context's limits and within the kernels'
+ * CL_KERNEL_WORK_GROUP_SIZE (with build_check: the kernels built with v;
+ * without: the bound of clsynth_kdef_kernel_wg_bound). False with why. */
+bool clsynth_tune_legal(clsynth_ctx *ctx, const clsynth_kdef *def, const int *v, const char *shape,
+                        bool build_check, char *why, size_t why_len);
+
+/* Enumerates the legal candidates of def at shape (all, in candidate order).
+ * v_out receives count * def->n_params values (malloc'ed). */
+int clsynth_tune_enumerate(clsynth_ctx *ctx, const clsynth_kdef *def, const char *shape, bool build_check,
                            int **v_out, size_t *count);
 
-/* Runs the op of t at shape once under entry e (NULL: the op's defaults),
- * filling results (host copies of the output and, for backward kernels, the
- * input gradients; malloc'ed, *n floats) and/or the median device time of
+/* Runs the op of def at shape once under force (NULL: as the op resolves
+ * its configuration, from the database or the defaults), filling results
+ * (host copies of the output and, for backward kernels, the input
+ * gradients; malloc'ed, *n floats) and/or the median device time of
  * `repeats` runs after one warm-up (ms may be NULL). For tests and bench. */
-int clsynth_tune_measure(clsynth_ctx *ctx, const clsynth_tunable *t, const char *shape,
-                         const clsynth_tune_entry *e, int repeats, float **results, size_t *n, double *ms,
-                         double *flops, double *bytes);
+int clsynth_tune_measure(clsynth_ctx *ctx, const clsynth_kdef *def, const char *shape, clsynth_kforce *force,
+                         int repeats, float **results, size_t *n, double *ms, double *flops, double *bytes);
 
 /* Compares a candidate's results with the reference: every element within
  * 1e-4 * max|ref| + 1e-3 * |ref|; NaN only where the reference has NaN.
@@ -93,8 +101,8 @@ int clsynth_tune_measure(clsynth_ctx *ctx, const clsynth_tunable *t, const char 
 bool clsynth_tune_results_match(const float *cand, const float *ref, size_t n, double *worst);
 
 /* Jobs of the shapes recorded by the database's recorder (clsynth_tunedb_record)
- * whose kernel has a registry entry; *n_unknown counts the recorded keys
- * without one. jobs is malloc'ed. */
+ * whose kernel has a descriptor with a harness; *n_unknown counts the
+ * recorded keys without one. jobs is malloc'ed. */
 int clsynth_tune_jobs_from_recorded(clsynth_ctx *ctx, clsynth_tune_job **jobs, size_t *n, size_t *n_unknown);
 
 /* Monotonic seconds. */

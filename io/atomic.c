@@ -1,5 +1,6 @@
 #include "io/atomic.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -91,5 +92,98 @@ int clsynth_atomic_commit(clsynth_atomic_file *af, clsynth_err *err)
     else
         unlink(af->tmp);
     release(af);
+    return rc;
+}
+
+int clsynth_atomic_is_temp_name(const char *name, size_t *final_len)
+{
+    size_t n = strlen(name);
+    const char *suffix = ".tmp.";
+    if (n < 5 + 6 + 1)
+        return 0;
+    const char *tail = name + n - 6;
+    for (int i = 0; i < 6; i++)
+        if (!isalnum((unsigned char)tail[i]))
+            return 0;
+    if (strncmp(tail - 5, suffix, 5) != 0)
+        return 0;
+    if (final_len)
+        *final_len = n - 11;
+    return 1;
+}
+
+/* A fresh, unused temporary name for path (the file mkstemp made is removed
+ * again, so link() can take the name). */
+static int temp_name(const char *path, char *out, size_t len, clsynth_err *err)
+{
+    if (snprintf(out, len, "%s.tmp.XXXXXX", path) >= (int)len)
+        return clsynth_fail(err, "%s: path too long", path);
+    int fd = mkstemp(out);
+    if (fd < 0)
+        return clsynth_fail(err, "%s: cannot create temporary file: %s", path, strerror(errno));
+    close(fd);
+    unlink(out);
+    return 0;
+}
+
+int clsynth_atomic_copy(const char *from, const char *to, clsynth_err *err)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return clsynth_fail(err, "%s: cannot open: %s", from, strerror(errno));
+    clsynth_atomic_file af;
+    if (clsynth_atomic_open(&af, to, err)) {
+        close(in);
+        return -1;
+    }
+    static const size_t chunk = (size_t)1 << 20;
+    char *buf = malloc(chunk);
+    int rc = buf ? 0 : clsynth_fail(err, "%s: out of memory", to);
+    while (rc == 0) {
+        ssize_t n = read(in, buf, chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = clsynth_fail(err, "%s: read failed: %s", from, strerror(errno));
+        else if (n == 0)
+            break;
+        else if (fwrite(buf, 1, (size_t)n, af.f) != (size_t)n)
+            rc = clsynth_fail(err, "%s: write failed: %s", to, strerror(errno));
+    }
+    free(buf);
+    close(in);
+    if (rc) {
+        clsynth_atomic_abort(&af);
+        return -1;
+    }
+    return clsynth_atomic_commit(&af, err);
+}
+
+int clsynth_atomic_link(const char *from, const char *to, int *linked, clsynth_err *err)
+{
+    if (linked)
+        *linked = 0;
+    size_t n = strlen(to) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return clsynth_fail(err, "%s: out of memory", to);
+    int rc = temp_name(to, tmp, n, err);
+    if (rc == 0 && link(from, tmp) != 0) {
+        int e = errno;
+        free(tmp);
+        if (e == EPERM || e == ENOTSUP || e == EOPNOTSUPP || e == EXDEV || e == EMLINK || e == ENOSYS)
+            return clsynth_atomic_copy(from, to, err); /* no hard links here */
+        return clsynth_fail(err, "%s: cannot link it to %s: %s", to, from, strerror(e));
+    }
+    if (rc == 0 && rename(tmp, to) != 0) {
+        rc = clsynth_fail(err, "%s: rename from %s failed: %s", to, tmp, strerror(errno));
+        unlink(tmp);
+    }
+    if (rc == 0) {
+        sync_dir(to);
+        if (linked)
+            *linked = 1;
+    }
+    free(tmp);
     return rc;
 }

@@ -25,4 +25,19 @@ int clsynth_atomic_commit(clsynth_atomic_file *af, clsynth_err *err);
 /* Closes and deletes the temporary file; the target stays untouched. */
 void clsynth_atomic_abort(clsynth_atomic_file *af);
 
+/* Gives the complete file `from` a second name `to` (replacing `to`
+ * atomically): a hard link where the file system has them, else a copy
+ * through a temporary file. Both names then share the data, which is safe
+ * because clsynth never rewrites a file in place. The directory is fsynced.
+ * *linked (when not NULL) tells whether it was a link (1) or a copy (0). */
+int clsynth_atomic_link(const char *from, const char *to, int *linked, clsynth_err *err);
+
+/* Copies from to to, atomically (temporary file, fsync, rename). */
+int clsynth_atomic_copy(const char *from, const char *to, clsynth_err *err);
+
+/* Temporary files are named "<final name>.tmp.XXXXXX" (six characters from
+ * mkstemp). 1 when name (a base name) has that form, with its final name's
+ * length in *final_len. */
+int clsynth_atomic_is_temp_name(const char *name, size_t *final_len);
+
 #endif

@@ -1,65 +1,38 @@
 #include "io/checkpoint.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clcore/fsutil.h"
 #include "io/atomic.h"
 
+/* Floats are stored little-endian: on such hosts they stream as they are. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HOST_IS_LE 1
+#else
+#define HOST_IS_LE 0
+#endif
+
 static const char MAGIC[8] = {'C', 'L', 'S', 'Y', 'N', 'C', 'K', 'P'};
-
-/* ---- CRC-32 ----------------------------------------------------------- */
-
-static uint32_t crc_table[8][256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[0][i] = c;
-    }
-    for (int t = 1; t < 8; t++)
-        for (int i = 0; i < 256; i++)
-            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 255];
-}
-
-uint32_t clsynth_crc32(uint32_t crc, const void *data, size_t n)
-{
-    pthread_once(&crc_once, crc_init);
-    const uint8_t *p = data;
-    crc = ~crc;
-    while (n >= 8) { /* slicing-by-8 */
-        uint32_t a = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                            (uint32_t)p[3] << 24);
-        crc = crc_table[7][a & 255] ^ crc_table[6][(a >> 8) & 255] ^
-              crc_table[5][(a >> 16) & 255] ^ crc_table[4][a >> 24] ^ crc_table[3][p[4]] ^
-              crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
-        p += 8;
-        n -= 8;
-    }
-    while (n--)
-        crc = crc_table[0][(crc ^ *p++) & 255] ^ (crc >> 8);
-    return ~crc;
-}
 
 /* ---- writing ---------------------------------------------------------- */
 
 typedef struct writer {
     FILE *f;
     uint32_t crc;
-    int failed;
+    int failed; /* errno of the first failed write (EIO when it set none) */
 } writer;
 
 static void put(writer *w, const void *p, size_t n)
 {
+    if (w->failed)
+        return;
     w->crc = clsynth_crc32(w->crc, p, n);
+    errno = 0;
     if (fwrite(p, 1, n, w->f) != n)
-        w->failed = 1;
+        w->failed = errno ? errno : EIO;
 }
 
 static void put_u32(writer *w, uint32_t v)
@@ -76,6 +49,17 @@ static void put_u64(writer *w, uint64_t v)
 
 static void put_floats(writer *w, const float *x, size_t n)
 {
+    if (HOST_IS_LE) { /* the bytes as they are, in large chunks */
+        const size_t chunk = (size_t)1 << 22;
+        const uint8_t *p = (const uint8_t *)x;
+        for (size_t left = n * 4; left > 0 && !w->failed;) {
+            size_t k = left < chunk ? left : chunk;
+            put(w, p, k);
+            p += k;
+            left -= k;
+        }
+        return;
+    }
     uint8_t buf[4096];
     while (n > 0) {
         size_t k = n < sizeof buf / 4 ? n : sizeof buf / 4;
@@ -163,7 +147,7 @@ int clsynth_checkpoint_save(const char *path, const char *config, uint64_t step,
     uint32_t crc = w.crc;
     put_u32(&w, crc);
     if (w.failed) {
-        clsynth_fail(err, "%s: write failed: %s", path, strerror(errno));
+        clsynth_fail(err, "%s: write failed: %s", path, strerror(w.failed));
         clsynth_atomic_abort(&af);
         return -1;
     }
@@ -238,25 +222,28 @@ static char *get_str(reader *r, uint32_t min, uint32_t max, const char *field)
 
 static int read_file(const char *path, uint8_t **buf, size_t *size, clsynth_err *err)
 {
-    FILE *f = fopen(path, "rb");
+    long long n = 0;
+    FILE *f = clsynth_fopen_regular(path, &n, err); /* a directory or FIFO is refused here */
     if (!f)
-        return clsynth_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        return -1;
+    if (n < 0 || (unsigned long long)n > SIZE_MAX / 2) {
         fclose(f);
-        return clsynth_fail(err, "%s: cannot determine the file size", path);
+        return clsynth_fail(err, "%s: file size %lld is not usable", path, n);
     }
     *buf = malloc(n ? (size_t)n : 1);
     if (!*buf) {
         fclose(f);
-        return clsynth_fail(err, "%s: out of memory for %ld bytes", path, n);
+        return clsynth_fail(err, "%s: out of memory for %lld bytes", path, n);
     }
-    if (fread(*buf, 1, (size_t)n, f) != (size_t)n) {
+    size_t got = fread(*buf, 1, (size_t)n, f);
+    if (got != (size_t)n) {
+        int e = ferror(f) ? errno : 0;
         free(*buf);
         fclose(f);
-        return clsynth_fail(err, "%s: read failed", path);
+        if (e)
+            return clsynth_fail(err, "%s: read failed: %s", path, strerror(e));
+        return clsynth_fail(err, "%s: read failed: the file shrank from %lld to %zu bytes while reading", path,
+                            n, got);
     }
     fclose(f);
     *size = (size_t)n;
@@ -302,10 +289,14 @@ static int parse_tensor(reader *r, int i, clsynth_ckpt_tensor *t)
     t->data = malloc(count * sizeof(float));
     if (!t->data)
         return clsynth_fail(r->err, "%s: out of memory for tensor '%s'", r->path, t->name);
-    for (size_t k = 0; k < count; k++) {
-        uint32_t u = (uint32_t)r->p[4 * k] | (uint32_t)r->p[4 * k + 1] << 8 |
-                     (uint32_t)r->p[4 * k + 2] << 16 | (uint32_t)r->p[4 * k + 3] << 24;
-        memcpy(&t->data[k], &u, 4);
+    if (HOST_IS_LE) {
+        memcpy(t->data, r->p, count * 4);
+    } else {
+        for (size_t k = 0; k < count; k++) {
+            uint32_t u = (uint32_t)r->p[4 * k] | (uint32_t)r->p[4 * k + 1] << 8 |
+                         (uint32_t)r->p[4 * k + 2] << 16 | (uint32_t)r->p[4 * k + 3] << 24;
+            memcpy(&t->data[k], &u, 4);
+        }
     }
     r->p += count * 4;
     r->left -= count * 4;
@@ -342,9 +333,9 @@ clsynth_checkpoint *clsynth_checkpoint_load(const char *path, clsynth_err *err)
     r.left -= sizeof MAGIC;
     if (get_u32(&r, &ck->version, "version"))
         goto fail;
-    if (ck->version != CLSYNTH_CKPT_VERSION) {
-        clsynth_fail(err, "%s: field version: %u, this build reads version %u", path,
-                     ck->version, CLSYNTH_CKPT_VERSION);
+    if (ck->version < CLSYNTH_CKPT_VERSION_MIN || ck->version > CLSYNTH_CKPT_VERSION) {
+        clsynth_fail(err, "%s: field version: %u, this build reads versions %u..%u", path,
+                     ck->version, CLSYNTH_CKPT_VERSION_MIN, CLSYNTH_CKPT_VERSION);
         goto fail;
     }
     if (!(ck->config = get_str(&r, 0, UINT32_MAX, "config")) ||
@@ -357,8 +348,8 @@ clsynth_checkpoint *clsynth_checkpoint_load(const char *path, clsynth_err *err)
         goto fail;
     /* each tensor record takes at least 4+1+4+4+16+4 bytes */
     if (n > r.left / 33) {
-        clsynth_fail(err, "%s: field n_tensors = %u exceeds what the %zu bytes left can hold",
-                     path, n, r.left);
+        clsynth_fail(err, "%s: truncated or corrupt: field n_tensors = %u exceeds what the %zu bytes left "
+                     "can hold", path, n, r.left);
         goto fail;
     }
     ck->tensors = calloc(n ? n : 1, sizeof *ck->tensors);
@@ -399,6 +390,68 @@ fail:
     free(buf);
     clsynth_checkpoint_free(ck);
     return NULL;
+}
+
+int clsynth_checkpoint_peek(const char *path, clsynth_ckpt_info *info, clsynth_err *err)
+{
+    memset(info, 0, sizeof *info);
+    long long size = 0;
+    FILE *f = clsynth_fopen_regular(path, &size, err);
+    if (!f)
+        return -1;
+    uint8_t head[16];
+    int rc = -1;
+    if (fread(head, 1, sizeof head, f) != sizeof head) {
+        clsynth_fail(err, "%s: truncated: %lld bytes is too short for a checkpoint", path, size);
+        goto done;
+    }
+    if (memcmp(head, MAGIC, sizeof MAGIC) != 0) {
+        clsynth_fail(err, "%s: field magic: not a clsynth checkpoint (expected \"CLSYNCKP\")", path);
+        goto done;
+    }
+    info->version = (uint32_t)head[8] | (uint32_t)head[9] << 8 | (uint32_t)head[10] << 16 |
+                    (uint32_t)head[11] << 24;
+    if (info->version < CLSYNTH_CKPT_VERSION_MIN || info->version > CLSYNTH_CKPT_VERSION) {
+        clsynth_fail(err, "%s: field version: %u, this build reads versions %u..%u", path, info->version,
+                     CLSYNTH_CKPT_VERSION_MIN, CLSYNTH_CKPT_VERSION);
+        goto done;
+    }
+    uint32_t clen = (uint32_t)head[12] | (uint32_t)head[13] << 8 | (uint32_t)head[14] << 16 |
+                    (uint32_t)head[15] << 24;
+    if ((long long)clen > size - 16 - 8) {
+        clsynth_fail(err, "%s: truncated or corrupt: config length %u exceeds the file", path, clen);
+        goto done;
+    }
+    info->config = malloc((size_t)clen + 1);
+    uint8_t st[8];
+    if (!info->config) {
+        clsynth_fail(err, "%s: out of memory", path);
+        goto done;
+    }
+    if (fread(info->config, 1, clen, f) != clen || fread(st, 1, 8, f) != 8) {
+        clsynth_fail(err, "%s: truncated: cannot read the config and step", path);
+        goto done;
+    }
+    info->config[clen] = '\0';
+    if (memchr(info->config, '\0', clen)) {
+        clsynth_fail(err, "%s: field config contains a NUL byte", path);
+        goto done;
+    }
+    info->step = 0;
+    for (int i = 7; i >= 0; i--)
+        info->step = info->step << 8 | st[i];
+    rc = 0;
+done:
+    fclose(f);
+    if (rc)
+        clsynth_ckpt_info_free(info);
+    return rc;
+}
+
+void clsynth_ckpt_info_free(clsynth_ckpt_info *info)
+{
+    free(info->config);
+    info->config = NULL;
 }
 
 void clsynth_checkpoint_free(clsynth_checkpoint *ck)

@@ -1,8 +1,10 @@
 #include "io/dataset.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io/dirlist.h"
 #include "io/png.h"
@@ -187,6 +189,13 @@ int clsynth_data_opts_finalize(clsynth_data_opts *o, clsynth_err *err)
     } else {
         return clsynth_fail(err, "unknown --dataset_mode '%s'", m);
     }
+    /* Before anything that reads in it: a missing folder is named as such, not
+     * as the missing classes.txt or --label_nc it implies. */
+    struct stat st;
+    if (o->dataroot[0] && stat(o->dataroot, &st) != 0)
+        return clsynth_fail(err, "--dataroot %s: %s", o->dataroot, strerror(errno));
+    if (o->dataroot[0] && !S_ISDIR(st.st_mode))
+        return clsynth_fail(err, "--dataroot %s: not a folder", o->dataroot);
     if (o->label_nc == 0)
         o->label_nc = nc;
     if (o->label_nc <= 0)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clcore/fsutil.h"
 #include "io/jpeg.h"
 #include "io/png.h"
 
@@ -77,9 +78,9 @@ int clsynth_image_to_rgb(clsynth_image *img, clsynth_err *err)
 int clsynth_image_read(const char *path, clsynth_image *img, clsynth_err *err)
 {
     unsigned char sig[8] = {0};
-    FILE *f = fopen(path, "rb");
+    FILE *f = clsynth_fopen_regular(path, NULL, err);
     if (!f)
-        return clsynth_fail(err, "%s: cannot open", path);
+        return -1;
     size_t got = fread(sig, 1, sizeof sig, f);
     fclose(f);
     if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF)

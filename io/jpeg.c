@@ -8,6 +8,8 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
+#include "clcore/fsutil.h"
+
 /* libjpeg's default error_exit calls exit(); ours jumps back with the text. */
 typedef struct jpeg_ctx {
     struct jpeg_error_mgr mgr;
@@ -35,9 +37,9 @@ static void on_emit_message(j_common_ptr cinfo, int level)
 int clsynth_jpeg_read(const char *path, clsynth_image *img, clsynth_err *err)
 {
     memset(img, 0, sizeof *img);
-    FILE *f = fopen(path, "rb");
+    FILE *f = clsynth_fopen_regular(path, NULL, err);
     if (!f)
-        return clsynth_fail(err, "%s: cannot open", path);
+        return -1;
     struct jpeg_decompress_struct cinfo;
     jpeg_ctx ctx;
     memset(&ctx, 0, sizeof ctx);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clcore/fsutil.h"
 #include "io/atomic.h"
 
 /* Read/write context handed to libpng's callbacks: error text for the
@@ -41,9 +42,9 @@ static int read_png(const char *path, enum read_mode mode, clsynth_image *img,
                     clsynth_idmap *map, clsynth_err *err)
 {
     png_ctx ctx = {0};
-    ctx.f = fopen(path, "rb");
+    ctx.f = clsynth_fopen_regular(path, NULL, err);
     if (!ctx.f)
-        return clsynth_fail(err, "%s: cannot open", path);
+        return -1;
     unsigned char sig[8];
     size_t got = fread(sig, 1, sizeof sig, ctx.f);
     if (got != sizeof sig || png_sig_cmp(sig, 0, sizeof sig) != 0) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "clcore/fsutil.h"
 #include "io/png.h"
 #include "io/rng.h"
 
@@ -805,11 +806,10 @@ done:
 
 /* ---- writing a dataset ------------------------------------------------ */
 
+/* mkdir -p: `dataset synth --out a/b` creates a as well. */
 static int make_dir(const char *path, clsynth_err *err)
 {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return clsynth_fail(err, "%s: cannot create directory: %s", path, strerror(errno));
-    return 0;
+    return clsynth_mkdirs(path, err);
 }
 
 static int write_split(const char *dir, const char *split, int split_id, int count, int w,

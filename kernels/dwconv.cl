@@ -20,31 +20,26 @@
  * multiply and add (FP_CONTRACT OFF), so results do not depend on the tile, VW
  * or the local size on any implementation: left to the compiler, a*b+c may be
  * fused in one path and not in the other (Intel's CPU runtime did so in
- * kernels/conv.cl; see there why not fma()).
+ * kernels/conv_fwd.cl; see kernels/conv_bwd.cl why not fma()).
  *
- * Tunables (-D):
- *   VW      pixels per work-item along w, vector width: 1, 2, 4, 8, 16 (default 4)
- *   TILE_W  tile width, a multiple of VW, <= 256 (default 32)
- *   TILE_H  tile height, 1..256 (default 8)
+ * Tunables (-D, all required: values come from the descriptors in
+ * clcore/ops_dwconv_kdef.c and the tuning database, never from this file):
+ *   VW      pixels per work-item along w, vector width: 1, 2, 4, 8, 16
+ *   TILE_W  tile width, a multiple of VW, <= 256
+ *   TILE_H  tile height, 1..256
  *   work-group (TILE_W/VW) * TILE_H items, which must fit the device's limits;
  *   local memory: dwconv_fwd (TILE_H+2)*(TILE_W+2)*4 bytes, dwconv_bwd twice that.
  *
  * Memory traffic per output pixel, in floats (halo factor
- * h = (TILE_W+2)(TILE_H+2)/(TILE_W*TILE_H), 1.33 at 32x8):
+ * h = (TILE_W+2)(TILE_H+2)/(TILE_W*TILE_H), 1.33 at 32x8, 1.28 at 64x8):
  *   dwconv_fwd: read x h, read k 9, write y 1                            ~11.3
  *   dwconv_bwd: read dy h, x h (only for dk), k 9 (only for dx; each element
  *               once, at shifted positions), read+write dx 2 and dk 18
  *               (gradients are accumulated)                            ~31.7
  * No unfolded (9x) copy of x is ever materialized. */
 #pragma OPENCL FP_CONTRACT OFF
-#ifndef VW
-#define VW 4
-#endif
-#ifndef TILE_W
-#define TILE_W 32
-#endif
-#ifndef TILE_H
-#define TILE_H 8
+#if !defined(VW) || !defined(TILE_W) || !defined(TILE_H)
+#error "VW, TILE_W and TILE_H must be set: build through the kernel descriptor (clcore/ops_dwconv_kdef.c)"
 #endif
 #if TILE_W % VW != 0
 #error "TILE_W must be a multiple of VW"

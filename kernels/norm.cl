@@ -26,23 +26,20 @@
  *   spade_mod_forward    y = x * (1 + gamma) + beta
  *   spade_mod_backward   dx += dy*(1+gamma), dgamma += dy*x, dbeta += dy
  *
- * Tunables:
- *   NORM_VPT (default 8; legal 1..64): values per work-item in one chunk of the
- *     partial kernels; the host reads the same define to cut chunks
- *     (CH = local * NORM_VPT, rounded to split M evenly).
- *   Local size of the four reduction kernels (dimension 0; dimension 1 is 1):
- *     any value from 1 to the kernel's maximum work-group size (non-powers of two
- *     accepted); local memory = local * 12 bytes (stats) or local * 8 (sums).
+ * Tunables (host-side: the kernels take P and CH as arguments; values come
+ * from the descriptors in clcore/ops_norm_kdef.c and the tuning database):
+ *   NORM_VPT: values per work-item in one chunk of the partial kernels; the
+ *     host cuts chunks of CH = local * NORM_VPT values (rounded to split M evenly).
+ *   Local size of the partial kernels (dimension 0; dimension 1 is 1): any value
+ *     from 1 to the kernel's maximum work-group size (non-powers of two accepted);
+ *     local memory = local * 12 bytes (stats) or local * 8 (sums). The finalize
+ *     kernels take the host's choice within the same limits.
  *   norm_apply, norm_backward_dx, spade_*: 2-D (HW, N*C) or 1-D, launch default.
  *
  * Memory traffic (x of E floats, G groups, P partials per group):
  *   training forward: read x twice (stats, apply), write y: 12E bytes (+ 24GP);
  *   training backward: read x, dy twice, read-modify-write dx: 24E bytes;
  *   spade forward 16E, backward up to 28E bytes. */
-
-#ifndef NORM_VPT
-#define NORM_VPT 8
-#endif
 
 /* Smallest power of two >= n (n >= 1). */
 static int norm_pow2_ceil(int n)

@@ -16,8 +16,8 @@
  * Results depend only on (K, R, L, G) - never on scheduling: no atomics on floats.
  *
  * Tunables: none as -D defines; the work-group size L of reduce_groups is a
- * run-time choice (clsynth_tune_lookup("reduce_groups", "k<log2 K>r<log2 R>"),
- * local[0] = L: any integer 1..min(kernel max work-group, local_mem / 4)).
+ * run-time choice (descriptor "reduce_groups" in clcore/reduce_kdef.c, shape key
+ * "k<log2 K>r<log2 R>"): any integer 1..min(kernel max work-group, local_mem / 4).
  * Memory traffic: reduce reads 4R*K bytes (8R*K with y) once, writes 4K*G
  * partials and 4K outputs (plus 4K reads when beta != 0).
  *

@@ -1,4 +1,4 @@
-/* Resampling: nearest resize, bilinear 2x upsampling, average and max pooling,
+/* Resampling: nearest resize, bilinear 2x upsampling and resize, average and max pooling,
  * one-hot encoding. Every kernel is 1-D over the elements it writes (launch
  * default local size, no local memory), with div/mod to recover (nc, h, w).
  * Backward kernels are gather-form: each input element sums the output
@@ -10,6 +10,8 @@
  *   resize_nearest_fwd   read y, write y          (reads x once per output)
  *   resize_nearest_bwd   read y (dy), read+write x (dx)
  *   bilinear2x_fwd       read 4y (cached), write y; bwd: read ~4x*4 dy (cached), rw x
+ *   resize_bilinear_fwd  read 4y (cached), write y; bwd: read about
+ *                        (2 + 2*OH/H) * (2 + 2*OW/W) dy per input (cached), rw x
  *   avgpool_fwd          read y*k*k (cached), write y; bwd: read dy over the windows, rw x
  *   maxpool_fwd          read y*k*k, write y; bwd: recomputes each window's argmax:
  *                        read ~k*k*ceil(k/s)^2 per input (cached), rw x (no index tensor kept)
@@ -101,6 +103,78 @@ __kernel void bilinear2x_bwd(__global const float *dy, const int dy_off, __globa
         float row = 0.0f;
         for (int ow = max(2 * iw - 1, 0); ow <= min(2 * iw + 2, OW - 1); ow++)
             row += bl_weight(ow, W, iw) * g[oh * OW + ow];
+        acc += wy * row;
+    }
+    dx[dx_off + i] += acc;
+}
+
+/* ---- bilinear resize to (OH, OW), align_corners = false, as PyTorch's CPU
+ * kernel in float: scale = in / out, src = max(scale * (dst + 0.5) - 0.5, 0),
+ * i0 = (int)src, i1 = min(i0 + 1, n - 1), l1 = src - i0, l0 = 1 - l1 ---- */
+void rb_src(const int o, const int n, const float scale, int *i0, int *i1, float *l0, float *l1)
+{
+    float s = scale * ((float)o + 0.5f) - 0.5f;
+    s = s < 0.0f ? 0.0f : s;
+    const int a = (int)s;
+    *i0 = a;
+    *i1 = a < n - 1 ? a + 1 : a;
+    *l1 = s - (float)a;
+    *l0 = 1.0f - *l1;
+}
+
+float rb_weight(const int o, const int n, const float scale, const int in)
+{
+    int i0, i1;
+    float l0, l1;
+    rb_src(o, n, scale, &i0, &i1, &l0, &l1);
+    return (i0 == in ? l0 : 0.0f) + (i1 == in ? l1 : 0.0f);
+}
+
+/* Outputs whose source index lies within one of input i: src in (i - 1, i + 1),
+ * widened by one on each side against rounding; rb_weight decides exactly. */
+void rb_range(const int i, const int n_out, const float scale, int *o0, int *o1)
+{
+    *o0 = max((int)floor(((float)i - 0.5f) / scale - 0.5f) - 1, 0);
+    *o1 = min((int)ceil(((float)i + 1.5f) / scale - 0.5f) + 1, n_out - 1);
+}
+
+__kernel void resize_bilinear_fwd(__global const float *x, const int x_off, __global float *y, const int y_off,
+                                  const int NC, const int H, const int W, const int OH, const int OW,
+                                  const float scale_h, const float scale_w)
+{
+    const int i = (int)get_global_id(0);
+    if (i >= NC * OH * OW)
+        return;
+    const int ow = i % OW, t = i / OW, oh = t % OH, nc = t / OH;
+    int h0, h1, w0, w1;
+    float a0, a1, b0, b1;
+    rb_src(oh, H, scale_h, &h0, &h1, &a0, &a1);
+    rb_src(ow, W, scale_w, &w0, &w1, &b0, &b1);
+    __global const float *p = x + x_off + nc * H * W;
+    y[y_off + i] = a0 * (b0 * p[h0 * W + w0] + b1 * p[h0 * W + w1]) +
+                   a1 * (b0 * p[h1 * W + w0] + b1 * p[h1 * W + w1]);
+}
+
+__kernel void resize_bilinear_bwd(__global const float *dy, const int dy_off, __global float *dx, const int dx_off,
+                                  const int NC, const int H, const int W, const int OH, const int OW,
+                                  const float scale_h, const float scale_w)
+{
+    const int i = (int)get_global_id(0);
+    if (i >= NC * H * W)
+        return;
+    const int iw = i % W, t = i / W, ih = t % H, nc = t / H;
+    __global const float *g = dy + dy_off + nc * OH * OW;
+    int oh0, oh1, ow0, ow1;
+    rb_range(ih, OH, scale_h, &oh0, &oh1);
+    rb_range(iw, OW, scale_w, &ow0, &ow1);
+    float acc = 0.0f;
+    for (int oh = oh0; oh <= oh1; oh++) {
+        const float wy = rb_weight(oh, H, scale_h, ih);
+        if (wy == 0.0f)
+            continue;
+        float row = 0.0f;
+        for (int ow = ow0; ow <= ow1; ow++)
+            row += rb_weight(ow, W, scale_w, iw) * g[oh * OW + ow];
         acc += wy * row;
     }
     dx[dx_off + i] += acc;

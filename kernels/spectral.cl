@@ -5,7 +5,7 @@
  *   sn_wtu       v[k] = sum_o W[o,k] * u[o]            (Kahan sum over o per column)
  *   sn_normalize v = v / max(||v||, eps)                (one work-group)
  *   sn_wv        wv[o] = sum_k W[o,k] * v[k]            (one work-group per row, tree)
- *   sn_finish    update_u: u = u_used = wv / max(||wv||, eps); else u_used = u / max(||u||, eps);
+ *   sn_finish    update: u = u_used = wv / max(||wv||, eps); else u_used = u (as stored);
  *                sigma = u_used . wv                    (one work-group)
  *   sn_scale     out = W / sigma
  *   sn_rowdot    rows[o] = sum_k A[o,k] * B[o,k]       (one work-group per row, tree)
@@ -17,8 +17,9 @@
  * 1 to the kernel's maximum work-group size (non-powers of two accepted); they
  * use local * 4 bytes of local memory.
  *
- * Memory traffic (W of Cout*K floats): forward reads W three times (W^T u, W v,
- * W / sigma) and writes it once: 16*Cout*K bytes; backward reads dWsn twice
+ * Memory traffic (W of Cout*K floats): a training forward reads W three times
+ * (W^T u, W v, W / sigma) and writes it once: 16*Cout*K bytes (an eval
+ * forward skips W^T u: 12*Cout*K); backward reads dWsn twice
  * and W once, read-modify-writes dW: 20*Cout*K bytes. */
 
 static int sn_pow2_ceil(int n)
@@ -89,23 +90,25 @@ __kernel void sn_wv(__global const float *w, const int w_off, __global const flo
         wv[wv_off + o] = r;
 }
 
-/* Global (L), local (L): one work-group. */
+/* Global (L), local (L): one work-group. update = 0 uses u as stored (not
+ * normalized: PyTorch's eval forward takes weight_u as it is). */
 __kernel void sn_finish(__global const float *wv, const int wv_off, __global float *u, const int u_off,
                         __global float *u_used, const int uu_off, __global float *sigma, const int sigma_off,
-                        const int Cout, const int update_u, const float eps, __local float *ls)
+                        const int Cout, const int update, const float eps, __local float *ls)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
-    float s = 0.0f;
-    for (int i = lid; i < Cout; i += L) {
-        const float a = update_u ? wv[wv_off + i] : u[u_off + i];
-        s += a * a;
+    float d = 1.0f;
+    if (update) {
+        float s = 0.0f;
+        for (int i = lid; i < Cout; i += L)
+            s += wv[wv_off + i] * wv[wv_off + i];
+        d = fmax(sqrt(sn_group_sum(ls, s, lid, L)), eps);
     }
-    const float d = fmax(sqrt(sn_group_sum(ls, s, lid, L)), eps);
     float dot = 0.0f;
     for (int i = lid; i < Cout; i += L) {
-        const float a = (update_u ? wv[wv_off + i] : u[u_off + i]) / d;
+        const float a = update ? wv[wv_off + i] / d : u[u_off + i];
         u_used[uu_off + i] = a;
-        if (update_u)
+        if (update)
             u[u_off + i] = a;
         dot += a * wv[wv_off + i];
     }

@@ -14,8 +14,11 @@
  *            of SPADE(x, cond)
  * output = shortcut + main.
  * The BNs are affine (--norm_G's kind: batch by default). The pointwise convs
- * have a bias and, like SPADE's block convs, spectral norm when --norm_G
- * starts with "spectral"; the prediction nets have neither norm. */
+ * are plain 1×1 convs with a bias, as the authors' conv_1 / conv_3 (no
+ * spectral norm whatever --norm_G says: their weights, σ_max about 0.04 at
+ * init, are not representable as normalized weights); the prediction nets
+ * have no norm either. The authors' block also owns three BatchNorms it never
+ * uses (norm_0, conv_0.norm_layer, conv_2.norm_layer): not declared here. */
 #include <stdio.h>
 
 #include "clcore/ops.h"
@@ -59,9 +62,9 @@ int nets_ccblock_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name
     nets_norm_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm_1", name), kind, out->fmiddle, true, &out->norm_1);
     /* conv_0 (fmiddle, fin, 1, 1), conv_1 (fout, fmiddle, 1, 1) */
     nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv_0", name), fin, out->fmiddle, 1, 1, 0, true,
-                   cfg.spectral, &out->conv_0);
+                   false, &out->conv_0);
     nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv_1", name), out->fmiddle, fout, 1, 1, 0, true,
-                   cfg.spectral, &out->conv_1);
+                   false, &out->conv_1);
     if (out->learned_shortcut) {
         nets_spade_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm_s", name), fin, cond_nc, nhidden, kind,
                         &out->norm_s);

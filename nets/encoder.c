@@ -1,8 +1,10 @@
-/* The VAE image encoder (SPADE's ConvEncoder with the spec's 6 stride-2 convs
- * and nef channels): img (N, 3, H, W) → μ, log σ² (N, z_dim, 1, 1).
- * As SPADE, the image is first resized to 256×256 (nearest here, bilinear in
- * SPADE), so the convs end at 4×4 whatever the crop size: on a 32- or 64-pixel
- * crop the last instance norms would otherwise see 1×1 maps and output 0. */
+/* The VAE image encoder (the authors' ConvEncoder: 6 stride-2 convs, --ngf
+ * wide unless --nef says otherwise): img (N, 3, H, W) → μ, log σ² (N, z_dim, 1, 1).
+ * As the authors, the image is first resized to 256×256, bilinear
+ * (align_corners = false; Cityscapes' 256×512 is squeezed to 256×256), so the
+ * convs end at 4×4 whatever the crop size. (The authors drop the sixth conv
+ * below a 256 crop, which then cannot feed their 4×4 linear layers; here it
+ * is always there, so small crops work.) */
 #include <stdio.h>
 
 #include "clcore/ops.h"
@@ -15,7 +17,7 @@ int nets_encoder_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_op
     if (nets_norm_parse(o->norm_E, "--norm_E", &cfg, err))
         return -1;
     char buf[64];
-    int nef = o->nef;
+    int nef = clsynth_options_encoder_width(o);
     const int mult[6] = { 1, 2, 4, 8, 8, 8 };
     int h = NETS_ENC_SIZE, w = NETS_ENC_SIZE;
     int cin = 3;
@@ -41,7 +43,7 @@ int nets_encoder_forward(const nets_fwd *f, const nets_encoder *e, clsynth_tenso
 {
     clsynth_tensor *x = img;
     if (img->h != NETS_ENC_SIZE || img->w != NETS_ENC_SIZE)
-        x = clsynth_resize_nearest(f->ctx, img, NETS_ENC_SIZE, NETS_ENC_SIZE); /* (N, 3, 256, 256) */
+        x = clsynth_resize_bilinear(f->ctx, img, NETS_ENC_SIZE, NETS_ENC_SIZE); /* (N, 3, 256, 256) */
     for (int i = 0; i < 6; i++)
         x = nets_cna_forward(f, &e->layer[i], x); /* (N, nef·mult, H/2^(i+1), W/2^(i+1)) */
     *mu = nets_linear_forward(f, &e->fc_mu, x);    /* (N, z_dim, 1, 1) */

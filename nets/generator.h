@@ -89,10 +89,10 @@ int nets_wpred_forward(const nets_fwd *f, const nets_wpred *wp, clsynth_tensor *
                        clsynth_tensor **out);
 
 /* ---- VAE image encoder (nets/encoder.c) ----
- * 6 × (3×3 stride-2 conv → norm → LeakyReLU) nef→2nef→4nef→8nef→8nef→8nef,
- * then linear layers to μ and log σ² (z_dim). As SPADE, the input is first
- * resized to 256×256 (nearest; SPADE uses bilinear), so the linear layers take
- * 8nef × 4 × 4 inputs whatever the crop size. */
+ * 6 × (3×3 stride-2 conv → norm → LeakyReLU) nef→2nef→4nef→8nef→8nef→8nef
+ * (nef = --nef, or --ngf when it is 0, as the authors), then linear layers to
+ * μ and log σ² (z_dim). As the authors, the input is first resized to 256×256
+ * (bilinear), so the linear layers take 8nef × 4 × 4 inputs whatever the crop size. */
 #define NETS_ENC_SIZE 256
 typedef struct nets_encoder {
     nets_cna layer[6];

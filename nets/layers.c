@@ -34,8 +34,8 @@ int nets_norm_parse(const char *s, const char *option, nets_norm_cfg *out, clsyn
         n -= 3;
     if (n == 5 && strncmp(p, "batch", 5) == 0)
         out->kind = NETS_NORM_BATCH;
-    else if (n == 9 && strncmp(p, "syncbatch", 9) == 0)
-        out->kind = NETS_NORM_BATCH;
+    else if ((n == 9 && strncmp(p, "syncbatch", 9) == 0) || (n == 10 && strncmp(p, "sync_batch", 10) == 0))
+        out->kind = NETS_NORM_BATCH; /* "sync_batch": the authors' spelling (spectralsync_batch) */
     else if (n == 8 && strncmp(p, "instance", 8) == 0)
         out->kind = NETS_NORM_INSTANCE;
     else if ((n == 4 && strncmp(p, "none", 4) == 0) || n == 0)
@@ -62,8 +62,10 @@ int nets_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, i
     out->w = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.w", name), cout, cin, k, k);
     if (bias)
         out->b = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.b", name), 1, cout, 1, 1);
-    if (spectral)
+    if (spectral) {
         out->u = clsynth_group_buffer(ctx, g, nets_name(buf, sizeof buf, "%s.u", name), 1, cout, 1, 1);
+        out->v = clsynth_group_buffer(ctx, g, nets_name(buf, sizeof buf, "%s.v", name), 1, cin * k * k, 1, 1);
+    }
     return ctx->failed ? -1 : 0;
 }
 
@@ -73,7 +75,7 @@ clsynth_tensor *nets_conv_forward(const nets_fwd *f, const nets_conv *c, clsynth
     clsynth_ctx *ctx = f->ctx;
     clsynth_tensor *w = c->w;
     if (c->u)
-        w = clsynth_spectral_norm(ctx, c->w, c->u, f->update_u);
+        w = clsynth_spectral_norm(ctx, c->w, c->u, c->v, f->update_u);
     return clsynth_conv2d(ctx, x, w, c->b, c->stride, c->pad);
 }
 
@@ -89,7 +91,7 @@ clsynth_tensor *nets_linear_forward(const nets_fwd *f, const nets_conv *c, clsyn
     clsynth_ctx *ctx = f->ctx;
     clsynth_tensor *w = c->w;
     if (c->u)
-        w = clsynth_spectral_norm(ctx, c->w, c->u, f->update_u);
+        w = clsynth_spectral_norm(ctx, c->w, c->u, c->v, f->update_u);
     return clsynth_linear(ctx, x, w, c->b);
 }
 
@@ -209,7 +211,7 @@ int nets_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, uin
                 rc = clsynth_tensor_upload(ctx, b, host);
             }
         } else {
-            rc = clsynth_tensor_fill(ctx, b, 0.0f);
+            rc = clsynth_tensor_fill(ctx, b, 0.0f); /* ".v" too, set below */
         }
         if (rc) {
             free(host);
@@ -217,5 +219,37 @@ int nets_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, uin
         }
     }
     free(host);
+    return nets_init_spectral_v(ctx, g, NULL);
+}
+
+/* The weight ("<prefix>.w") and u ("<prefix>.u") of a ".v" buffer. */
+static int sn_partners(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_tensor *v, clsynth_tensor **w,
+                       clsynth_tensor **u)
+{
+    char name[160];
+    size_t n = strlen(v->name);
+    if (n < 2 || n + 1 > sizeof name)
+        return clsynth_ctx_fail(ctx, "spectral norm: buffer name '%s'", v->name);
+    memcpy(name, v->name, n + 1);
+    name[n - 1] = 'w';
+    *w = clsynth_group_find(g, name);
+    name[n - 1] = 'u';
+    *u = clsynth_group_find(g, name);
+    if (!*w || !*u)
+        return clsynth_ctx_fail(ctx, "spectral norm: '%s' has no weight or u beside it", v->name);
+    return 0;
+}
+
+int nets_init_spectral_v(clsynth_ctx *ctx, clsynth_param_group *g, const bool *which)
+{
+    if (ctx->failed)
+        return -1;
+    for (int i = 0; i < g->n_buffers; i++) {
+        clsynth_tensor *v = g->buffers[i], *w = NULL, *u = NULL;
+        if (!ends_with(v->name, ".v") || (which && !which[i]))
+            continue;
+        if (sn_partners(ctx, g, v, &w, &u) || clsynth_spectral_norm_init_v(ctx, w, u, v))
+            return -1;
+    }
     return 0;
 }

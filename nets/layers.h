@@ -6,7 +6,8 @@
  * A layer is declared into a parameter group (clsynth_group_param /
  * clsynth_group_buffer) before the group is finalized; its tensors are then
  * views into the group's flat buffers. Names are "<prefix>.w", "<prefix>.b",
- * "<prefix>.u" (spectral-norm left singular vector, a buffer),
+ * "<prefix>.u" and "<prefix>.v" (spectral-norm left and right singular
+ * vectors, buffers: PyTorch's weight_u and weight_v),
  * "<prefix>.gamma", "<prefix>.beta", "<prefix>.running_mean",
  * "<prefix>.running_var"; nets_init_group() initializes a group from those
  * suffixes. */
@@ -25,7 +26,8 @@
 typedef struct nets_fwd {
     clsynth_ctx *ctx;
     bool training; /* batch norm: batch statistics + running-stat update (else running stats) */
-    bool update_u; /* spectral norm: one power iteration on u before normalizing */
+    bool update_u; /* spectral norm: one power iteration (v, then u) before normalizing;
+                      else the stored u and v give sigma, as PyTorch's eval */
 } nets_fwd;
 
 typedef enum nets_norm_kind {
@@ -35,7 +37,7 @@ typedef enum nets_norm_kind {
 } nets_norm_kind;
 
 /* A parsed --norm_G / --norm_D / --norm_E string, SPADE style:
- * ["spectral"] ["spade"] ("batch" | "syncbatch" | "instance" | "none") ["3x3"],
+ * ["spectral"] ["spade"] ("batch" | "syncbatch" | "sync_batch" | "instance" | "none") ["3x3"],
  * e.g. "spectralinstance", "spectralspadesyncbatch3x3". */
 typedef struct nets_norm_cfg {
     bool spectral;
@@ -52,7 +54,8 @@ int nets_norm_parse(const char *s, const char *option, nets_norm_cfg *out, clsyn
 typedef struct nets_conv {
     clsynth_tensor *w; /* (cout, cin, k, k) */
     clsynth_tensor *b; /* (1, cout, 1, 1) or NULL */
-    clsynth_tensor *u; /* (1, cout, 1, 1) spectral-norm vector, or NULL */
+    clsynth_tensor *u; /* (1, cout, 1, 1) spectral-norm left vector, or NULL */
+    clsynth_tensor *v; /* (1, cin·k·k, 1, 1) spectral-norm right vector, or NULL */
     int cin, cout, k, stride, pad;
 } nets_conv;
 
@@ -93,8 +96,14 @@ clsynth_tensor *nets_cna_forward(const nets_fwd *f, const nets_cna *l, clsynth_t
 
 /* Initializes every tensor of a finalized group from its name: ".w" xavier
  * normal (gain 0.02, stream = stream_base + index), ".b"/".beta"/
- * ".running_mean" 0, ".gamma"/".running_var" 1, ".u" N(0,1) normalized. */
+ * ".running_mean" 0, ".gamma"/".running_var" 1, ".u" N(0,1) normalized,
+ * ".v" = normalize(Wᵀu) of its weight (clsynth_spectral_norm_init_v; PyTorch
+ * draws a random v, which only an eval forward before any training step
+ * would see). */
 int nets_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, uint64_t stream_base);
+/* ".v" <- normalize(Wᵀu) from the group's current weights and u, for every
+ * ".v" buffer i with which[i] (which NULL: all of them). */
+int nets_init_spectral_v(clsynth_ctx *ctx, clsynth_param_group *g, const bool *which);
 
 /* "name" formatted into a caller buffer (layer names are built from parts). */
 const char *nets_name(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

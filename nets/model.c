@@ -70,8 +70,9 @@ clsynth_model *clsynth_model_create(clsynth_ctx *ctx, const clsynth_options *o, 
     uint64_t seed = (uint64_t)o->seed;
     if (nets_init_group(ctx, m->G, seed, NETS_STREAM_INIT_G) || nets_init_group(ctx, m->D, seed, NETS_STREAM_INIT_D))
         goto fail_ctx;
-    m->G->beta1 = m->D->beta1 = o->beta1;
-    m->G->beta2 = m->D->beta2 = o->beta2;
+    clsynth_options_adam_betas(o, &m->G->beta1, &m->G->beta2);
+    m->D->beta1 = m->G->beta1;
+    m->D->beta2 = m->G->beta2;
     clsynth_model_set_epoch(m, 1);
     if (!o->no_vgg_loss && o->vgg_weights[0]) {
         m->vgg = clsynth_vgg_load(ctx, o->vgg_weights, err);
@@ -193,15 +194,32 @@ clsynth_tensor *nets_model_z(const nets_fwd *f, clsynth_model *m, int n, clsynth
     return clsynth_reparameterize(ctx, mu_, lv_, seed, stream); /* (N, z_dim, 1, 1) */
 }
 
-clsynth_tensor *clsynth_model_generate(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real)
+clsynth_tensor *clsynth_model_generate_z(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg,
+                                         clsynth_tensor *real, clsynth_tensor **z_out, clsynth_tensor **mu,
+                                         clsynth_tensor **logvar)
 {
+    if (z_out)
+        *z_out = NULL;
     if (ctx->failed || !seg)
         return NULL;
     nets_fwd f = { ctx, false, false };
-    clsynth_tensor *z = nets_model_z(&f, m, seg->n, real, NULL, NULL);
+    clsynth_tensor *z = nets_model_z(&f, m, seg->n, real, mu, logvar);
     if (m->opt.use_vae && !z)
         return NULL;
+    if (z_out)
+        *z_out = z;
     return nets_generator_forward(&f, &m->gen, seg, z);
+}
+
+clsynth_tensor *clsynth_model_generate(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real)
+{
+    return clsynth_model_generate_z(ctx, m, seg, real, NULL, NULL, NULL);
+}
+
+void clsynth_model_set_noise_seed(clsynth_model *m, long seed)
+{
+    m->opt.seed = seed;
+    m->rng_counter = 0;
 }
 
 /* ---- checkpoints ---- */
@@ -345,49 +363,139 @@ int clsynth_model_checkpoint_options(const char *path, clsynth_options *o, clsyn
     return rc;
 }
 
-/* Copies checkpoint tensors into a group (host staging, then uploads). */
-static int load_group(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_checkpoint *ck, clsynth_err *err)
+/* A checkpoint holding NaN or Inf cannot be trained on or synthesized from:
+ * names the tensor and the first such element. */
+static int check_finite(const clsynth_ckpt_tensor *t, clsynth_err *err)
+{
+    for (size_t k = 0; k < t->count; k++) {
+        if (isfinite(t->data[k]))
+            continue;
+        size_t r = k, idx[4];
+        for (int d = 3; d >= 0; d--) {
+            idx[d] = r % (size_t)t->shape[d];
+            r /= (size_t)t->shape[d];
+        }
+        return clsynth_fail(err, "tensor '%s' (%s) holds %s at element %zu (index %zu,%zu,%zu,%zu): a "
+                                 "checkpoint with non-finite values cannot be used",
+                            t->name, t->tag, isnan(t->data[k]) ? "NaN" : "Inf", k, idx[0], idx[1], idx[2], idx[3]);
+    }
+    return 0;
+}
+
+
+/* A version-1 file's spectral-normalized weight that this build keeps plain
+ * (the CC blocks' pointwise convs): sigma = (u/|u|) . W v, v = normalize(W^T u),
+ * what that build's eval forward divided the weight by. */
+static int v1_sigma(const clsynth_checkpoint *ck, const clsynth_tensor *p, const clsynth_ckpt_tensor *w,
+                    const clsynth_ckpt_tensor *u, double *sigma, clsynth_err *err)
+{
+    const size_t cout = (size_t)p->n, K = p->numel / cout;
+    if (u->count != cout)
+        return clsynth_fail(err, "%s: tensor '%s' has %zu elements, its weight %zu rows", ck->path, u->name, u->count,
+                            cout);
+    double nu = 0, nv = 0, s = 0;
+    for (size_t o = 0; o < cout; o++)
+        nu += (double)u->data[o] * u->data[o];
+    double *v = calloc(K, sizeof *v);
+    if (!v)
+        return clsynth_fail(err, "out of host memory");
+    for (size_t o = 0; o < cout; o++)
+        for (size_t k = 0; k < K; k++)
+            v[k] += (double)w->data[o * K + k] * u->data[o];
+    for (size_t k = 0; k < K; k++)
+        nv += v[k] * v[k];
+    nu = fmax(sqrt(nu), 1e-12);
+    nv = fmax(sqrt(nv), 1e-12);
+    for (size_t o = 0; o < cout; o++) {
+        double row = 0;
+        for (size_t k = 0; k < K; k++)
+            row += (double)w->data[o * K + k] * v[k];
+        s += u->data[o] / nu * row / nv;
+    }
+    free(v);
+    if (!(s > 0) || !isfinite(s))
+        return clsynth_fail(err, "%s: tensor '%s': sigma %g from its u", ck->path, w->name, s);
+    *sigma = s;
+    return 0;
+}
+
+/* Copies checkpoint tensors into a group (host staging, then uploads).
+ * Version 1 files have no spectral-norm v: it is recomputed from u (what
+ * version-1 builds did in every forward); their weights that had spectral
+ * norm where this build has none are loaded as w / sigma. */
+static int load_group(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_checkpoint *ck, long long adam_step,
+                      clsynth_err *err)
 {
     float *flat = malloc(g->total * sizeof *flat);
-    if (!flat)
+    bool *redo_v = calloc((size_t)g->n_buffers + 1, sizeof *redo_v);
+    if (!flat || !redo_v) {
+        free(flat);
+        free(redo_v);
         return clsynth_fail(err, "out of host memory");
+    }
     int rc = -1;
+    const bool v1 = ck->version == 1;
     const clsynth_ckpt_tensor *t;
+    char name[CLSYNTH_CKPT_MAX_NAME + 1];
     for (int i = 0; i < g->n_params; i++) {
         clsynth_tensor *p = g->params[i];
         int shape[4] = { p->n, p->c, p->h, p->w };
-        if (clsynth_checkpoint_expect(ck, p->name, 4, shape, &t, err))
+        if (clsynth_checkpoint_expect(ck, p->name, 4, shape, &t, err) || check_finite(t, err))
             goto done;
         memcpy(flat + p->off, t->data, p->numel * sizeof *flat);
+        size_t n = strlen(p->name);
+        if (!v1 || n < 2 || strcmp(p->name + n - 2, ".w") != 0 || n >= sizeof name)
+            continue;
+        memcpy(name, p->name, n + 1);
+        name[n - 1] = 'u';
+        const clsynth_ckpt_tensor *u = clsynth_checkpoint_find(ck, name);
+        if (u && !clsynth_group_find(g, name)) {
+            double sigma = 1;
+            if (v1_sigma(ck, p, t, u, &sigma, err))
+                goto done;
+            for (size_t k = 0; k < p->numel; k++)
+                flat[p->off + k] = (float)(t->data[k] / sigma);
+        }
     }
     for (int i = 0; i < g->n_buffers; i++) {
         clsynth_tensor *b = g->buffers[i];
         int shape[4] = { b->n, b->c, b->h, b->w };
-        if (clsynth_checkpoint_expect(ck, b->name, 4, shape, &t, err))
+        size_t n = strlen(b->name);
+        if (v1 && n >= 2 && strcmp(b->name + n - 2, ".v") == 0 && !clsynth_checkpoint_find(ck, b->name)) {
+            redo_v[i] = true;
+            continue;
+        }
+        if (clsynth_checkpoint_expect(ck, b->name, 4, shape, &t, err) || check_finite(t, err))
             goto done;
         if (clsynth_tensor_upload(ctx, b, t->data))
             goto cl_fail;
     }
-    if (clsynth_tensor_upload(ctx, g->flat_data, flat))
+    if (clsynth_tensor_upload(ctx, g->flat_data, flat) || nets_init_spectral_v(ctx, g, redo_v))
         goto cl_fail;
-    char name[64];
+    /* Adam moments; a file without them (an import) starts Adam afresh, which
+     * only a file whose Adam has not stepped may ask for */
     int total[1] = { (int)g->total };
-    snprintf(name, sizeof name, "%s.adam_m", g->name);
-    if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err))
-        goto done;
-    if (clsynth_tensor_upload(ctx, g->adam_m, t->data))
-        goto cl_fail;
-    snprintf(name, sizeof name, "%s.adam_v", g->name);
-    if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err))
-        goto done;
-    if (clsynth_tensor_upload(ctx, g->adam_v, t->data))
-        goto cl_fail;
+    const char *moment[2] = { "adam_m", "adam_v" };
+    clsynth_tensor *dst[2] = { g->adam_m, g->adam_v };
+    for (int k = 0; k < 2; k++) {
+        snprintf(name, sizeof name, "%s.%s", g->name, moment[k]);
+        if (!clsynth_checkpoint_find(ck, name) && adam_step == 0) {
+            if (clsynth_tensor_fill(ctx, dst[k], 0.0f))
+                goto cl_fail;
+            continue;
+        }
+        if (clsynth_checkpoint_expect(ck, name, 1, total, &t, err) || check_finite(t, err))
+            goto done;
+        if (clsynth_tensor_upload(ctx, dst[k], t->data))
+            goto cl_fail;
+    }
     rc = 0;
     goto done;
 cl_fail:
     clsynth_fail(err, "%s", ctx->err.msg);
 done:
     free(flat);
+    free(redo_v);
     return rc;
 }
 
@@ -413,7 +521,7 @@ int clsynth_model_load(clsynth_ctx *ctx, clsynth_model *m, const char *path, uin
     if (config_long(ck, "state.epoch", &ep, err) || config_long(ck, "state.rng_counter", &counter, err) ||
         config_long(ck, "state.G.adam_step", &gstep, err) || config_long(ck, "state.D.adam_step", &dstep, err))
         goto done;
-    if (load_group(ctx, m->G, ck, err) || load_group(ctx, m->D, ck, err)) {
+    if (load_group(ctx, m->G, ck, gstep, err) || load_group(ctx, m->D, ck, dstep, err)) {
         clsynth_wrap(err, "checkpoint '%s'", path);
         goto done;
     }

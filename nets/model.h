@@ -68,20 +68,32 @@ clsynth_tensor *clsynth_model_seg(clsynth_ctx *ctx, clsynth_model *m, clsynth_te
  * clsynth_no_grad_begin/end; the result is an activation. */
 clsynth_tensor *clsynth_model_generate(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg,
                                        clsynth_tensor *real);
+/* As clsynth_model_generate, and hands back the z the generator got and the
+ * encoder's mu and logvar (N, z_dim, 1, 1) (each NULL where there is none;
+ * any out pointer may be NULL). z = mu + eps · exp(logvar / 2) when encoded:
+ * the authors' test path. */
+clsynth_tensor *clsynth_model_generate_z(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg,
+                                         clsynth_tensor *real, clsynth_tensor **z, clsynth_tensor **mu,
+                                         clsynth_tensor **logvar);
+/* Restarts the model's noise (the VAE's eps and random z) from seed: the k-th
+ * draw after this call is the same on every run and device. */
+void clsynth_model_set_noise_seed(clsynth_model *m, long seed);
 
-/* One training iteration (nets/trainer.c):
- *   D step: fake = G(seg) without grad; D on real and on fake; hinge D loss;
- *           backward; Adam on D.
+/* One training iteration (nets/trainer.c), in the authors' order:
  *   G step: D frozen; fake = G(seg) with grad; D(fake); D(real) without grad
  *           for feature matching; hinge G + feature matching + VGG + KL;
  *           backward; Adam on G (and E).
- * Batch norm uses batch statistics; each D / G forward does one spectral-norm
- * power iteration. seg and real may be activations or persistent tensors: they
+ *   D step: fake = G(seg) without grad (the updated G); D on fake and on real;
+ *           hinge D loss; backward; Adam on D.
+ * Batch norm uses batch statistics; each G forward and each D pass over
+ * fake + real does one spectral-norm power iteration (the real pass reuses
+ * the u, v the fake pass left, as the authors' single pass over the
+ * concatenated batch). seg and real may be activations or persistent tensors: they
  * are copied into model-owned tensors first, then every activation of the
  * context is released (the inputs too when they are activations), as at the
- * end of the step. Before each Adam step the gradients of that network are
- * checked to be finite as well (the hinge kernels clip NaN scores). Each loss is read back and checked: a NaN/Inf fails the step with a
- * message naming the loss, before the update of the network it belongs to. */
+ * end of the step. Each loss is read back and checked: a NaN/Inf fails the step with a
+ * message naming the loss, before the update of the network it belongs to
+ * (a failed G step leaves both networks unchanged). */
 int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real,
                        clsynth_losses *out);
 
@@ -89,17 +101,27 @@ int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, 
 void clsynth_model_set_epoch(clsynth_model *m, int epoch);
 int clsynth_model_epoch(const clsynth_model *m);
 
-/* Checkpoints (io/checkpoint.h): config = the options text plus "state.*"
- * lines (epoch, Adam step counts, the model's RNG counter); tensors = every
- * parameter ("param") and buffer ("buffer") of G and D by full name, and the
- * flat Adam moments "G.adam_m", "G.adam_v", "D.adam_m", "D.adam_v".
+/* Checkpoints (io/checkpoint.h, version 2): config = the options text plus
+ * "state.*" lines (epoch, Adam step counts, the model's RNG counter); tensors
+ * = every parameter ("param") and buffer ("buffer") of G and D by full name
+ * (a spectral-normalized weight "X.w" has "X.u" (1, cout, 1, 1) and "X.v"
+ * (1, cin·k·k, 1, 1) beside it), and the flat Adam moments "G.adam_m",
+ * "G.adam_v", "D.adam_m", "D.adam_v".
  * rng is the caller's (data loader) RNG state, stored and given back. */
 int clsynth_model_save(clsynth_ctx *ctx, clsynth_model *m, const char *path, uint64_t step, int epoch,
                        const uint64_t rng[4], clsynth_err *err);
 /* Loads a checkpoint into m (weights, buffers, Adam state, epoch, and the
  * run's --seed with the model's noise counter). A checkpoint of another variant is refused
  * naming the first differing option; a missing tensor or another shape names
- * the tensor. step/epoch/rng may be NULL. */
+ * the tensor; a NaN or Inf anywhere (weights, buffers, Adam moments) is refused
+ * naming the tensor and the element. step/epoch/rng may be NULL. A file
+ * without Adam moments (e.g. from tools/import_ccfpse.py) starts Adam from
+ * zero moments, when its state.<group>.adam_step is 0.
+ * Version 1 files (before the spectral-norm v was stored) load too: each v is
+ * recomputed from its u, which is the sigma those builds used; and the CC
+ * blocks' pointwise convs, spectral-normalized by default then, become plain
+ * convs holding w / sigma (the same function at inference; their Adam
+ * moments are kept as they were). */
 int clsynth_model_load(clsynth_ctx *ctx, clsynth_model *m, const char *path, uint64_t *step, int *epoch,
                        uint64_t rng[4], clsynth_err *err);
 /* Reads only the options stored in a checkpoint (over defaults), e.g. to

@@ -65,7 +65,7 @@ static const opt_def OPTS[] = {
     /* generator */
     { "netG", OT_CHOICE, OFF(netG), SZ(netG), 0, 0, "condconv|spade", true, "generator" },
     { "ngf", OT_INT, OFF(ngf), 0, 1, 1024, NULL, true, "generator width" },
-    { "nef", OT_INT, OFF(nef), 0, 1, 1024, NULL, true, "VAE encoder width" },
+    { "nef", OT_INT, OFF(nef), 0, 0, 1024, NULL, true, "VAE encoder width (0 = --ngf, as the authors)" },
     { "z_dim", OT_INT, OFF(z_dim), 0, 1, 4096, NULL, true, "VAE latent size" },
     { "nhidden", OT_INT, OFF(nhidden), 0, 1, 1024, NULL, true,
       "hidden width of weight-prediction / SPADE nets" },
@@ -101,8 +101,10 @@ static const opt_def OPTS[] = {
     { "niter", OT_INT, OFF(niter), 0, 0, 1000000, NULL, false, "epochs at the initial lr" },
     { "niter_decay", OT_INT, OFF(niter_decay), 0, 0, 1000000, NULL, false, "epochs of linear decay" },
     { "lr", OT_FLOAT, OFF(lr), 0, 0, 10, NULL, false, "base learning rate" },
-    { "beta1", OT_FLOAT, OFF(beta1), 0, 0, 0.999999, NULL, false, "Adam beta1" },
-    { "beta2", OT_FLOAT, OFF(beta2), 0, 0, 0.999999999, NULL, false, "Adam beta2" },
+    { "beta1", OT_FLOAT, OFF(beta1), 0, -1, 0.999999, NULL, false,
+      "Adam beta1 (-1 = the authors': 0 under TTUR, 0.5 with --no_TTUR)" },
+    { "beta2", OT_FLOAT, OFF(beta2), 0, -1, 0.999999999, NULL, false,
+      "Adam beta2 (-1 = the authors': 0.9 under TTUR, 0.999 with --no_TTUR)" },
     { "no_TTUR", OT_BOOL, OFF(no_TTUR), 0, 0, 0, NULL, false, "same lr for G and D" },
     { "seed", OT_LONG, OFF(seed), 0, 0, 9.2e18, NULL, false, "random seed" },
     /* run */
@@ -112,7 +114,9 @@ static const opt_def OPTS[] = {
       "where experiments are saved" },
     { "continue_train", OT_BOOL, OFF(continue_train), 0, 0, 0, NULL, false, "resume from a checkpoint" },
     { "which_epoch", OT_STR, OFF(which_epoch), SZ(which_epoch), 0, 0, NULL, false,
-      "checkpoint to load (latest or an epoch)" },
+      "checkpoint to resume from: latest, or N for iter_N.ckpt" },
+    { "overwrite", OT_BOOL, OFF(overwrite), 0, 0, 0, NULL, false,
+      "start over in a run folder that holds checkpoints (the old run is moved aside)" },
     { "display_freq", OT_INT, OFF(display_freq), 0, 1, 1e9, NULL, false, "iterations between samples" },
     { "print_freq", OT_INT, OFF(print_freq), 0, 1, 1e9, NULL, false, "iterations between loss lines" },
     { "save_latest_freq", OT_INT, OFF(save_latest_freq), 0, 1, 1e9, NULL, false,
@@ -130,7 +134,7 @@ void clsynth_options_defaults(clsynth_options *o)
     o->contain_dontcare_label = -1;
     snprintf(o->netG, sizeof o->netG, "condconv");
     o->ngf = 64;
-    o->nef = 16;
+    o->nef = 0; /* = ngf */
     o->z_dim = 256;
     o->nhidden = 128;
     snprintf(o->num_upsampling_layers, sizeof o->num_upsampling_layers, "normal");
@@ -148,8 +152,8 @@ void clsynth_options_defaults(clsynth_options *o)
     o->niter = 50;
     o->niter_decay = 0;
     o->lr = 0.0002f;
-    o->beta1 = 0.0f;
-    o->beta2 = 0.999f;
+    o->beta1 = -1.0f; /* the authors' choice, see clsynth_options_adam_betas */
+    o->beta2 = -1.0f;
     o->seed = 0;
     snprintf(o->name, sizeof o->name, "experiment");
     snprintf(o->checkpoints_dir, sizeof o->checkpoints_dir, "./checkpoints");
@@ -167,7 +171,6 @@ int clsynth_options_preset(clsynth_options *o, const char *name, clsynth_err *er
         o->data.aspect_ratio = 1.0f;
         o->ngf = 8;
         o->ndf = 16;
-        o->nef = 8;
         o->z_dim = 64;
         o->nhidden = 16;
         o->batchSize = 2;
@@ -178,7 +181,6 @@ int clsynth_options_preset(clsynth_options *o, const char *name, clsynth_err *er
         o->data.aspect_ratio = 1.0f;
         o->ngf = 32;
         o->ndf = 32;
-        o->nef = 16;
         o->z_dim = 128;
         o->nhidden = 64;
         o->batchSize = 4;
@@ -186,7 +188,6 @@ int clsynth_options_preset(clsynth_options *o, const char *name, clsynth_err *er
     } else if (strcmp(name, "paper") == 0) {
         o->ngf = 64;
         o->ndf = 64;
-        o->nef = 16;
         o->z_dim = 256;
         o->nhidden = 128;
         o->batchSize = 8;
@@ -458,8 +459,19 @@ void clsynth_options_lr(const clsynth_options *o, int epoch, float *lr_g, float 
     }
 }
 
+void clsynth_options_adam_betas(const clsynth_options *o, float *beta1, float *beta2)
+{
+    *beta1 = o->beta1 >= 0 ? o->beta1 : o->no_TTUR ? 0.5f : 0.0f;
+    *beta2 = o->beta2 >= 0 ? o->beta2 : o->no_TTUR ? 0.999f : 0.9f;
+}
+
+int clsynth_options_encoder_width(const clsynth_options *o) { return o->nef > 0 ? o->nef : o->ngf; }
+
 int clsynth_options_validate(const clsynth_options *o, clsynth_err *err)
 {
+    if ((o->beta1 < 0 && o->beta1 != -1.0f) || (o->beta2 < 0 && o->beta2 != -1.0f))
+        return clsynth_fail(err, "--beta1 %g / --beta2 %g: a beta is in [0, 1), or -1 for the authors' choice",
+                            o->beta1, o->beta2);
     nets_norm_cfg nc;
     if (nets_norm_parse(o->norm_G, "--norm_G", &nc, err) || nets_norm_parse(o->norm_D, "--norm_D", &nc, err) ||
         nets_norm_parse(o->norm_E, "--norm_E", &nc, err))

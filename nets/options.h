@@ -10,22 +10,26 @@
  * naming the option and the value.
  *
  * Presets (tiny / small / paper):
- *   tiny   64×64 crop, ngf 8, ndf 16, nef 8, z_dim 64, nhidden 16, batch 2:
+ *   tiny   64×64 crop, ngf 8, ndf 16, z_dim 64, nhidden 16, batch 2:
  *          trains a visible result on the synthetic street scenes in minutes on
  *          a 2-core CPU device (G 1.9M, D 0.32M parameters; ngf 16 with
  *          nhidden 32 is 7.5M and about 3x slower per step).
- *   small  128×128 crop, ngf 32, ndf 32, nef 16, z_dim 128, nhidden 64, batch 4.
- *   paper  ngf 64, ndf 64, nef 16, z_dim 256, nhidden 128 (the paper's
+ *   small  128×128 crop, ngf 32, ndf 32, z_dim 128, nhidden 64, batch 4.
+ *   paper  ngf 64, ndf 64, z_dim 256, nhidden 128 (the paper's
  *          networks), 200 epochs (niter 100 + niter_decay 100), batch 8 (the
  *          authors' 8 GPUs × 1 with synchronized batch norm); 256×256 with
  *          load 286 (ADE20K, COCO), or for --dataset_mode cityscapes 512 wide with
  *          aspect 2 (256×512), load 512 and num_upsampling_layers more.
  *
- * Optimizer (the spec's numbers: Adam β1 = 0, β2 = 0.999; TTUR lr G 0.0001,
- * D 0.0004): --lr 0.0002, --beta1 0, --beta2 0.999 by default; unless --no_TTUR
- * lr_G = lr / 2 and lr_D = lr * 2 (0.0001 / 0.0004), both with (beta1, beta2).
- * SPADE switches to β2 = 0.9 under TTUR; the spec says 0.999, so clsynth keeps
- * --beta2 as given. With --no_TTUR both networks use lr. During epoch e
+ * The VAE encoder is --ngf wide unless --nef (> 0) says otherwise: the
+ * authors' ConvEncoder uses ngf and ignores its --nef.
+ *
+ * Optimizer, as the authors (spec "Losses and training"): --lr 0.0002; unless
+ * --no_TTUR lr_G = lr / 2 and lr_D = lr * 2 (0.0001 / 0.0004) with Adam
+ * β1 = 0, β2 = 0.9 (hard-coded there); with --no_TTUR both networks use lr and
+ * β1 = 0.5, β2 = 0.999 (their --beta1 / --beta2 defaults). --beta1 / --beta2
+ * default to -1 ("the authors' choice"); a value given explicitly applies in
+ * both modes (the authors ignore it under TTUR). During epoch e
  * (1-based) the lr is multiplied by 1 - max(0, e - 1 - niter) / niter_decay
  * (SPADE's linear decay, reaching lr / niter_decay in the last epoch).
  *
@@ -52,7 +56,7 @@ typedef struct clsynth_options {
     /* generator */
     char netG[16];             /* --netG condconv|spade */
     int ngf;                   /* --ngf 64 */
-    int nef;                   /* --nef 16 (VAE encoder) */
+    int nef;                   /* --nef 0: VAE encoder width, 0 = ngf (the authors') */
     int z_dim;                 /* --z_dim 256 */
     int nhidden;               /* --nhidden 128: hidden width of the weight-prediction
                                   and SPADE nets (the spec's 128) */
@@ -89,8 +93,8 @@ typedef struct clsynth_options {
     int niter;                 /* --niter 50 */
     int niter_decay;           /* --niter_decay 0 */
     float lr;                  /* --lr 0.0002 */
-    float beta1;               /* --beta1 0 */
-    float beta2;               /* --beta2 0.999 */
+    float beta1;               /* --beta1 -1 (the authors' choice, clsynth_options_adam_betas) */
+    float beta2;               /* --beta2 -1 */
     bool no_TTUR;              /* --no_TTUR */
     long seed;                 /* --seed 0 */
 
@@ -99,7 +103,8 @@ typedef struct clsynth_options {
     char name[128];            /* --name experiment */
     char checkpoints_dir[CLSYNTH_PATH_MAX]; /* --checkpoints_dir ./checkpoints */
     bool continue_train;       /* --continue_train */
-    char which_epoch[32];      /* --which_epoch latest */
+    char which_epoch[32];      /* --which_epoch latest | N (iteration of iter_N.ckpt) */
+    bool overwrite;            /* --overwrite: start over, moving an existing run aside */
     int display_freq;          /* --display_freq 100 (iterations) */
     int print_freq;            /* --print_freq 100 */
     int save_latest_freq;      /* --save_latest_freq 5000 */
@@ -141,6 +146,11 @@ int clsynth_options_semantic_nc(const clsynth_options *o);
 int clsynth_options_num_up(const clsynth_options *o);   /* 5 normal, 6 more */
 /* Image size: W = crop_size, H = round(crop_size / aspect_ratio). */
 void clsynth_options_image_size(const clsynth_options *o, int *h, int *w);
+/* Adam's betas: the explicit --beta1 / --beta2, else the authors' (0, 0.9)
+ * under TTUR and (0.5, 0.999) with --no_TTUR. */
+void clsynth_options_adam_betas(const clsynth_options *o, float *beta1, float *beta2);
+/* The VAE encoder's width: --nef, or --ngf when --nef is 0. */
+int clsynth_options_encoder_width(const clsynth_options *o);
 /* Learning rates of G and D for a 1-based epoch (TTUR split and linear decay). */
 void clsynth_options_lr(const clsynth_options *o, int epoch, float *lr_g, float *lr_d);
 /* "  --name VALUE  help" usage lines. */

@@ -1,5 +1,5 @@
-/* One training iteration: a discriminator step, then a generator step
- * (see clsynth_train_step in nets/model.h). */
+/* One training iteration: a generator step, then a discriminator step, in
+ * the authors' order (see clsynth_train_step in nets/model.h). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -150,7 +150,7 @@ int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, 
     if (!seg || !real)
         return abandon(ctx);
     clsynth_release_activations(ctx); /* the caller's inputs are copied */
-    if (d_step(ctx, m, seg, real, out))
+    if (g_step(ctx, m, seg, real, out))
         return -1;
-    return g_step(ctx, m, seg, real, out);
+    return d_step(ctx, m, seg, real, out);
 }

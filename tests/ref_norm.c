@@ -52,6 +52,37 @@ void ref_batch_norm_train(const float *x, int N, int C, int H, int W, const floa
     }
 }
 
+void ref_batch_norm_train_backward(const float *x, const float *dy, int N, int C, int H, int W, const float *gamma,
+                                   float eps, float *dx, float *dgamma, float *dbeta)
+{
+    const int HW = H * W;
+    const double M = (double)N * HW;
+    for (int c = 0; c < C; c++) {
+        double mean, var;
+        stats_over(x + (long)c * HW, N, (long)C * HW, HW, &mean, &var);
+        const double is = 1.0 / sqrt(var + (double)eps), g = gamma ? gamma[c] : 1.0;
+        double sdy = 0, sdyx = 0;
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++) {
+                long k = ((long)n * C + c) * HW + i;
+                sdy += dy[k];
+                sdyx += dy[k] * (x[k] - mean) * is;
+            }
+        if (dgamma)
+            dgamma[c] = (float)sdyx;
+        if (dbeta)
+            dbeta[c] = (float)sdy;
+        if (!dx)
+            continue;
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++) {
+                long k = ((long)n * C + c) * HW + i;
+                double xh = (x[k] - mean) * is;
+                dx[k] = (float)(g * is / M * (M * dy[k] - sdy - xh * sdyx));
+            }
+    }
+}
+
 void ref_batch_norm_eval(const float *x, int N, int C, int H, int W, const float *gamma, const float *beta,
                          const float *running_mean, const float *running_var, float eps, float *y)
 {
@@ -89,39 +120,38 @@ static double norm_of(const double *a, int n)
     return sqrt(s);
 }
 
-void ref_spectral_norm(const float *w, int Cout, int K, float *u, bool update_u, float *out, float *v_out,
+void ref_spectral_norm(const float *w, int Cout, int K, float *u, float *v, bool update, float *out,
                        double *sigma_out)
 {
-    double *v = calloc((size_t)K, sizeof *v), *wv = calloc((size_t)Cout, sizeof *wv),
+    double *vv = calloc((size_t)K, sizeof *vv), *wv = calloc((size_t)Cout, sizeof *wv),
            *uu = calloc((size_t)Cout, sizeof *uu);
+    if (update) { /* v from the previous u, stored as float, then u from that v */
+        for (int k = 0; k < K; k++)
+            for (int o = 0; o < Cout; o++)
+                vv[k] += (double)w[(long)o * K + k] * u[o];
+        double nv = fmax(norm_of(vv, K), 1e-12);
+        for (int k = 0; k < K; k++)
+            v[k] = (float)(vv[k] / nv);
+    }
     for (int k = 0; k < K; k++)
-        for (int o = 0; o < Cout; o++)
-            v[k] += (double)w[(long)o * K + k] * u[o];
-    double nv = fmax(norm_of(v, K), 1e-12);
-    for (int k = 0; k < K; k++)
-        v[k] /= nv;
+        vv[k] = v[k];
     for (int o = 0; o < Cout; o++)
         for (int k = 0; k < K; k++)
-            wv[o] += (double)w[(long)o * K + k] * v[k];
-    for (int o = 0; o < Cout; o++)
-        uu[o] = update_u ? wv[o] : u[o];
-    double nu = fmax(norm_of(uu, Cout), 1e-12);
+            wv[o] += (double)w[(long)o * K + k] * vv[k];
+    double nu = update ? fmax(norm_of(wv, Cout), 1e-12) : 1.0;
     double sigma = 0;
     for (int o = 0; o < Cout; o++) {
-        uu[o] /= nu;
-        if (update_u)
+        uu[o] = update ? wv[o] / nu : u[o];
+        if (update)
             u[o] = (float)uu[o];
         sigma += uu[o] * wv[o];
     }
     if (out)
         for (long i = 0; i < (long)Cout * K; i++)
             out[i] = (float)(w[i] / sigma);
-    if (v_out)
-        for (int k = 0; k < K; k++)
-            v_out[k] = (float)v[k];
     if (sigma_out)
         *sigma_out = sigma;
-    free(v);
+    free(vv);
     free(wv);
     free(uu);
 }

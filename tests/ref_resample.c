@@ -96,6 +96,58 @@ void ref_upsample_bilinear2x_backward(const float *dy, float *dx, int NC, int H,
     free(acc);
 }
 
+/* PyTorch's source index for a float scale (compute_source_index_and_lambda). */
+static void rb(int o, int n, float scale, int *i0, int *i1, double *l0, double *l1)
+{
+    float s = scale * ((float)o + 0.5f) - 0.5f;
+    if (s < 0)
+        s = 0;
+    *i0 = (int)s;
+    *i1 = *i0 < n - 1 ? *i0 + 1 : *i0;
+    *l1 = (double)(s - (float)*i0);
+    *l0 = 1.0 - *l1;
+}
+
+void ref_resize_bilinear(const float *x, float *y, int NC, int H, int W, int OH, int OW)
+{
+    const float sh = (float)H / (float)OH, sw = (float)W / (float)OW;
+    for (int p = 0; p < NC; p++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int h0, h1, w0, w1;
+                double a0, a1, b0, b1;
+                rb(oh, H, sh, &h0, &h1, &a0, &a1);
+                rb(ow, W, sw, &w0, &w1, &b0, &b1);
+                const float *q = x + (size_t)p * H * W;
+                y[((size_t)p * OH + oh) * OW + ow] =
+                    (float)(a0 * (b0 * q[h0 * W + w0] + b1 * q[h0 * W + w1]) +
+                            a1 * (b0 * q[h1 * W + w0] + b1 * q[h1 * W + w1]));
+            }
+}
+
+void ref_resize_bilinear_backward(const float *dy, float *dx, int NC, int H, int W, int OH, int OW)
+{
+    const float sh = (float)H / (float)OH, sw = (float)W / (float)OW;
+    size_t n = (size_t)NC * H * W;
+    double *acc = zeros(n);
+    for (int p = 0; p < NC; p++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int h0, h1, w0, w1;
+                double a0, a1, b0, b1;
+                rb(oh, H, sh, &h0, &h1, &a0, &a1);
+                rb(ow, W, sw, &w0, &w1, &b0, &b1);
+                double g = dy[((size_t)p * OH + oh) * OW + ow];
+                double *q = acc + (size_t)p * H * W;
+                q[h0 * W + w0] += g * a0 * b0;
+                q[h0 * W + w1] += g * a0 * b1;
+                q[h1 * W + w0] += g * a1 * b0;
+                q[h1 * W + w1] += g * a1 * b1;
+            }
+    store(acc, dx, n);
+    free(acc);
+}
+
 static void window(int o, int s, int p, int k, int n, int *lo, int *hi)
 {
     *lo = o * s - p;

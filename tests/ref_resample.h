@@ -9,6 +9,10 @@ void ref_resize_nearest_backward(const float *dy, float *dx, int NC, int H, int 
 /* Bilinear 2x, align_corners = false (PyTorch). */
 void ref_upsample_bilinear2x(const float *x, float *y, int NC, int H, int W);
 void ref_upsample_bilinear2x_backward(const float *dy, float *dx, int NC, int H, int W);
+/* Bilinear resize to (OH, OW), align_corners = false, float index arithmetic as
+ * PyTorch (scale = (float)in / out), double accumulation. */
+void ref_resize_bilinear(const float *x, float *y, int NC, int H, int W, int OH, int OW);
+void ref_resize_bilinear_backward(const float *dy, float *dx, int NC, int H, int W, int OH, int OW);
 /* Average pooling, count_include_pad = false; output (H+2p-k)/s+1. */
 void ref_avg_pool(const float *x, float *y, int NC, int H, int W, int k, int s, int p);
 void ref_avg_pool_backward(const float *dy, float *dx, int NC, int H, int W, int k, int s, int p);

@@ -12,25 +12,9 @@
 
 #include "testutil.h"
 
-static char bin[PATH_MAX];
+static const char *bin;
 
-static void find_binary(void)
-{
-    const char *env = getenv("CLSYNTH_BIN");
-    if (env && *env) {
-        snprintf(bin, sizeof bin, "%s", env);
-        return;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    ck_assert_msg(n > 0, "cannot read /proc/self/exe");
-    self[n] = 0;
-    char *slash = strrchr(self, '/');
-    ck_assert(slash);
-    *slash = 0; /* .../build/tests */
-    snprintf(bin, sizeof bin, "%s/../clsynth", self);
-    ck_assert_msg(access(bin, X_OK) == 0, "no clsynth binary at %s (set CLSYNTH_BIN)", bin);
-}
+static void find_binary(void) { bin = clsynth_test_binary(); }
 
 static double mtime_of(const char *path)
 {

@@ -1,5 +1,5 @@
 /* Adam, the counter-based RNG, Xavier init and the reparameterization
- * (clcore/ops_adam.c, clcore/rng.c) vs tests/ref_adam.c and tests/ref_rng.c.
+ * (clcore/ops_adam.c, clcore/ops_rng.c) vs tests/ref_adam.c and tests/ref_rng.c.
  * CLSYNTH_OCLGRIND_OK: under Oclgrind the sizes shrink (clsynth_test_under_oclgrind). */
 #include <math.h>
 #include <stdio.h>
@@ -15,14 +15,6 @@
 #include "testutil.h"
 
 static clsynth_ctx *ctx;
-
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
 
 static size_t big(size_t n, size_t tiny) { return clsynth_test_under_oclgrind() ? tiny : n; }
 
@@ -324,23 +316,16 @@ START_TEST(reparameterize_forward_and_gradients)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-    Suite *s = suite_create("adam_rng");
-    TCase *tc = tcase_create("adam_rng");
-    tcase_set_timeout(tc, clsynth_test_under_oclgrind() ? 1800 : 300);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, philox_reference_matches_random123_known_answers);
-    tcase_add_test(tc, device_generator_matches_reference_bit_for_bit);
-    tcase_add_test(tc, random_numbers_do_not_depend_on_the_work_group_size);
-    tcase_add_test(tc, moments_of_a_million_samples);
-    tcase_add_test(tc, xavier_std_follows_the_formula);
-    tcase_add_test(tc, adam_matches_torch_with_beta1_zero);
-    tcase_add_test(tc, adam_matches_torch_with_beta1_half_and_default_betas);
-    tcase_add_test(tc, adam_first_step_moves_each_parameter_by_lr);
-    tcase_add_test(tc, reparameterize_forward_and_gradients);
-    suite_add_tcase(s, tc);
-    return s;
+    return clsynth_test_main("adam_rng", &ctx, 300,
+                             CLSYNTH_TEST_LIST(philox_reference_matches_random123_known_answers,
+                                               device_generator_matches_reference_bit_for_bit,
+                                               random_numbers_do_not_depend_on_the_work_group_size,
+                                               moments_of_a_million_samples,
+                                               xavier_std_follows_the_formula,
+                                               adam_matches_torch_with_beta1_zero,
+                                               adam_matches_torch_with_beta1_half_and_default_betas,
+                                               adam_first_step_moves_each_parameter_by_lr,
+                                               reparameterize_forward_and_gradients));
 }
-
-int main(void) { return clsynth_test_run(suite()); }

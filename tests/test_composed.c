@@ -36,15 +36,6 @@ typedef struct net {
 
 static clsynth_ctx *ctx;
 
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_release_activations(ctx);
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
 static void upload_uniform(clsynth_tensor *t, float lo, float hi, uint64_t seed)
 {
     float *h = malloc(t->numel * sizeof *h);
@@ -158,15 +149,8 @@ START_TEST(network_gradients_match_finite_differences)
 }
 END_TEST
 
-static Suite *composed_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("composed");
-    TCase *tc = tcase_create("composed");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, network_gradients_match_finite_differences);
-    suite_add_tcase(s, tc);
-    return s;
+    return clsynth_test_main("composed", &ctx, 600,
+                             CLSYNTH_TEST_LIST(network_gradients_match_finite_differences));
 }
-
-int main(void) { return clsynth_test_run(composed_suite()); }

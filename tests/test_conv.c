@@ -267,10 +267,10 @@ START_TEST(gemm_in_pixel_chunks_matches_reference)
 {
     if (skip_gemm("gemm_in_pixel_chunks_matches_reference"))
         return;
-    setenv("CLSYNTH_CONV_COL_BYTES", "24576", 1);
+    ctx->conv_col_bytes = 24576;
     check_forward(CLSYNTH_CONV_IM2COL_GEMM);
     check_backward(CLSYNTH_CONV_IM2COL_GEMM);
-    unsetenv("CLSYNTH_CONV_COL_BYTES");
+    ctx->conv_col_bytes = 0; /* the context is shared by the tests */
 }
 END_TEST
 
@@ -352,8 +352,9 @@ END_TEST
 
 /* A device with 64 work-items per group and 16 KiB of local memory: smaller tiles
  * and fewer input channels per patch, same per-output summation order and every
- * multiply-add an explicit fma (kernels/conv.cl), so the direct kernels give
- * bit-identical results on every implementation. */
+ * multiply-add a separate multiply and add under FP_CONTRACT OFF
+ * (kernels/conv_fwd.cl, conv_bwd.cl), so the direct kernels give bit-identical
+ * results on every implementation. */
 START_TEST(direct_kernel_same_under_small_device_limits)
 {
     clsynth_ctx *small = clsynth_test_ctx();

@@ -312,7 +312,7 @@ START_TEST(test_missing_pair_names_the_files)
     /* a missing folder */
     strcpy(o.dataroot, "nowhere");
     ck_assert_ptr_null(clsynth_dataset_open(&o, &err));
-    ck_assert_ptr_nonnull(strstr(err.msg, "nowhere/train_label"));
+    ck_assert_msg(strstr(err.msg, "--dataroot nowhere: No such file or directory"), "message: %s", err.msg);
 }
 END_TEST
 
@@ -337,6 +337,18 @@ START_TEST(test_option_errors)
     strcpy(o.dataset_mode, "coco");
     ck_assert_int_ne(clsynth_data_opts_finalize(&o, &err), 0); /* no dataroot */
     ck_assert_ptr_nonnull(strstr(err.msg, "--dataroot"));
+}
+END_TEST
+
+START_TEST(test_missing_dataroot_is_named_not_taken_for_a_missing_label_nc)
+{
+    clsynth_data_opts o;
+    clsynth_err err;
+    clsynth_data_opts_init(&o);
+    strcpy(o.dataroot, "no_such_dataset");
+    ck_assert_int_ne(clsynth_data_opts_finalize(&o, &err), 0);
+    ck_assert_msg(strstr(err.msg, "--dataroot no_such_dataset: No such file or directory"), "message: %s", err.msg);
+    ck_assert_msg(!strstr(err.msg, "label_nc"), "message: %s", err.msg);
 }
 END_TEST
 
@@ -389,6 +401,7 @@ int main(void)
     TCase *tc = tcase_create("dataset");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_custom_dirs_pair_by_stem_in_sorted_order);
+    tcase_add_test(tc, test_missing_dataroot_is_named_not_taken_for_a_missing_label_nc);
     tcase_add_test(tc, test_custom_dataroot_splits_and_classes_txt);
     tcase_add_test(tc, test_coco_layout_with_jpeg_and_dontcare);
     tcase_add_test(tc, test_ade20k_shifts_labels_and_zero_is_dontcare);

@@ -9,21 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clcore/launch.h"
+#include "clcore/kconfig.h"
+#include "clcore/kdefs.h"
 #include "clcore/ops.h"
-#include "clcore/program.h"
+#include "clcore/tuner.h"
 #include "ref_dwconv.h"
 #include "testutil.h"
 
 static clsynth_ctx *ctx;
-
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
 
 typedef struct shape {
     int n, c, h, w;
@@ -245,49 +238,32 @@ START_TEST(identical_under_emulated_small_limits)
 }
 END_TEST
 
-/* Launches the kernels directly with other tunables (as the
- * tuner will), with the op's argument layout (see clcore/ops_dwconv.c). */
-static void launch_fwd(clsynth_ctx *c, const char *opts, int vw, int tw, int th, clsynth_tensor *x, clsynth_tensor *k, clsynth_tensor *y, double *ms)
+/* Forward and backward under other tile tunables, each forced on its kernel
+ * (as the tuner does); a configuration this device cannot run (its
+ * work-group exceeds the built kernel's CL_KERNEL_WORK_GROUP_SIZE, as 256
+ * items on Mesa rusticl) is skipped. */
+static bool run_forced(shape s, const float *x, const float *k, const float *dy, const clsynth_kdef *def,
+                       const int *v, float **y, float **dx, float **dk)
 {
-    cl_kernel kern = clsynth_kernel_get(c, "dwconv.cl", "dwconv_fwd", opts);
-    ck_assert_msg(kern != NULL, "%s", c->err.msg);
-    clsynth_args a = clsynth_args_begin(c, kern, "dwconv_fwd");
-    clsynth_arg_tensor(&a, x);
-    clsynth_arg_tensor(&a, k);
-    clsynth_arg_tensor(&a, y);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    size_t local[3] = { (size_t)(tw / vw), (size_t)th, 1 }; /* required by the kernels */
-    size_t g[3] = { (size_t)((x->w + tw - 1) / tw) * local[0], (size_t)((x->h + th - 1) / th) * local[1],
-                    (size_t)x->n * (size_t)x->c };
-    size_t lmem = (size_t)(tw + 2) * (size_t)(th + 2) * sizeof(float);
-    ck_assert_msg(clsynth_launch(&a, 3, g, local, lmem, ms) == 0, "%s", c->err.msg);
-}
-
-static void launch_bwd(clsynth_ctx *c, const char *opts, int vw, int tw, int th, clsynth_tensor *x, clsynth_tensor *k, clsynth_tensor *dy, clsynth_tensor *dx,
-                       clsynth_tensor *dk, double *ms)
-{
-    cl_kernel kern = clsynth_kernel_get(c, "dwconv.cl", "dwconv_bwd", opts);
-    ck_assert_msg(kern != NULL, "%s", c->err.msg);
-    clsynth_args a = clsynth_args_begin(c, kern, "dwconv_bwd");
-    clsynth_arg_tensor(&a, x);
-    clsynth_arg_tensor(&a, k);
-    clsynth_arg_tensor(&a, dy);
-    clsynth_arg_tensor(&a, dx);
-    clsynth_arg_tensor(&a, dk);
-    clsynth_arg_int(&a, 1);
-    clsynth_arg_int(&a, 1);
-    clsynth_arg_int(&a, x->n * x->c);
-    clsynth_arg_int(&a, x->c);
-    clsynth_arg_int(&a, x->h);
-    clsynth_arg_int(&a, x->w);
-    size_t local[3] = { (size_t)(tw / vw), (size_t)th, 1 }; /* required by the kernels */
-    size_t g[3] = { (size_t)((x->w + tw - 1) / tw) * local[0], (size_t)((x->h + th - 1) / th) * local[1],
-                    (size_t)x->n * (size_t)x->c };
-    size_t lmem = 2 * (size_t)(tw + 2) * (size_t)(th + 2) * sizeof(float);
-    ck_assert_msg(clsynth_launch(&a, 3, g, local, lmem, ms) == 0, "%s", c->err.msg);
+    const clsynth_dwconv_shape ds = { s.n * s.c, s.h, s.w };
+    char why[300];
+    if (!clsynth_kconfig_usable(ctx, def, &ds, v, why, sizeof why))
+        return false;
+    clsynth_kforce f = { .def = def };
+    memcpy(f.v, v, 3 * sizeof *v);
+    clsynth_tensor *xt = clsynth_test_input(ctx, "x", s.n, s.c, s.h, s.w, x);
+    clsynth_tensor *kt = clsynth_test_input(ctx, "k", s.n, 9 * s.c, s.h, s.w, k);
+    clsynth_tensor *yt = clsynth_cond_dwconv_forced(ctx, xt, kt, &f);
+    ck_assert_msg(yt != NULL, "%s", ctx->err.msg);
+    *y = clsynth_test_download(ctx, yt);
+    clsynth_tensor *g = clsynth_tensor_from_host(ctx, "dy", s.n, s.c, s.h, s.w, dy);
+    ck_assert_msg(clsynth_backward_with(ctx, yt, g) == 0, "%s", ctx->err.msg);
+    ck_assert_uint_eq(f.hits, 1);
+    *dx = clsynth_test_download(ctx, xt->grad);
+    *dk = clsynth_test_download(ctx, kt->grad);
+    clsynth_tensor_free(ctx, xt);
+    clsynth_tensor_free(ctx, kt);
+    return true;
 }
 
 START_TEST(identical_under_other_tunables)
@@ -301,31 +277,25 @@ START_TEST(identical_under_other_tunables)
      * work-group shapes (local size = (TILE_W/VW, TILE_H, 1)) */
     static const int cfgs[][3] = { { 1, 5, 3 },  { 2, 6, 3 },   { 1, 1, 1 },  { 4, 64, 2 }, { 8, 16, 16 },
                                    { 16, 32, 8 }, { 8, 64, 4 }, { 2, 64, 8 }, { 4, 12, 7 } };
-    int ncfg = clsynth_test_under_oclgrind() ? 3 : (int)(sizeof cfgs / sizeof *cfgs);
+    int ncfg = clsynth_test_under_oclgrind() ? 3 : (int)(sizeof cfgs / sizeof *cfgs), ran = 0;
     for (int i = 0; i < ncfg; i++) {
-        int vw = cfgs[i][0], tw = cfgs[i][1], th = cfgs[i][2];
-        char opts[96], what[160];
-        snprintf(opts, sizeof opts, "-DVW=%d -DTILE_W=%d -DTILE_H=%d", vw, tw, th);
-        clsynth_tensor *xt = clsynth_tensor_from_host(ctx, "x", s.n, s.c, s.h, s.w, x);
-        clsynth_tensor *kt = clsynth_tensor_from_host(ctx, "k", s.n, 9 * s.c, s.h, s.w, k);
-        clsynth_tensor *dyt = clsynth_tensor_from_host(ctx, "dy", s.n, s.c, s.h, s.w, dy);
-        clsynth_tensor *yt = clsynth_tensor_new(ctx, "y", s.n, s.c, s.h, s.w);
-        clsynth_tensor *dxt = clsynth_tensor_zeros_like(ctx, "dx", xt);
-        clsynth_tensor *dkt = clsynth_tensor_zeros_like(ctx, "dk", kt);
-        ck_assert_msg(dkt != NULL, "%s", ctx->err.msg);
-        launch_fwd(ctx, opts, vw, tw, th, xt, kt, yt, NULL);
-        launch_bwd(ctx, opts, vw, tw, th, xt, kt, dyt, dxt, dkt, NULL);
-        float *y = clsynth_test_download(ctx, yt), *dx = clsynth_test_download(ctx, dxt),
-              *dk = clsynth_test_download(ctx, dkt);
-        snprintf(what, sizeof what, "y with %s", opts);
-        assert_identical(what, y, y0, nx);
-        snprintf(what, sizeof what, "dx with %s", opts);
-        assert_identical(what, dx, dx0, nx);
-        snprintf(what, sizeof what, "dk with %s", opts);
-        assert_identical(what, dk, dk0, nk);
-        free(y), free(dx), free(dk);
-        clsynth_release_activations(ctx);
+        for (int pass = 0; pass < 2; pass++) {
+            const clsynth_kdef *def = pass ? &clsynth_kdef_dwconv_bwd : &clsynth_kdef_dwconv_fwd;
+            float *y, *dx, *dk;
+            if (!run_forced(s, x, k, dy, def, cfgs[i], &y, &dx, &dk))
+                continue;
+            ran++;
+            char what[160];
+            snprintf(what, sizeof what, "%s with VW=%d TILE_W=%d TILE_H=%d", def->key, cfgs[i][0], cfgs[i][1],
+                     cfgs[i][2]);
+            if (!pass)
+                assert_identical(what, y, y0, nx);
+            assert_identical(what, dx, dx0, nx);
+            assert_identical(what, dk, dk0, nk);
+            free(y), free(dx), free(dk);
+        }
     }
+    ck_assert_int_ge(ran, clsynth_test_under_oclgrind() ? 4 : 8);
     free(x), free(k), free(dy), free(y0), free(dx0), free(dk0);
 }
 END_TEST
@@ -384,58 +354,50 @@ START_TEST(bandwidth_report)
     for (int t = 0; t < 2; t++) {
         shape s = bs[t];
         size_t nx = numel(s), nk = 9 * nx;
-        float *x = host_uniform(nx, 51), *k = host_uniform(nk, 52), *dy = host_uniform(nx, 53);
-        clsynth_tensor *xt = clsynth_tensor_from_host(ctx, "x", s.n, s.c, s.h, s.w, x);
-        clsynth_tensor *kt = clsynth_tensor_from_host(ctx, "k", s.n, 9 * s.c, s.h, s.w, k);
-        clsynth_tensor *dyt = clsynth_tensor_from_host(ctx, "dy", s.n, s.c, s.h, s.w, dy);
-        clsynth_tensor *yt = clsynth_tensor_new(ctx, "y", s.n, s.c, s.h, s.w);
-        clsynth_tensor *dxt = clsynth_tensor_zeros_like(ctx, "dx", xt);
-        clsynth_tensor *dkt = clsynth_tensor_zeros_like(ctx, "dk", kt);
-        ck_assert_msg(dkt != NULL, "%s", ctx->err.msg);
-        double fwd_bytes = 4.0 * (double)(nx + nk + nx);                 /* x, k, y */
+        double fwd_bytes = 4.0 * (double)(nx + nk + nx);                   /* x, k, y */
         double bwd_bytes = 4.0 * (double)(nx + nx + nk + 2 * nx + 2 * nk); /* x, dy, k, dx rw, dk rw */
         double cp = copy_gbs((size_t)(fwd_bytes / 2));
+        char key[64];
+        snprintf(key, sizeof key, "%dx%dx%d", s.n * s.c, s.h, s.w);
         printf("cond_dwconv (%d,%d,%d,%d) on %s; clEnqueueCopyBuffer of %.1f MB: %.2f GB/s (read+write)\n", s.n,
                s.c, s.h, s.w, ctx->dev.name, fwd_bytes / 2 / 1e6, cp);
+        /* the backward harness runs the forward at its default tile first */
+        double fwd_default = NAN;
+        clsynth_kforce fd = { .def = &clsynth_kdef_dwconv_fwd, .defaults = true };
+        ck_assert_msg(clsynth_tune_measure(ctx, &clsynth_kdef_dwconv_fwd, key, &fd, 5, NULL, NULL, &fwd_default, NULL,
+                                           NULL) == 0, "%s", ctx->err.msg);
         for (size_t ti = 0; ti < sizeof tiles / sizeof *tiles; ti++) {
-            int vw = tiles[ti][0], tw = tiles[ti][1], th = tiles[ti][2];
-            char opts[96];
-            snprintf(opts, sizeof opts, "-DVW=%d -DTILE_W=%d -DTILE_H=%d", vw, tw, th);
-            double fwd = 1e30, bwd = 1e30;
-            for (int rep = 0; rep < 5; rep++) {
-                double mf = 0, mb = 0;
-                launch_fwd(ctx, opts, vw, tw, th, xt, kt, yt, &mf);
-                launch_bwd(ctx, opts, vw, tw, th, xt, kt, dyt, dxt, dkt, &mb);
-                if (rep > 0) { /* PoCL compiles per local size at the first launch */
-                    fwd = fmin(fwd, mf);
-                    bwd = fmin(bwd, mb);
-                }
+            /* the op's device time: forward alone, forward + backward */
+            double fwd = NAN, both = NAN;
+            clsynth_kforce ff = { .def = &clsynth_kdef_dwconv_fwd }, fb = { .def = &clsynth_kdef_dwconv_bwd };
+            memcpy(ff.v, tiles[ti], sizeof tiles[ti]);
+            memcpy(fb.v, tiles[ti], sizeof tiles[ti]);
+            if (clsynth_tune_measure(ctx, &clsynth_kdef_dwconv_fwd, key, &ff, 5, NULL, NULL, &fwd, NULL, NULL) ||
+                clsynth_tune_measure(ctx, &clsynth_kdef_dwconv_bwd, key, &fb, 5, NULL, NULL, &both, NULL, NULL)) {
+                printf("  VW %2d TILE %3dx%-2d: not usable here: %s\n", tiles[ti][0], tiles[ti][1], tiles[ti][2],
+                       ctx->err.msg);
+                clsynth_ctx_clear_error(ctx);
+                continue;
             }
-            printf("  VW %2d TILE %3dx%-2d: forward %7.3f ms = %6.2f GB/s, backward %7.3f ms = %6.2f GB/s\n", vw, tw,
-                   th, fwd,
-                   fwd_bytes / (fwd * 1e-3) / 1e9, bwd, bwd_bytes / (bwd * 1e-3) / 1e9);
+            double bwd = both - fwd_default;
+            printf("  VW %2d TILE %3dx%-2d: forward %7.3f ms = %6.2f GB/s, backward %7.3f ms = %6.2f GB/s\n",
+                   tiles[ti][0], tiles[ti][1], tiles[ti][2], fwd, fwd_bytes / (fwd * 1e-3) / 1e9, bwd,
+                   bwd_bytes / (bwd * 1e-3) / 1e9);
         }
-        clsynth_release_activations(ctx);
-        free(x), free(k), free(dy);
     }
 }
 END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("dwconv");
-    TCase *tc = tcase_create("cond_dwconv");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, forward_matches_reference);
-    tcase_add_test(tc, backward_matches_reference);
-    tcase_add_test(tc, backward_accumulates_into_existing_gradients);
-    tcase_add_test(tc, gradcheck_x_and_k);
-    tcase_add_test(tc, gradcheck_only_one_input_requires_grad);
-    tcase_add_test(tc, identical_under_emulated_small_limits);
-    tcase_add_test(tc, identical_under_other_tunables);
-    tcase_add_test(tc, rejects_kernels_of_the_wrong_shape);
-    tcase_add_test(tc, bandwidth_report);
-    suite_add_tcase(s, tc);
-    return clsynth_test_run(s);
+    return clsynth_test_main("dwconv", &ctx, 600,
+                             CLSYNTH_TEST_LIST(forward_matches_reference,
+                                               backward_matches_reference,
+                                               backward_accumulates_into_existing_gradients,
+                                               gradcheck_x_and_k,
+                                               gradcheck_only_one_input_requires_grad,
+                                               identical_under_emulated_small_limits,
+                                               identical_under_other_tunables,
+                                               rejects_kernels_of_the_wrong_shape,
+                                               bandwidth_report));
 }

@@ -14,14 +14,6 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
 static size_t numel4(const int d[4]) { return (size_t)d[0] * d[1] * d[2] * d[3]; }
 
 static float *host_uniform(size_t n, float lo, float hi, uint64_t seed)
@@ -495,28 +487,21 @@ START_TEST(reduce_rejects_bad_shapes)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-    Suite *s = suite_create("elementwise");
-    TCase *tc = tcase_create("elementwise");
-    tcase_set_timeout(tc, clsynth_test_under_oclgrind() ? 1800 : 300);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, binary_forward_matches_reference_for_every_broadcast_pattern);
-    tcase_add_test(tc, binary_gradients_for_every_broadcast_pattern);
-    tcase_add_test(tc, broadcast_gradient_is_the_exact_sum_over_broadcast_dims);
-    tcase_add_test(tc, shapes_that_do_not_broadcast_are_named);
-    tcase_add_test(tc, unary_forward_matches_reference);
-    tcase_add_test(tc, unary_gradients);
-    tcase_add_test(tc, relu_gradient_at_zero_is_zero);
-    tcase_add_test(tc, concat_forward_and_gradients);
-    tcase_add_test(tc, slice_c_forward_and_gradient);
-    tcase_add_test(tc, reshape_shares_storage_and_passes_gradients);
-    tcase_add_test(tc, gradients_accumulate_into_existing_gradients);
-    tcase_add_test(tc, reduce_over_every_subset_of_dims);
-    tcase_add_test(tc, reduce_under_small_and_odd_work_groups);
-    tcase_add_test(tc, reduce_rejects_bad_shapes);
-    suite_add_tcase(s, tc);
-    return s;
+    return clsynth_test_main("elementwise", &ctx, 300,
+                             CLSYNTH_TEST_LIST(binary_forward_matches_reference_for_every_broadcast_pattern,
+                                               binary_gradients_for_every_broadcast_pattern,
+                                               broadcast_gradient_is_the_exact_sum_over_broadcast_dims,
+                                               shapes_that_do_not_broadcast_are_named,
+                                               unary_forward_matches_reference,
+                                               unary_gradients,
+                                               relu_gradient_at_zero_is_zero,
+                                               concat_forward_and_gradients,
+                                               slice_c_forward_and_gradient,
+                                               reshape_shares_storage_and_passes_gradients,
+                                               gradients_accumulate_into_existing_gradients,
+                                               reduce_over_every_subset_of_dims,
+                                               reduce_under_small_and_odd_work_groups,
+                                               reduce_rejects_bad_shapes));
 }
-
-int main(void) { return clsynth_test_run(suite()); }

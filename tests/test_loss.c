@@ -12,14 +12,6 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
 static float *host_uniform(size_t n, float lo, float hi, uint64_t seed)
 {
     float *x = malloc((n ? n : 1) * sizeof *x);
@@ -410,28 +402,21 @@ START_TEST(scalar_requires_one_element)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(void)
 {
-    Suite *s = suite_create("loss");
-    TCase *tc = tcase_create("loss");
-    tcase_set_timeout(tc, clsynth_test_under_oclgrind() ? 1800 : 300);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, sum_and_mean_at_sizes_that_are_not_multiples_of_the_work_group);
-    tcase_add_test(tc, hinge_of_a_nan_score_is_nan);
-    tcase_add_test(tc, sum_is_bitwise_repeatable_and_close_under_other_work_groups);
-    tcase_add_test(tc, sum_and_mean_gradients);
-    tcase_add_test(tc, hinge_losses_match_reference_and_gradients);
-    tcase_add_test(tc, l1_mse_kl_match_reference_and_gradients);
-    tcase_add_test(tc, l1_gradient_of_equal_values_is_zero);
-    tcase_add_test(tc, channel_dot_matches_reference_and_gradients);
-    tcase_add_test(tc, cross_entropy_matches_reference_with_ignored_pixels);
-    tcase_add_test(tc, cross_entropy_gradient_by_finite_differences);
-    tcase_add_test(tc, cross_entropy_of_only_ignored_pixels_is_zero);
-    tcase_add_test(tc, cross_entropy_names_a_bad_label);
-    tcase_add_test(tc, gradients_accumulate_into_existing_gradients);
-    tcase_add_test(tc, scalar_requires_one_element);
-    suite_add_tcase(s, tc);
-    return s;
+    return clsynth_test_main("loss", &ctx, 300,
+                             CLSYNTH_TEST_LIST(sum_and_mean_at_sizes_that_are_not_multiples_of_the_work_group,
+                                               hinge_of_a_nan_score_is_nan,
+                                               sum_is_bitwise_repeatable_and_close_under_other_work_groups,
+                                               sum_and_mean_gradients,
+                                               hinge_losses_match_reference_and_gradients,
+                                               l1_mse_kl_match_reference_and_gradients,
+                                               l1_gradient_of_equal_values_is_zero,
+                                               channel_dot_matches_reference_and_gradients,
+                                               cross_entropy_matches_reference_with_ignored_pixels,
+                                               cross_entropy_gradient_by_finite_differences,
+                                               cross_entropy_of_only_ignored_pixels_is_zero,
+                                               cross_entropy_names_a_bad_label,
+                                               gradients_accumulate_into_existing_gradients,
+                                               scalar_requires_one_element));
 }
-
-int main(void) { return clsynth_test_run(suite()); }

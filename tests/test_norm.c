@@ -20,15 +20,6 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_release_activations(ctx);
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
 static int tiny(void) { return clsynth_test_under_oclgrind(); }
 
 static float *rnd(size_t n, float lo, float hi, uint64_t seed)
@@ -390,38 +381,72 @@ END_TEST
 
 /* ---- spectral norm ---- */
 
+/* v = normalize(W^T u) on the host (double), for the initial v. */
+static void host_v_from_u(const float *w, int Cout, int K, const float *u, float *v)
+{
+    double n = 0;
+    for (int k = 0; k < K; k++) {
+        double s = 0;
+        for (int o = 0; o < Cout; o++)
+            s += (double)w[(long)o * K + k] * u[o];
+        v[k] = (float)s;
+        n += s * s;
+    }
+    n = fmax(sqrt(n), 1e-12);
+    for (int k = 0; k < K; k++)
+        v[k] = (float)(v[k] / n);
+}
+
 static void check_sn(int Cout, int Cin, int KH, int KW, uint64_t seed)
 {
     const int K = Cin * KH * KW;
     size_t n = (size_t)Cout * K;
     float *w = rnd(n, -1, 1, seed), *u = rnd((size_t)Cout, -1, 1, seed + 1), *out = malloc(n * sizeof *out);
+    float *v = malloc((size_t)K * sizeof *v);
     clsynth_tensor *tw = clsynth_tensor_from_host(ctx, "w", Cout, Cin, KH, KW, w);
     clsynth_tensor *tu = state("u", 1, Cout, 1, 1, u);
+    clsynth_tensor *tv = clsynth_tensor_new_persistent(ctx, "v", 1, K, 1, 1);
     char what[96];
-    /* u as the caller initialized it (not unit), one power iteration, then u kept */
-    const int updates[3] = { 0, 1, 0 };
-    for (int step = 0; step < 3; step++) {
+    /* v from u as the caller initialized it (not unit) */
+    ck_assert_msg(clsynth_spectral_norm_init_v(ctx, tw, tu, tv) == 0, "%s", ctx->err.msg);
+    host_v_from_u(w, Cout, K, u, v);
+    float *dv = clsynth_test_download(ctx, tv);
+    clsynth_test_assert_close("v initialized from u", dv, v, (size_t)K, 1e-6, 1e-5);
+    free(dv);
+    /* stored vectors, one power iteration, stored vectors again, another iteration */
+    const int updates[4] = { 0, 1, 0, 1 };
+    for (int step = 0; step < 4; step++) {
         const int update = updates[step];
-        float *u_before = clsynth_test_download(ctx, tu);
-        clsynth_tensor *ts = clsynth_spectral_norm(ctx, tw, tu, update);
+        float *u_before = clsynth_test_download(ctx, tu), *v_before = clsynth_test_download(ctx, tv);
+        clsynth_tensor *ts = clsynth_spectral_norm(ctx, tw, tu, tv, update);
         ck_assert_msg(ts != NULL, "%s", ctx->err.msg);
         double sigma;
-        ref_spectral_norm(w, Cout, K, u, update, out, NULL, &sigma);
+        memcpy(v, v_before, (size_t)K * sizeof *v); /* the reference continues from the device's state */
+        memcpy(u, u_before, (size_t)Cout * sizeof *u);
+        ref_spectral_norm(w, Cout, K, u, v, update, out, &sigma);
         float *d = clsynth_test_download(ctx, ts), *du = clsynth_test_download(ctx, tu);
-        snprintf(what, sizeof what, "spectral_norm (%d, %d, %d, %d) update_u %d", Cout, Cin, KH, KW, update);
+        dv = clsynth_test_download(ctx, tv);
+        snprintf(what, sizeof what, "spectral_norm (%d, %d, %d, %d) update %d", Cout, Cin, KH, KW, update);
         clsynth_test_assert_close(what, d, out, n, 1e-6, 1e-4);
-        if (update)
+        if (update) {
             clsynth_test_assert_close("u after the power iteration", du, u, (size_t)Cout, 1e-5, 1e-4);
-        else
-            ck_assert_msg(memcmp(du, u_before, (size_t)Cout * sizeof *du) == 0, "update_u false changed u");
+            clsynth_test_assert_close("v after the power iteration", dv, v, (size_t)K, 1e-5, 1e-4);
+        } else {
+            ck_assert_msg(memcmp(du, u_before, (size_t)Cout * sizeof *du) == 0, "update false changed u");
+            ck_assert_msg(memcmp(dv, v_before, (size_t)K * sizeof *dv) == 0, "update false changed v");
+        }
         free(d);
         free(du);
+        free(dv);
         free(u_before);
+        free(v_before);
     }
     clsynth_tensor_free(ctx, tu);
+    clsynth_tensor_free(ctx, tv);
     clsynth_release_activations(ctx);
     free(w);
     free(u);
+    free(v);
     free(out);
 }
 
@@ -433,11 +458,51 @@ START_TEST(spectral_norm_matches_reference)
     check_sn(17, 5, 3, 3, 92);
     check_sn(64, 32, 3, 3, 93);
     check_sn(3, 300, 1, 1, 94); /* K > work-group size: strided rows */
-    /* u of the wrong size is refused */
+    /* u or v of the wrong size is refused, naming it */
     clsynth_tensor *w = clsynth_tensor_new(ctx, "w", 4, 2, 3, 3), *u = clsynth_tensor_new(ctx, "u5", 1, 5, 1, 1);
-    ck_assert_ptr_null(clsynth_spectral_norm(ctx, w, u, true));
+    clsynth_tensor *u4 = clsynth_tensor_new(ctx, "u4", 1, 4, 1, 1), *v = clsynth_tensor_new(ctx, "v17", 1, 17, 1, 1);
+    ck_assert_ptr_null(clsynth_spectral_norm(ctx, w, u, v, true));
     ck_assert_msg(strstr(ctx->err.msg, "spectral_norm") && strstr(ctx->err.msg, "u5"), "%s", ctx->err.msg);
     clsynth_ctx_clear_error(ctx);
+    ck_assert_ptr_null(clsynth_spectral_norm(ctx, w, u4, v, false));
+    ck_assert_msg(strstr(ctx->err.msg, "v17") && strstr(ctx->err.msg, "18"), "%s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+}
+END_TEST
+
+/* PyTorch's order: a training forward computes v from the previous u, then u
+ * from that v, and stores both; an eval forward after a weight change uses
+ * that stored pair: sigma = u^T W' v. Recomputing v from the stored u (what
+ * clsynth did before checkpoint version 2) gives another sigma. Numbers from
+ * torch.nn.utils.spectral_norm on this W, u0, v0 (PyTorch 2.15, float64):
+ *   train forward: sigma 2.4083189; eval after W' = W + 1: 4.1522740
+ *   (v recomputed from the stored u would give 5.0172118). */
+START_TEST(spectral_norm_eval_uses_the_stored_pair_in_pytorch_order)
+{
+    enum { Cout = 2, K = 3 };
+    float w[Cout * K] = { 1, 2, 0, 0, 1, 4 }, u[Cout] = { 1, 0 }, v[K] = { 0, 0, 1 };
+    clsynth_tensor *tw = state("w", Cout, K, 1, 1, w), *tu = state("u", 1, Cout, 1, 1, u);
+    clsynth_tensor *tv = state("v", 1, K, 1, 1, v);
+    clsynth_tensor *ts = clsynth_spectral_norm(ctx, tw, tu, tv, true);
+    float *d = clsynth_test_download(ctx, ts);
+    ck_assert_msg(fabs(w[0] / d[0] - 2.4083189) < 1e-5, "training sigma %.7g", w[0] / d[0]);
+    free(d);
+    /* the stored v comes from the previous u (1, 0): normalize(W^T u) = (1, 2, 0) / sqrt 5 */
+    float *dv = clsynth_test_download(ctx, tv);
+    const float v_want[K] = { 0.4472136f, 0.8944272f, 0.0f };
+    clsynth_test_assert_close("v from the previous u", dv, v_want, K, 1e-6, 0);
+    free(dv);
+    for (int i = 0; i < Cout * K; i++)
+        w[i] += 1.0f;
+    ck_assert_int_eq(clsynth_tensor_upload(ctx, tw, w), 0);
+    ts = clsynth_spectral_norm(ctx, tw, tu, tv, false);
+    d = clsynth_test_download(ctx, ts);
+    ck_assert_msg(fabs(w[0] / d[0] - 4.1522740) < 1e-5, "eval sigma %.7g, PyTorch 4.1522740", w[0] / d[0]);
+    free(d);
+    clsynth_tensor_free(ctx, tw);
+    clsynth_tensor_free(ctx, tu);
+    clsynth_tensor_free(ctx, tv);
+    clsynth_release_activations(ctx);
 }
 END_TEST
 
@@ -461,25 +526,27 @@ START_TEST(spectral_norm_converges_to_largest_singular_value)
     for (int i = 0; i < K; i++)
         for (int j = 0; j < K; j++)
             H2[i][j] = (i == j) - 2.0 * a2[i] * a2[j] / n2;
-    float w[Cout * K], u[Cout], out[Cout * K];
+    float w[Cout * K], u[Cout], v[K], out[Cout * K];
     for (int o = 0; o < Cout; o++)
         for (int k = 0; k < K; k++) {
-            double v = 0;
+            double x = 0;
             for (int i = 0; i < Cout; i++)
-                v += H1[o][i] * s[i] * H2[k][i];
-            w[o * K + k] = (float)v;
+                x += H1[o][i] * s[i] * H2[k][i];
+            w[o * K + k] = (float)x;
         }
     clsynth_test_fill_uniform(u, Cout, -1, 1, 103);
+    memset(v, 0, sizeof v);
     clsynth_tensor *tw = state("w", Cout, K, 1, 1, w);
     clsynth_tensor *tu = state("u", 1, Cout, 1, 1, u);
+    clsynth_tensor *tv = state("v", 1, K, 1, 1, v);
     const int iters = 40;
     double ref_sigma = 0;
     for (int it = 0; it < iters; it++) {
-        ck_assert_msg(clsynth_spectral_norm(ctx, tw, tu, true) != NULL, "%s", ctx->err.msg);
-        ref_spectral_norm(w, Cout, K, u, true, NULL, NULL, &ref_sigma);
+        ck_assert_msg(clsynth_spectral_norm(ctx, tw, tu, tv, true) != NULL, "%s", ctx->err.msg);
+        ref_spectral_norm(w, Cout, K, u, v, true, NULL, &ref_sigma);
         clsynth_release_activations(ctx);
     }
-    clsynth_tensor *ts = clsynth_spectral_norm(ctx, tw, tu, false);
+    clsynth_tensor *ts = clsynth_spectral_norm(ctx, tw, tu, tv, false);
     ck_assert_msg(ts != NULL, "%s", ctx->err.msg);
     ck_assert_int_eq(clsynth_tensor_download(ctx, ts, out), 0);
     /* the reference itself: float weights are within 1e-6 of the exact matrix */
@@ -494,30 +561,37 @@ START_TEST(spectral_norm_converges_to_largest_singular_value)
     ck_assert_msg(fabs(sigma - 3.0) < 3e-5 * 3.0, "device sigma %.9g after %d iterations, expected 3", sigma, iters);
     clsynth_tensor_free(ctx, tw);
     clsynth_tensor_free(ctx, tu);
+    clsynth_tensor_free(ctx, tv);
     clsynth_release_activations(ctx);
 }
 END_TEST
 
+typedef struct sn_state {
+    clsynth_tensor *u, *v;
+} sn_state;
+
 static clsynth_tensor *fwd_sn(clsynth_ctx *c, clsynth_tensor **in, void *user)
 {
-    return clsynth_spectral_norm(c, in[0], (clsynth_tensor *)user, false);
+    const sn_state *st = user;
+    return clsynth_spectral_norm(c, in[0], st->u, st->v, false);
 }
 
 START_TEST(spectral_norm_gradient_through_sigma)
 {
-    const int Cout = 5, Cin = 3, KH = 3, KW = 3;
-    size_t n = (size_t)Cout * Cin * KH * KW;
+    const int Cout = 5, Cin = 3, KH = 3, KW = 3, K = Cin * KH * KW;
+    size_t n = (size_t)Cout * K;
     float *w = rnd(n, -1, 1, 111), *u = rnd((size_t)Cout, -1, 1, 112);
     clsynth_tensor *in[1] = { clsynth_test_input(ctx, "w", Cout, Cin, KH, KW, w) };
-    clsynth_tensor *tu = state("u", 1, Cout, 1, 1, u);
-    /* one power iteration first, so u is a realistic (unit) estimate */
+    sn_state st = { state("u", 1, Cout, 1, 1, u), clsynth_tensor_new_persistent(ctx, "v", 1, K, 1, 1) };
+    /* one power iteration first, so u and v are a realistic (unit) pair */
     clsynth_no_grad_begin(ctx);
-    ck_assert_ptr_nonnull(clsynth_spectral_norm(ctx, in[0], tu, true));
+    ck_assert_ptr_nonnull(clsynth_spectral_norm(ctx, in[0], st.u, st.v, true));
     clsynth_no_grad_end(ctx);
     clsynth_release_activations(ctx);
-    clsynth_test_gradcheck(ctx, "spectral_norm", fwd_sn, in, 1, tu, 1e-2f, 2e-3, 2e-2, tiny() ? 4 : 20);
+    clsynth_test_gradcheck(ctx, "spectral_norm", fwd_sn, in, 1, &st, 1e-2f, 2e-3, 2e-2, tiny() ? 4 : 20);
     clsynth_tensor_free(ctx, in[0]);
-    clsynth_tensor_free(ctx, tu);
+    clsynth_tensor_free(ctx, st.u);
+    clsynth_tensor_free(ctx, st.v);
     free(w);
     free(u);
 }
@@ -539,6 +613,7 @@ START_TEST(ops_read_views_at_offsets)
     clsynth_tensor *rm = clsynth_group_buffer(ctx, g, "rm", 1, C, 1, 1);
     clsynth_tensor *rv = clsynth_group_buffer(ctx, g, "rv", 1, C, 1, 1);
     clsynth_tensor *u = clsynth_group_buffer(ctx, g, "u", 1, Cout, 1, 1);
+    clsynth_tensor *v = clsynth_group_buffer(ctx, g, "v", 1, K, 1, 1);
     ck_assert_msg(clsynth_group_finalize(ctx, g) == 0, "%s", ctx->err.msg);
     ck_assert(pad != NULL && gamma->off > 0 && w->off > 0);
     float gh[3] = { 0.5f, 1.0f, 2.0f }, bh[3] = { 0.1f, -0.2f, 0.3f }, rmh[3] = { 0, 0, 0 }, rvh[3] = { 1, 1, 1 };
@@ -562,9 +637,11 @@ START_TEST(ops_read_views_at_offsets)
     d = clsynth_test_download(ctx, ty);
     clsynth_test_assert_close("instance_norm of a batch slice", d, y, n, 2e-5, 1e-4);
     free(d);
-    ty = clsynth_spectral_norm(ctx, w, u, true);
+    float vh[K];
+    memset(vh, 0, sizeof vh);
+    ty = clsynth_spectral_norm(ctx, w, u, v, true);
     ck_assert_msg(ty != NULL, "%s", ctx->err.msg);
-    ref_spectral_norm(wh, Cout, K, uh, true, out, NULL, NULL);
+    ref_spectral_norm(wh, Cout, K, uh, vh, true, out, NULL);
     d = clsynth_test_download(ctx, ty);
     clsynth_test_assert_close("spectral_norm of a group parameter", d, out, (size_t)Cout * K, 1e-6, 1e-4);
     clsynth_no_grad_end(ctx);
@@ -580,30 +657,24 @@ START_TEST(ops_read_views_at_offsets)
 }
 END_TEST
 
-static Suite *norm_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("norm");
-    TCase *tc = tcase_create("norm");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, batch_norm_training_matches_reference);
-    tcase_add_test(tc, batch_norm_is_stable_with_large_mean);
-    tcase_add_test(tc, batch_norm_running_stats_after_three_steps);
-    tcase_add_test(tc, batch_norm_eval_uses_running_stats);
-    tcase_add_test(tc, batch_norm_training_gradients);
-    tcase_add_test(tc, batch_norm_without_affine_gradients);
-    tcase_add_test(tc, batch_norm_single_value_per_channel_is_an_error);
-    tcase_add_test(tc, batch_norm_odd_local_size_is_deterministic);
-    tcase_add_test(tc, instance_norm_matches_reference);
-    tcase_add_test(tc, instance_norm_gradients);
-    tcase_add_test(tc, instance_norm_without_affine_gradients);
-    tcase_add_test(tc, spade_mod_matches_reference_and_gradients);
-    tcase_add_test(tc, spectral_norm_matches_reference);
-    tcase_add_test(tc, spectral_norm_converges_to_largest_singular_value);
-    tcase_add_test(tc, spectral_norm_gradient_through_sigma);
-    tcase_add_test(tc, ops_read_views_at_offsets);
-    suite_add_tcase(s, tc);
-    return s;
+    return clsynth_test_main("norm", &ctx, 300,
+                             CLSYNTH_TEST_LIST(batch_norm_training_matches_reference,
+                                               batch_norm_is_stable_with_large_mean,
+                                               batch_norm_running_stats_after_three_steps,
+                                               batch_norm_eval_uses_running_stats,
+                                               batch_norm_training_gradients,
+                                               batch_norm_without_affine_gradients,
+                                               batch_norm_single_value_per_channel_is_an_error,
+                                               batch_norm_odd_local_size_is_deterministic,
+                                               instance_norm_matches_reference,
+                                               instance_norm_gradients,
+                                               instance_norm_without_affine_gradients,
+                                               spade_mod_matches_reference_and_gradients,
+                                               spectral_norm_matches_reference,
+                                               spectral_norm_eval_uses_the_stored_pair_in_pytorch_order,
+                                               spectral_norm_converges_to_largest_singular_value,
+                                               spectral_norm_gradient_through_sigma,
+                                               ops_read_views_at_offsets));
 }
-
-int main(void) { return clsynth_test_run(norm_suite()); }

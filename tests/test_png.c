@@ -2,6 +2,8 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/image.h"
 #include "io/jpeg.h"
@@ -216,6 +218,30 @@ START_TEST(test_not_a_png_names_file_and_cause)
 }
 END_TEST
 
+START_TEST(test_unopenable_images_say_why_and_fifos_do_not_block)
+{
+    clsynth_image img;
+    clsynth_idmap ids;
+    clsynth_err err;
+    ck_assert_int_ne(clsynth_png_read("missing.png", &img, &err), 0);
+    ck_assert_msg(strstr(err.msg, "missing.png: cannot open: No such file or directory"), "message: %s", err.msg);
+    ck_assert_int_ne(clsynth_jpeg_read("missing.jpg", &img, &err), 0);
+    ck_assert_msg(strstr(err.msg, "missing.jpg: cannot open: No such file or directory"), "message: %s", err.msg);
+    ck_assert_int_ne(clsynth_image_read("missing.jpg", &img, &err), 0);
+    ck_assert_msg(strstr(err.msg, "No such file or directory"), "message: %s", err.msg);
+    unlink("fifo.png");
+    ck_assert_int_eq(mkfifo("fifo.png", 0644), 0);
+    alarm(20); /* a FIFO used to block the reader forever */
+    ck_assert_int_ne(clsynth_png_read_ids("fifo.png", &ids, &err), 0);
+    ck_assert_msg(strstr(err.msg, "fifo.png: is a FIFO"), "message: %s", err.msg);
+    ck_assert_int_ne(clsynth_image_read("fifo.png", &img, &err), 0);
+    alarm(0);
+    mkdir("dir.png", 0755);
+    ck_assert_int_ne(clsynth_image_read("dir.png", &img, &err), 0);
+    ck_assert_msg(strstr(err.msg, "dir.png: is a directory"), "message: %s", err.msg);
+}
+END_TEST
+
 START_TEST(test_truncated_png_is_an_error_at_every_length)
 {
     uint16_t v[40 * 30 * 3];
@@ -302,6 +328,7 @@ int main(void)
     tcase_add_test(tc, test_rgba_and_rgb16_read_as_rgb8);
     tcase_add_test(tc, test_palette_gives_rgb_pixels_and_index_ids);
     tcase_add_test(tc, test_not_a_png_names_file_and_cause);
+    tcase_add_test(tc, test_unopenable_images_say_why_and_fifos_do_not_block);
     tcase_add_test(tc, test_truncated_png_is_an_error_at_every_length);
     tcase_add_test(tc, test_jpeg_rgb_and_gray);
     tcase_add_test(tc, test_truncated_and_corrupt_jpeg_are_errors);

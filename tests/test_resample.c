@@ -1,4 +1,4 @@
-/* Resampling ops: nearest resize / 2x upsampling, bilinear 2x, average and
+/* Resampling ops: nearest resize / 2x upsampling, bilinear 2x and resize, average and
  * max pooling, one-hot. Forward and backward against the plain-C references
  * (tests/ref_resample.c) and gradient checks by finite differences, at odd
  * sizes, both up and down.
@@ -14,15 +14,7 @@
 
 static clsynth_ctx *ctx;
 
-static void setup(void) { ctx = clsynth_test_ctx(); }
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
-
-enum { OP_NEAREST2X, OP_RESIZE, OP_BILINEAR2X, OP_AVG, OP_AVG2X2, OP_MAX };
+enum { OP_NEAREST2X, OP_RESIZE, OP_BILINEAR2X, OP_RESIZE_BILINEAR, OP_AVG, OP_AVG2X2, OP_MAX };
 
 typedef struct op_desc {
     int op;
@@ -38,6 +30,8 @@ static clsynth_tensor *run_op(clsynth_ctx *c, clsynth_tensor *x, const op_desc *
         return clsynth_resize_nearest(c, x, d->a, d->b);
     case OP_BILINEAR2X:
         return clsynth_upsample_bilinear2x(c, x);
+    case OP_RESIZE_BILINEAR:
+        return clsynth_resize_bilinear(c, x, d->a, d->b);
     case OP_AVG:
         return clsynth_avg_pool(c, x, d->a, d->b, d->c);
     case OP_AVG2X2:
@@ -55,6 +49,7 @@ static void out_size(const op_desc *d, int H, int W, int *OH, int *OW)
         *OH = 2 * H, *OW = 2 * W;
         break;
     case OP_RESIZE:
+    case OP_RESIZE_BILINEAR:
         *OH = d->a, *OW = d->b;
         break;
     case OP_AVG:
@@ -80,6 +75,9 @@ static void ref_forward(const op_desc *d, const float *x, float *y, int NC, int 
     case OP_BILINEAR2X:
         ref_upsample_bilinear2x(x, y, NC, H, W);
         break;
+    case OP_RESIZE_BILINEAR:
+        ref_resize_bilinear(x, y, NC, H, W, OH, OW);
+        break;
     case OP_AVG:
         ref_avg_pool(x, y, NC, H, W, d->a, d->b, d->c);
         break;
@@ -102,6 +100,9 @@ static void ref_backward(const op_desc *d, const float *x, const float *dy, floa
         break;
     case OP_BILINEAR2X:
         ref_upsample_bilinear2x_backward(dy, dx, NC, H, W);
+        break;
+    case OP_RESIZE_BILINEAR:
+        ref_resize_bilinear_backward(dy, dx, NC, H, W, OH, OW);
         break;
     case OP_AVG:
         ref_avg_pool_backward(dy, dx, NC, H, W, d->a, d->b, d->c);
@@ -255,6 +256,43 @@ START_TEST(upsample_bilinear2x_edges_follow_pytorch)
 }
 END_TEST
 
+START_TEST(resize_bilinear_down_and_up_match_reference)
+{
+    /* up by 8 (the VAE encoder's 32 -> 256), down by 2 along W only (Cityscapes'
+     * 256x512 -> 256x256), odd ratios both ways, and 1x1 in and out */
+    static const int cfg[][4] = { { 4, 4, 32, 32 }, { 6, 12, 6, 6 }, { 13, 11, 5, 7 }, { 5, 7, 27, 20 },
+                                  { 1, 1, 3, 5 },   { 7, 9, 1, 1 },  { 9, 6, 9, 6 } };
+    int count = tiny() ? 3 : (int)(sizeof cfg / sizeof *cfg);
+    for (int i = 0; i < count; i++) {
+        op_desc d = { OP_RESIZE_BILINEAR, cfg[i][2], cfg[i][3], 0 };
+        char what[96];
+        snprintf(what, sizeof what, "resize_bilinear (2,3,%d,%d) -> %dx%d", cfg[i][0], cfg[i][1], d.a, d.b);
+        check_against_reference(&d, 2, 3, cfg[i][0], cfg[i][1], what);
+    }
+    op_desc down = { OP_RESIZE_BILINEAR, 5, 4, 0 }, up = { OP_RESIZE_BILINEAR, 17, 10, 0 };
+    gradcheck_op(&down, 2, 3, 13, 11, "resize_bilinear (2,3,13,11) -> 5x4");
+    gradcheck_op(&up, 2, 3, 5, 7, "resize_bilinear (2,3,5,7) -> 17x10");
+}
+END_TEST
+
+START_TEST(resize_bilinear_follows_pytorch)
+{
+    /* F.interpolate(x, size=(1, 7), mode='bilinear') of [[1, 2, 4]] (scale 3/7):
+     * 1, 1.1428572, 1.5714285, 2, 2.857143, 3.7142859, 4 (PyTorch 2.15, CPU float) and
+     * size=(1, 2) of [[1, 2, 4, 8]] (scale 2): 1.5, 6 */
+    float x[4] = { 1, 2, 4, 8 }, up_want[7] = { 1.0f, 1.1428572f, 1.5714285f, 2.0f, 2.857143f, 3.7142859f, 4.0f };
+    float down_want[2] = { 1.5f, 6.0f };
+    clsynth_tensor *xt = clsynth_tensor_from_host(ctx, "x", 1, 1, 1, 3, x);
+    float *out = clsynth_test_download(ctx, clsynth_resize_bilinear(ctx, xt, 1, 7));
+    clsynth_test_assert_close("bilinear 1x3 -> 1x7", out, up_want, 7, 1e-6, 0);
+    free(out);
+    xt = clsynth_tensor_from_host(ctx, "x", 1, 1, 1, 4, x);
+    out = clsynth_test_download(ctx, clsynth_resize_bilinear(ctx, xt, 1, 2));
+    clsynth_test_assert_close("bilinear 1x4 -> 1x2", out, down_want, 2, 0, 0);
+    free(out);
+}
+END_TEST
+
 START_TEST(avg_pool_matches_reference)
 {
     static const int cfg[][3] = { { 2, 2, 0 }, { 3, 2, 1 }, { 3, 1, 1 }, { 4, 3, 2 }, { 1, 2, 0 } };
@@ -396,22 +434,19 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("resample");
-    TCase *tc = tcase_create("resample");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, upsample_nearest2x_matches_reference);
-    tcase_add_test(tc, resize_nearest_down_and_up_match_reference);
-    tcase_add_test(tc, resize_nearest_uses_integer_index_rule);
-    tcase_add_test(tc, upsample_bilinear2x_matches_reference);
-    tcase_add_test(tc, upsample_bilinear2x_edges_follow_pytorch);
-    tcase_add_test(tc, avg_pool_matches_reference);
-    tcase_add_test(tc, avg_pool_excludes_padding_from_the_count);
-    tcase_add_test(tc, max_pool_matches_reference);
-    tcase_add_test(tc, max_pool_gradient_goes_to_the_first_maximum_on_ties);
-    tcase_add_test(tc, one_hot_sets_class_and_dontcare_channels);
-    tcase_add_test(tc, one_hot_reports_the_first_bad_label);
-    tcase_add_test(tc, rejects_bad_parameters);
-    suite_add_tcase(s, tc);
-    return clsynth_test_run(s);
+    return clsynth_test_main("resample", &ctx, 600,
+                             CLSYNTH_TEST_LIST(upsample_nearest2x_matches_reference,
+                                               resize_nearest_down_and_up_match_reference,
+                                               resize_nearest_uses_integer_index_rule,
+                                               upsample_bilinear2x_matches_reference,
+                                               upsample_bilinear2x_edges_follow_pytorch,
+                                               resize_bilinear_down_and_up_match_reference,
+                                               resize_bilinear_follows_pytorch,
+                                               avg_pool_matches_reference,
+                                               avg_pool_excludes_padding_from_the_count,
+                                               max_pool_matches_reference,
+                                               max_pool_gradient_goes_to_the_first_maximum_on_ties,
+                                               one_hot_sets_class_and_dontcare_channels,
+                                               one_hot_reports_the_first_bad_label,
+                                               rejects_bad_parameters));
 }

@@ -1,10 +1,12 @@
 /* The OpenCL runtime layer: device discovery and selection, program binary
  * cache, tensors, buffer pool, launches under several local sizes. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "clcore/context.h"
@@ -14,20 +16,6 @@
 #include "testutil.h"
 
 static clsynth_ctx *ctx;
-
-static void setup(void)
-{
-    clsynth_err err;
-    ctx = clsynth_ctx_create(NULL, &err);
-    ck_assert_msg(ctx != NULL, "context: %s", err.msg);
-    ctx->quiet = true;
-}
-
-static void teardown(void)
-{
-    clsynth_ctx_free(ctx);
-    ctx = NULL;
-}
 
 /* A fake device list: selection logic does not need real devices. */
 static void fake_devices(clsynth_device_info d[3])
@@ -108,6 +96,13 @@ START_TEST(device_class_does_not_trust_vendor_id)
     ck_assert_str_eq(clsynth_device_class(&d[0]), "pocl-cpu");
     ck_assert_str_eq(clsynth_device_class(&d[1]), "nvidia");
     ck_assert_str_eq(clsynth_device_class(&d[2]), "amd");
+    /* CPUs by implementation: another compiler, another class */
+    snprintf(d[0].platform_name, sizeof d[0].platform_name, "rusticl");
+    ck_assert_str_eq(clsynth_device_class(&d[0]), "rusticl-cpu");
+    snprintf(d[0].platform_name, sizeof d[0].platform_name, "Intel(R) OpenCL");
+    ck_assert_str_eq(clsynth_device_class(&d[0]), "intel-cpu");
+    snprintf(d[0].platform_name, sizeof d[0].platform_name, "Some CPU runtime");
+    ck_assert_str_eq(clsynth_device_class(&d[0]), "cpu");
 }
 END_TEST
 
@@ -219,6 +214,154 @@ START_TEST(program_cache_miss_hit_corrupt_rebuild)
     ck_assert_ptr_nonnull(clsynth_kernel_get(c2, "tensor.cl", "tensor_fill", opts));
     ck_assert_int_eq(clsynth_program_get_stats(c2).loaded_from_cache, 1);
     clsynth_ctx_free(c2);
+}
+END_TEST
+
+/* The kernel of the cache tests, built or loaded in a context on dir, and run. */
+static int fill_with_cache(clsynth_ctx *c, const char *dir)
+{
+    snprintf(c->cache_dir, sizeof c->cache_dir, "%s", dir);
+    c->program_cache_on = true;
+    if (!clsynth_kernel_get(c, "tensor.cl", "tensor_fill", "-DCACHE_TEST=2"))
+        return -1;
+    clsynth_tensor *t = clsynth_tensor_new(c, "t", 1, 1, 1, 37);
+    float out[37];
+    if (!t || clsynth_tensor_fill(c, t, 2.5f) || clsynth_tensor_download(c, t, out) || out[36] != 2.5f)
+        return -1;
+    return 0;
+}
+
+/* The same in a new process (this test binary, run with --fill-with-cache
+ * DIR): a driver that crashes on a cache entry takes only that process. */
+static int fill_in_child(const char *dir)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execl("/proc/self/exe", "test_runtime", "--fill-with-cache", dir, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void entry_path(char *path, size_t len)
+{
+    ck_assert_int_eq(clsynth_program_cache_path(ctx, "tensor.cl", "-cl-std=CL1.2 -DCACHE_TEST=2", path, len), 0);
+}
+
+START_TEST(program_cache_entry_that_crashed_the_driver_is_rebuilt)
+{
+    const char *dir = "cache-crash";
+    use_private_cache(dir);
+    ck_assert_int_eq(fill_with_cache(ctx, dir), 0);
+    char path[700], marker[720];
+    entry_path(path, sizeof path);
+    snprintf(marker, sizeof marker, "%s.loading", path);
+    /* a process that died while the driver loaded this entry left its marker */
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    FILE *f = fopen(marker, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%ld\n", (long)dead);
+    fclose(f);
+    clsynth_ctx *c2 = fresh_ctx_sharing_cache(dir);
+    ck_assert_int_eq(fill_with_cache(c2, dir), 0);
+    clsynth_program_stats s = clsynth_program_get_stats(c2);
+    ck_assert_int_eq(s.cache_rejected, 1);
+    ck_assert_int_eq(s.built_from_source, 1);
+    clsynth_ctx_free(c2);
+    ck_assert_msg(access(marker, F_OK) != 0, "the marker %s is still there", marker);
+    /* the rebuilt entry loads again */
+    c2 = fresh_ctx_sharing_cache(dir);
+    ck_assert_int_eq(fill_with_cache(c2, dir), 0);
+    s = clsynth_program_get_stats(c2);
+    ck_assert_int_eq(s.built_from_source, 0);
+    ck_assert_int_eq(s.cache_rejected, 0);
+    clsynth_ctx_free(c2);
+}
+END_TEST
+
+START_TEST(program_cache_entry_with_a_damaged_binary_and_valid_header_crashes_once_at_most)
+{
+    const char *dir = "cache-damaged";
+    use_private_cache(dir);
+    ck_assert_int_eq(fill_with_cache(ctx, dir), 0);
+    char path[700];
+    entry_path(path, sizeof path);
+    /* damage the driver's binary and give the header the matching checksum,
+     * as a driver that returned a bad binary would have stored it */
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    const long header = 40, checksum_at = 32;
+    unsigned char *bin = malloc((size_t)(n - header));
+    fseek(f, header, SEEK_SET);
+    ck_assert_int_eq((long)fread(bin, 1, (size_t)(n - header), f), n - header);
+    bin[20] ^= 0x5a;
+    uint64_t sum = clsynth_fnv1a(CLSYNTH_FNV_SEED, bin, (size_t)(n - header));
+    fseek(f, checksum_at, SEEK_SET);
+    ck_assert_int_eq(fwrite(&sum, 8, 1, f), 1);
+    fseek(f, header, SEEK_SET);
+    ck_assert_int_eq((long)fwrite(bin, 1, (size_t)(n - header), f), n - header);
+    fclose(f);
+    free(bin);
+    /* the first process may die inside the driver (PoCL does); the next rebuilds */
+    int first = fill_in_child(dir);
+    int second = fill_in_child(dir);
+    ck_assert_msg(second == 0, "after a first run with status %d, the second ended with status %d", first, second);
+}
+END_TEST
+
+START_TEST(program_cache_entry_that_is_a_fifo_is_rebuilt_without_blocking)
+{
+    const char *dir = "cache-fifo";
+    use_private_cache(dir);
+    ck_assert_int_eq(fill_with_cache(ctx, dir), 0);
+    char path[700];
+    entry_path(path, sizeof path);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(mkfifo(path, 0644), 0);
+    alarm(60); /* the old reader blocked on it forever */
+    clsynth_ctx *c2 = fresh_ctx_sharing_cache(dir);
+    ck_assert_int_eq(fill_with_cache(c2, dir), 0);
+    ck_assert_int_eq(clsynth_program_get_stats(c2).cache_rejected, 1);
+    clsynth_ctx_free(c2);
+    alarm(0);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+}
+END_TEST
+
+START_TEST(malformed_limit_variables_are_errors)
+{
+    const char *bad[][2] = { { "CLSYNTH_MAX_WG", "12q" }, { "CLSYNTH_MAX_WG", "-64" }, { "CLSYNTH_MAX_LOCAL_MEM", "32KB" },
+                             { "CLSYNTH_MAX_LOCAL_MEM", "lots" } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv(bad[i][0], bad[i][1], 1);
+        clsynth_err err;
+        clsynth_ctx *c = clsynth_ctx_create(NULL, &err);
+        unsetenv(bad[i][0]);
+        ck_assert_msg(c == NULL, "%s=%s accepted", bad[i][0], bad[i][1]);
+        char want[96];
+        snprintf(want, sizeof want, "%s='%s' is not a size", bad[i][0], bad[i][1]);
+        ck_assert_msg(strstr(err.msg, want), "message: %s", err.msg);
+    }
+    setenv("CLSYNTH_MAX_WG", "64", 1);
+    setenv("CLSYNTH_MAX_LOCAL_MEM", "16K", 1);
+    clsynth_err err;
+    clsynth_ctx *c = clsynth_ctx_create(NULL, &err);
+    unsetenv("CLSYNTH_MAX_WG");
+    unsetenv("CLSYNTH_MAX_LOCAL_MEM");
+    ck_assert_msg(c, "%s", err.msg);
+    ck_assert_uint_le(c->max_wg, 64);
+    ck_assert_uint_le(c->local_mem, 16384);
+    clsynth_ctx_free(c);
 }
 END_TEST
 
@@ -412,28 +555,34 @@ START_TEST(default_local_respects_emulated_limits)
 }
 END_TEST
 
-static Suite *suite(void)
+int main(int argc, char **argv)
 {
-    Suite *s = suite_create("runtime");
-    TCase *tc = tcase_create("runtime");
-    tcase_set_timeout(tc, 300);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, devices_are_listed_with_limits);
-    tcase_add_test(tc, select_by_index_substring_and_default);
-    tcase_add_test(tc, select_without_match_lists_devices);
-    tcase_add_test(tc, device_class_does_not_trust_vendor_id);
-    tcase_add_test(tc, cl_error_names);
-    tcase_add_test(tc, failing_call_names_call_kernel_and_error);
-    tcase_add_test(tc, build_failure_prints_build_log);
-    tcase_add_test(tc, program_cache_miss_hit_corrupt_rebuild);
-    tcase_add_test(tc, tensor_round_trip_at_odd_sizes);
-    tcase_add_test(tc, views_see_their_slice);
-    tcase_add_test(tc, allocation_beyond_max_alloc_names_tensor);
-    tcase_add_test(tc, repeated_step_allocates_nothing_new);
-    tcase_add_test(tc, kernel_result_is_identical_under_legal_local_sizes);
-    tcase_add_test(tc, default_local_respects_emulated_limits);
-    suite_add_tcase(s, tc);
-    return s;
+    if (argc == 3 && strcmp(argv[1], "--fill-with-cache") == 0) { /* the child of the cache tests */
+        clsynth_err err;
+        clsynth_ctx *c = clsynth_ctx_create(NULL, &err);
+        if (!c)
+            return 2;
+        int rc = fill_with_cache(c, argv[2]) ? 1 : 0;
+        clsynth_ctx_free(c);
+        return rc;
+    }
+    return clsynth_test_main("runtime", &ctx, 300,
+                             CLSYNTH_TEST_LIST(devices_are_listed_with_limits,
+                                               select_by_index_substring_and_default,
+                                               select_without_match_lists_devices,
+                                               device_class_does_not_trust_vendor_id,
+                                               cl_error_names,
+                                               failing_call_names_call_kernel_and_error,
+                                               build_failure_prints_build_log,
+                                               program_cache_miss_hit_corrupt_rebuild,
+                                               program_cache_entry_that_crashed_the_driver_is_rebuilt,
+                                               program_cache_entry_with_a_damaged_binary_and_valid_header_crashes_once_at_most,
+                                               program_cache_entry_that_is_a_fifo_is_rebuilt_without_blocking,
+                                               malformed_limit_variables_are_errors,
+                                               tensor_round_trip_at_odd_sizes,
+                                               views_see_their_slice,
+                                               allocation_beyond_max_alloc_names_tensor,
+                                               repeated_step_allocates_nothing_new,
+                                               kernel_result_is_identical_under_legal_local_sizes,
+                                               default_local_respects_emulated_limits));
 }
-
-int main(void) { return clsynth_test_run(suite()); }

@@ -24,6 +24,17 @@ static int files_equal(const char *a, const char *b)
     return same;
 }
 
+START_TEST(test_missing_parent_folders_are_created)
+{
+    clsynth_err err;
+    ck_assert_int_eq(system("rm -rf nest"), 0);
+    ck_assert_msg(clsynth_synth_write("nest/a/b", 1, 1, 32, 32, 1, &err) == 0, "%s", err.msg);
+    FILE *f = fopen("nest/a/b/classes.txt", "r");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+}
+END_TEST
+
 START_TEST(test_same_seed_gives_identical_files)
 {
     clsynth_err err;
@@ -185,6 +196,7 @@ int main(void)
     TCase *tc = tcase_create("synth");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_same_seed_gives_identical_files);
+    tcase_add_test(tc, test_missing_parent_folders_are_created);
     tcase_add_test(tc, test_at_least_eight_classes_across_a_few_scenes);
     tcase_add_test(tc, test_instances_agree_with_labels);
     tcase_add_test(tc, test_pixels_are_consistent_with_labels);

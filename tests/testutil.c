@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "io/checkpoint.h"
 
 int clsynth_test_run(Suite *s)
 {
@@ -12,6 +15,32 @@ int clsynth_test_run(Suite *s)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* The context slot of the running test file's fixture (tests run one at a time). */
+static clsynth_ctx **fixture_ctx;
+
+static void fixture_setup(void) { *fixture_ctx = clsynth_test_ctx(); }
+
+static void fixture_teardown(void)
+{
+    clsynth_ctx_free(*fixture_ctx);
+    *fixture_ctx = NULL;
+}
+
+int clsynth_test_main(const char *name, clsynth_ctx **ctx, int timeout_s, const TTest *const *tests, int n)
+{
+    Suite *s = suite_create(name);
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, clsynth_test_under_oclgrind() && timeout_s < 1800 ? 1800 : timeout_s);
+    if (ctx) {
+        fixture_ctx = ctx;
+        tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
+    }
+    for (int i = 0; i < n; i++)
+        tcase_add_test(tc, tests[i]);
+    suite_add_tcase(s, tc);
+    return clsynth_test_run(s);
 }
 
 const char *clsynth_test_shared_dir(void)
@@ -48,6 +77,16 @@ clsynth_ctx *clsynth_test_ctx(void)
     ck_assert_msg(ctx != NULL, "cannot create a context: %s", err.msg);
     ctx->quiet = true;
     return ctx;
+}
+
+void clsynth_test_write_tunedb(const clsynth_ctx *ctx, const char *path, const char *vendor, const char *device,
+                               const char *driver, const char *entries)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fprintf(f, "clsynth-tunedb 1\nvendor: %s\ndevice: %s\ndriver: %s\nplatform: x\n%s", vendor ? vendor : ctx->dev.vendor,
+            device ? device : ctx->dev.name, driver ? driver : ctx->dev.driver, entries);
+    ck_assert_int_eq(fclose(f), 0);
 }
 
 static uint64_t splitmix(uint64_t *s)
@@ -206,4 +245,45 @@ void clsynth_test_check_accumulates(clsynth_ctx *ctx, const char *what, clsynth_
             free(first[i]);
         }
     }
+}
+
+void clsynth_test_set_checkpoint_version(const char *path, uint32_t version)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert_msg(f != NULL, "%s: cannot open", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    ck_assert(n > 16);
+    unsigned char *buf = malloc((size_t)n);
+    fseek(f, 0, SEEK_SET);
+    ck_assert_int_eq((long)fread(buf, 1, (size_t)n, f), n);
+    for (int i = 0; i < 4; i++)
+        buf[8 + i] = (unsigned char)(version >> (8 * i));
+    uint32_t crc = clsynth_crc32(0, buf, (size_t)n - 4);
+    for (int i = 0; i < 4; i++)
+        buf[n - 4 + i] = (unsigned char)(crc >> (8 * i));
+    fseek(f, 0, SEEK_SET);
+    ck_assert_int_eq((long)fwrite(buf, 1, (size_t)n, f), n);
+    fclose(f);
+    free(buf);
+}
+
+const char *clsynth_test_binary(void)
+{
+    static char bin[4096];
+    const char *env = getenv("CLSYNTH_BIN");
+    if (env && *env) {
+        snprintf(bin, sizeof bin, "%s", env);
+        return bin;
+    }
+    char self[4096 - 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_msg(n > 0, "cannot read /proc/self/exe");
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    ck_assert(slash);
+    *slash = 0; /* .../build/tests */
+    snprintf(bin, sizeof bin, "%s/../clsynth", self);
+    ck_assert_msg(access(bin, X_OK) == 0, "no clsynth binary at %s (set CLSYNTH_BIN)", bin);
+    return bin;
 }

@@ -13,6 +13,16 @@
 /* Runs the suite (CK_NORMAL output) and returns 0 when every test passed. */
 int clsynth_test_run(Suite *s);
 
+/* The main of a test file: the tests as one suite and test case `name`,
+ * each with a fresh context in *ctx (clsynth_test_ctx before, freed after;
+ * ctx NULL: none) and a timeout of timeout_s seconds (1800 under Oclgrind).
+ *   return clsynth_test_main("norm", &ctx, 300, CLSYNTH_TEST_LIST(a, b, c));
+ * Returns the exit status. */
+int clsynth_test_main(const char *name, clsynth_ctx **ctx, int timeout_s, const TTest *const *tests, int n);
+#define CLSYNTH_TEST_LIST(...)                    \
+    (const TTest *const[]){ __VA_ARGS__ },         \
+        (int)(sizeof((const TTest *const[]){ __VA_ARGS__ }) / sizeof(const TTest *))
+
 /* Path to ../shared next to the source tree (from CLSYNTH_SHARED_DIR), or NULL. */
 const char *clsynth_test_shared_dir(void);
 
@@ -31,6 +41,11 @@ int clsynth_test_skip_in_quick_mode(const char *what);
 
 /* Context on the default device (CLSYNTH_DEVICE honoured), quiet; fails the test on error. */
 clsynth_ctx *clsynth_test_ctx(void);
+
+/* Writes a tuning-database file for vendor / device / driver (NULLs: the
+ * context's device) holding `entries` (entry lines); fails the test on error. */
+void clsynth_test_write_tunedb(const clsynth_ctx *ctx, const char *path, const char *vendor, const char *device,
+                               const char *driver, const char *entries);
 
 /* Deterministic host data: uniform in [lo, hi) from a seed. */
 void clsynth_test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
@@ -67,5 +82,13 @@ void clsynth_test_gradcheck(clsynth_ctx *ctx, const char *what, clsynth_test_for
  * every gradient doubled (backward functions must accumulate). */
 void clsynth_test_check_accumulates(clsynth_ctx *ctx, const char *what, clsynth_test_forward_fn fn,
                                     clsynth_tensor **in, int n_in, void *user);
+
+/* Path of the clsynth binary: $CLSYNTH_BIN, else ../clsynth beside the test
+ * executable's folder (the build tree). Asserts that it is executable. */
+const char *clsynth_test_binary(void);
+
+/* Rewrites the version field of a checkpoint file (io/checkpoint.h) and its
+ * CRC, e.g. to make a file as an older build wrote it. */
+void clsynth_test_set_checkpoint_version(const char *path, uint32_t version);
 
 #endif

@@ -8,63 +8,52 @@
  * own parameters); "tuned" = the device's tuning database. CLBlast overrides
  * are process-wide and cannot be undone, so every default measurement runs
  * before the first tuned one. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clcore/clblast_tune.h"
+#include "clcore/kdef.h"
+#include "clcore/tunedb.h"
 #include "clcore/tuner.h"
+#include "tools/bench_checkpoint.h"
 #include "tools/bench_workload.h"
+#include "tools/clblast_worker.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
 
 /* ------------------------------------------------------------ op rows */
 
 typedef struct op_row {
-    const clsynth_tunable *t;
+    const clsynth_kdef *t;
     char shape[96];
     double def_ms, tuned_ms, flops, bytes;
     bool has_tuned; /* the database has an entry for it */
     bool ok;
 } op_row;
 
-/* Representative CC-FPSE shapes: 256 ch at 32x32 and 64 ch at 128x128, batch 1 and 4. */
+/* The descriptors' bench shapes (representative CC-FPSE shapes: 256 channels
+ * at 32x32 and 64 at 128x128, batch 1 and 4); --quick drops the large ones. */
 static size_t op_rows(op_row *rows, size_t cap, bool quick)
 {
-    static const struct { const char *key; const char *shape; } list[] = {
-        { "conv2d", "N1.C256.H32.W32.O256.K3x3.S1.P1" },
-        { "conv2d", "N4.C256.H32.W32.O256.K3x3.S1.P1" },
-        { "conv2d", "N1.C64.H128.W128.O64.K3x3.S1.P1" },
-        { "conv2d", "N4.C64.H128.W128.O64.K3x3.S1.P1" },
-        { "conv2d", "N4.C256.H32.W32.O256.K1x1.S1.P0" },
-        { "conv_fwd_direct", "N1.C256.H32.W32.O256.K3x3.S1.P1" },
-        { "conv_fwd_direct", "N1.C64.H128.W128.O64.K3x3.S1.P1" },
-        { "conv_bwd_data_direct", "N1.C64.H128.W128.O64.K3x3.S1.P1" },
-        { "conv_bwd_weight_direct", "N1.C64.H128.W128.O64.K3x3.S1.P1" },
-        { "dwconv_fwd", "256x32x32" },
-        { "dwconv_fwd", "1024x32x32" },
-        { "dwconv_fwd", "64x128x128" },
-        { "dwconv_fwd", "256x128x128" },
-        { "dwconv_bwd", "256x32x32" },
-        { "dwconv_bwd", "64x128x128" },
-        { "norm_partial_stats", "G=256,M=1024" },
-        { "norm_partial_stats", "G=64,M=65536" },
-        { "norm_partial_dsums", "G=64,M=65536" },
-        { "reduce_groups", "k8r10" },
-        { "reduce_groups", "k0r20" },
-    };
+    int nd = 0;
+    const clsynth_kdef *const *defs = clsynth_kdefs(&nd);
     size_t n = 0;
-    for (size_t i = 0; i < sizeof list / sizeof list[0] && n < cap; i++) {
-        if (quick && (strstr(list[i].shape, "N4.") || strstr(list[i].shape, "1024x") || strstr(list[i].shape, "256x128")))
-            continue;
-        const clsynth_tunable *t = clsynth_tunable_find(list[i].key);
-        if (!t)
-            continue;
-        memset(&rows[n], 0, sizeof rows[n]);
-        rows[n].t = t;
-        snprintf(rows[n].shape, sizeof rows[n].shape, "%s", list[i].shape);
-        n++;
+    for (int d = 0; d < nd; d++) {
+        if (!defs[d]->run)
+            continue; /* CLBlast's kernels: measured as SGEMM below */
+        for (int i = 0; i < defs[d]->n_bench_shapes && n < cap; i++) {
+            char key[CLSYNTH_K_KEY_MAX];
+            clsynth_kdef_bench_key(defs[d], i, key, sizeof key);
+            if (quick && (strstr(key, "N4.") || strstr(key, "1024x") || strstr(key, "256x128")))
+                continue;
+            memset(&rows[n], 0, sizeof rows[n]);
+            rows[n].t = defs[d];
+            snprintf(rows[n].shape, sizeof rows[n].shape, "%s", key);
+            n++;
+        }
     }
     return n;
 }
@@ -157,7 +146,7 @@ static int read_bench(const char *path, bench_file *b)
     b->ips_def = b->ips_tuned = b->infer_def = b->infer_tuned = b->peak = NAN;
     FILE *f = fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "clsynth bench: cannot read %s\n", path);
+        fprintf(stderr, "clsynth bench: cannot read %s: %s\n", path, strerror(errno));
         return -1;
     }
     char line[4096];
@@ -346,6 +335,8 @@ int clsynth_cmd_bench(int argc, char **argv)
     int repeats = 5, steps = 3;
     float tune_budget = 0;
     bool quick = false;
+    if (argc > 1 && strcmp(argv[1], "checkpoint") == 0)
+        return clsynth_bench_checkpoint(argc - 1, argv + 1); /* tools/bench_checkpoint.c */
     char **model_argv = calloc((size_t)argc + 1, sizeof *model_argv);
     int model_argc = 0, rc = 2;
     if (!model_argv)
@@ -386,9 +377,11 @@ int clsynth_cmd_bench(int argc, char **argv)
             printf("usage: clsynth bench [ops|train|all] [--json FILE] [--device SPEC] [--emulate wg=N,local=B]\n"
                    "                     [--repeats N] [--steps N] [--quick] [--tune-budget S] [model flags]\n"
                    "       clsynth bench --compare A.json B.json ...\n"
+                   "       clsynth bench checkpoint [--preset small] [--dir DIR] [--repeats N] [model flags]\n"
                    "ops: each tunable op at representative CC-FPSE shapes and CLBlast SGEMM, default vs tuned\n"
                    "     (--tune-budget S first tunes those shapes that the database lacks);\n"
-                   "train: full training step and G inference of the model flags (default --preset tiny).\n");
+                   "train: full training step and G inference of the model flags (default --preset tiny);\n"
+                   "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times.\n");
             rc = 0;
             goto out;
         } else {
@@ -427,7 +420,7 @@ int clsynth_cmd_bench(int argc, char **argv)
         clsynth_tune_job jobs[64];
         size_t nj = 0;
         for (size_t i = 0; i < nrows; i++) {
-            jobs[nj].t = rows[i].t;
+            jobs[nj].def = rows[i].t;
             snprintf(jobs[nj].shape, sizeof jobs[nj].shape, "%s", rows[i].shape);
             jobs[nj].uses = 1;
             nj++;
@@ -457,7 +450,7 @@ int clsynth_cmd_bench(int argc, char **argv)
     bool have_tuned_gemm = false;
     clsynth_clblast_params tuned_params;
     static const char *const wargv[] = { "tune", "--clblast-worker" };
-    clsynth_clblast_worker_cfg wc = { NULL, wargv, 2, 0, 600 };
+    clsynth_clblast_worker wc = { NULL, wargv, 2, 0, 600 };
     for (size_t i = 0; i < ngs; i++)
         gdef[i] = gtun[i] = NAN;
     if (do_ops) {
@@ -522,8 +515,7 @@ int clsynth_cmd_bench(int argc, char **argv)
     for (size_t i = 0; i < nrows; i++) {
         op_row *r = &rows[i];
         clsynth_tune_record rec;
-        r->has_tuned = clsynth_tunedb_get(ctx, r->t->key, r->shape, &rec) &&
-                       (rec.e.options[0] || rec.e.local[0] || rec.e.algo);
+        r->has_tuned = clsynth_tunedb_get(ctx, r->t->key, r->shape, &rec) && !clsynth_tune_record_is_default(&rec);
         bool uses_gemm = strcmp(r->t->key, "conv2d") == 0 && have_tuned_gemm;
         if (!r->ok)
             continue;
@@ -591,7 +583,7 @@ int clsynth_cmd_bench(int argc, char **argv)
     if (json) {
         FILE *f = fopen(json, "w");
         if (!f) {
-            fprintf(stderr, "clsynth bench: cannot write %s\n", json);
+            fprintf(stderr, "clsynth bench: cannot write %s: %s\n", json, strerror(errno));
             goto done;
         }
         fprintf(f, "{\n\"clsynth_bench\": 1,\n\"device\": {\"platform\": ");

@@ -134,7 +134,8 @@ int clsynth_cmd_demo(int argc, char **argv)
         clsynth_model_free(ctx, m);
         goto fail;
     }
-    clsynth_synth_dirs d = { vl, vi, vn, val, "clsynth main job: validation split" };
+    clsynth_synth_dirs d = { .label_dir = vl, .image_dir = vi, .instance_dir = vn, .results_dir = val,
+                             .title = "clsynth main job: validation split" };
     int n = clsynth_synthesize_folder(ctx, m, &d, &err);
     clsynth_model_free(ctx, m);
     if (n < 0)

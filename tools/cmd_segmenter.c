@@ -12,6 +12,7 @@
  *
  * Stopping: the first of --niter epochs, --max_iters steps, --time_budget
  * seconds; with none of them, 10 epochs. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,7 +295,7 @@ static int cmd_train(int argc, char **argv)
     snprintf(jpath, sizeof jpath, "%s.json", a.out);
     FILE *jf = fopen(jpath, "w");
     if (!jf) {
-        fprintf(stderr, "%s: cannot write %s\n", cmd, jpath);
+        fprintf(stderr, "%s: cannot write %s: %s\n", cmd, jpath, strerror(errno));
         goto done;
     }
     fprintf(jf,
@@ -305,7 +306,7 @@ static int cmd_train(int argc, char **argv)
             cfg.label_nc, cfg.nf, clsynth_segmenter_num_params(seg), it, a.batch, train_s, h, w, ctx->dev.name,
             nval, miou, acc);
     if (fclose(jf)) {
-        fprintf(stderr, "%s: cannot write %s\n", cmd, jpath);
+        fprintf(stderr, "%s: cannot write %s: %s\n", cmd, jpath, strerror(errno));
         goto done;
     }
     printf("wrote %s and %s\n", a.out, jpath);

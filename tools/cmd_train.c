@@ -1,7 +1,8 @@
 /* clsynth train --dataroot DIR --name RUN [options]: trains CC-FPSE (or a
  * variant). Exit status: 0 done; 1 error (a NaN/Inf loss included: the last
- * good checkpoint is kept); 2 bad options; 128+signal after SIGINT/SIGTERM
- * (a checkpoint was saved first). */
+ * good checkpoint is kept; a run folder that holds checkpoints without
+ * --continue_train or --overwrite); 2 bad options; 128+signal after
+ * SIGINT/SIGTERM/SIGHUP (a checkpoint was saved first). */
 #include <stdio.h>
 #include <string.h>
 
@@ -21,7 +22,7 @@ int clsynth_cmd_train(int argc, char **argv)
             clsynth_options_print_help(stdout);
             return 0;
         }
-    if (clsynth_options_parse(&o, argc - 1, argv + 1, &err)) {
+    if (clsynth_options_parse(&o, argc - 1, argv + 1, &err) || clsynth_train_check_options(&o, &err)) {
         fprintf(stderr, "clsynth train: %s\n", err.msg);
         return 2;
     }
@@ -36,8 +37,9 @@ int clsynth_cmd_train(int argc, char **argv)
     int rc = clsynth_run_training(ctx, &o, &res, &err);
     if (rc) {
         fprintf(stderr, "clsynth train: %s\n", err.msg);
-        if (res.last_checkpoint[0])
-            fprintf(stderr, "clsynth train: the last good checkpoint is %s\n", res.last_checkpoint);
+        if (res.last_checkpoint[0] && !strstr(err.msg, res.last_checkpoint))
+            fprintf(stderr, "clsynth train: the last good checkpoint is %s (iteration %ld)\n", res.last_checkpoint,
+                    res.last_step);
         clsynth_ctx_free(ctx);
         return 1;
     }

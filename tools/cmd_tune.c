@@ -9,9 +9,12 @@
 #include <unistd.h>
 
 #include "clcore/clblast_tune.h"
+#include "clcore/kdefs.h"
+#include "clcore/tunedb.h"
 #include "clcore/tuner.h"
 #include "tools/bench_workload.h"
 #include "tools/cli.h"
+#include "tools/clblast_worker.h"
 #include "tools/commands.h"
 
 static void usage(FILE *f)
@@ -20,10 +23,13 @@ static void usage(FILE *f)
             "usage: clsynth tune [--preset tiny|small|paper | model flags] [--budget SECONDS]\n"
             "                    [--device SPEC] [--emulate wg=256,local=32K] [--retune] [--no-clblast]\n"
             "                    [--clblast-share F] [--repeats N] [--db FILE]\n"
-            "       clsynth tune --export FILE | --import FILE [--force] | --list | --path\n\n"
+            "       clsynth tune --export FILE | --export-class FILE | --import FILE [--force] | --list | --path\n\n"
             "Runs one training step of the configuration to record every (kernel, shape) it looks up,\n"
             "then tunes them (and CLBlast's GEMM for its GEMM shapes) within the budget (default 600 s).\n"
-            "Results go to the device's tuning database (see --path); a second run resumes.\n");
+            "Results go to the device's tuning database (see --path); a second run resumes.\n"
+            "--export writes that database for devices of the same model (--import there);\n"
+            "--export-class writes it as a class file, used by every device of this device's class\n"
+            "that has no entry of its own (--import installs it).\n");
 }
 
 typedef struct bar {
@@ -46,27 +52,30 @@ static void progress(void *user, const clsynth_tune_progress *p)
                        : r->status == CLSYNTH_TUNE_ALREADY ? "done before" : r->status == CLSYNTH_TUNE_NO_TIME
                        ? "no time" : "FAILED";
         snprintf(line, sizeof line, "[%s] %zu/%zu %-22s %-34s %-11s %8.3f -> %8.3f ms %s", barbuf, p->job + 1,
-                 p->jobs, p->j->t->key, p->j->shape, st, r->default_ms, r->best_ms,
+                 p->jobs, p->j->def->key, p->j->shape, st, r->default_ms, r->best_ms,
                  r->status == CLSYNTH_TUNE_FAILED ? r->note : r->best_desc);
         fprintf(stderr, "%s%s\n", b->tty ? "\r\033[K" : "", line);
     } else if (b->tty) {
         snprintf(line, sizeof line, "[%s] %zu/%zu %s %s: candidate %d/%d, %.0f/%.0f s", barbuf, p->job + 1, p->jobs,
-                 p->j->t->key, p->j->shape, p->candidate, p->candidates, p->elapsed_s, b->budget);
+                 p->j->def->key, p->j->shape, p->candidate, p->candidates, p->elapsed_s, b->budget);
         fprintf(stderr, "\r\033[K%s", line);
     }
 }
 
 static int list_db(clsynth_ctx *ctx)
 {
-    char path[800];
+    char path[800], cpath[800];
     clsynth_tunedb_path(ctx, path, sizeof path);
+    clsynth_tunedb_class_path(ctx, cpath, sizeof cpath);
     size_t n = clsynth_tunedb_count(ctx);
     printf("tuning database %s: %zu entries\n", path, n);
     for (size_t i = 0; i < n; i++) {
         const clsynth_tune_record *r = clsynth_tunedb_at(ctx, i);
         printf("  %-24s %-36s algo=%d local=%zux%zux%zu opts=\"%s\" %.3f ms (default %.3f)\n", r->kernel, r->shape,
-               r->e.algo, r->e.local[0], r->e.local[1], r->e.local[2], r->e.options, r->ms, r->default_ms);
+               r->algo, r->local[0], r->local[1], r->local[2], r->opts, r->ms, r->default_ms);
     }
+    printf("class '%s': %zu entries (%s, else the file shipped for the class)\n", clsynth_device_class(&ctx->dev),
+           clsynth_tunedb_class_count(ctx), cpath);
     return 0;
 }
 
@@ -75,6 +84,7 @@ int clsynth_cmd_tune(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "--clblast-worker") == 0)
         return clsynth_clblast_worker_main(argc - 2, argv + 2);
     const char *device = NULL, *emulate = NULL, *db = NULL, *export_path = NULL, *import_path = NULL;
+    const char *export_class = NULL;
     const char *v = NULL;
     double budget = 600;
     float share = 0.35f;
@@ -97,6 +107,9 @@ int clsynth_cmd_tune(int argc, char **argv)
             if (m < 0)
                 goto bad_value;
         } else if ((m = clsynth_cli_value(argc, argv, &i, "--export", &export_path)) != 0) {
+            if (m < 0)
+                goto bad_value;
+        } else if ((m = clsynth_cli_value(argc, argv, &i, "--export-class", &export_class)) != 0) {
             if (m < 0)
                 goto bad_value;
         } else if ((m = clsynth_cli_value(argc, argv, &i, "--import", &import_path)) != 0) {
@@ -174,12 +187,22 @@ int clsynth_cmd_tune(int argc, char **argv)
         rc = 0;
         goto done;
     }
+    if (export_class) {
+        if (clsynth_tunedb_export_class(ctx, export_class))
+            goto fail;
+        printf("exported %zu entries to %s as a class file for '%s'\n", clsynth_tunedb_count(ctx), export_class,
+               clsynth_device_class(&ctx->dev));
+        rc = 0;
+        goto done;
+    }
     if (import_path) {
         if (clsynth_tunedb_import(ctx, import_path, force))
             goto fail;
-        char path[800];
+        char path[800], cpath[800];
         clsynth_tunedb_path(ctx, path, sizeof path);
-        printf("imported %s into %s (%zu entries)\n", import_path, path, clsynth_tunedb_count(ctx));
+        clsynth_tunedb_class_path(ctx, cpath, sizeof cpath);
+        printf("imported %s: %s holds %zu entries, %s %zu class entries\n", import_path, path,
+               clsynth_tunedb_count(ctx), cpath, clsynth_tunedb_class_count(ctx));
         rc = 0;
         goto done;
     }
@@ -214,7 +237,7 @@ int clsynth_cmd_tune(int argc, char **argv)
         clsynth_gemm_shape shapes[256];
         size_t ns = 0;
         for (size_t j = 0; j < njobs; j++)
-            if (strcmp(jobs[j].t->key, "conv2d") == 0)
+            if (jobs[j].def == &clsynth_kdef_conv2d)
                 ns = clsynth_conv_gemm_shapes(jobs[j].shape, (double)(jobs[j].uses ? jobs[j].uses : 1), shapes,
                                               ns, sizeof shapes / sizeof shapes[0]);
         clsynth_clblast_params have;
@@ -226,8 +249,9 @@ int clsynth_cmd_tune(int argc, char **argv)
             co.max_shapes = 24;
             co.verbose = true;
             static const char *const wargv[] = { "tune", "--clblast-worker" };
-            co.worker.argv = wargv;
-            co.worker.argc = 2;
+            clsynth_clblast_worker worker = { NULL, wargv, 2, 0, 0 };
+            co.measure = clsynth_clblast_measure_in_worker;
+            co.user = &worker;
             clsynth_clblast_tune_result cr;
             printf("CLBlast GEMM: searching Xgemm / XgemmDirect parameters over %zu GEMM shapes (%.0f s)...\n",
                    ns < 24 ? ns : 24, co.budget_s);

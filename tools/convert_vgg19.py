@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Converts torchvision's ImageNet VGG19 weights into the clsynth VGG19 file
 that `--vgg_weights FILE` reads (format: nets/vgg.h; container:
-io/checkpoint.h, version 1).
+io/checkpoint.h, written by tools/clsynth_ckpt.py).
 
 Run by hand where torch and torchvision are installed (never part of the build):
 
@@ -12,9 +12,10 @@ Only the 13 convolutions up to conv5_1 are written, as
 vgg.convA_B.weight (cout, cin, 3, 3) and vgg.convA_B.bias (cout)."""
 import argparse
 import os
-import struct
 import sys
-import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clsynth_ckpt import write_checkpoint  # noqa: E402 (tools/clsynth_ckpt.py)
 
 # torchvision vgg19().features index of each conv up to conv5_1
 LAYERS = [
@@ -26,56 +27,11 @@ LAYERS = [
 ]
 
 
-class Writer:
-    def __init__(self, f):
-        self.f = f
-        self.crc = 0
-
-    def put(self, b):
-        self.crc = zlib.crc32(b, self.crc)
-        self.f.write(b)
-
-    def u32(self, v):
-        self.put(struct.pack("<I", v))
-
-    def u64(self, v):
-        self.put(struct.pack("<Q", v))
-
-
-def write_checkpoint(path, config, tensors):
-    """tensors: list of (name, tag, shape tuple, flat list/array of float32)."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        w = Writer(f)
-        w.put(b"CLSYNCKP")
-        w.u32(1)
-        cfg = config.encode("utf-8")
-        w.u32(len(cfg))
-        w.put(cfg)
-        w.u64(0)            # step
-        for _ in range(4):  # RNG state
-            w.u64(0)
-        w.u32(len(tensors))
-        for name, tag, shape, data in tensors:
-            nb, tb = name.encode(), tag.encode()
-            w.u32(len(nb)); w.put(nb)
-            w.u32(len(tb)); w.put(tb)
-            w.u32(len(shape))
-            for i in range(4):
-                w.u32(shape[i] if i < len(shape) else 1)
-            w.put(data)
-        f.write(struct.pack("<I", w.crc & 0xFFFFFFFF))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("output", help="clsynth VGG19 file to write")
     ap.add_argument("--state-dict", help="torchvision vgg19 .pth (default: download the ImageNet weights)")
     args = ap.parse_args()
-    import numpy as np
     import torch
     import torchvision
 
@@ -94,10 +50,8 @@ def main():
         bs = sd["features.%d.bias" % idx].detach().float().cpu().numpy()
         if wt.ndim != 4 or wt.shape[2:] != (3, 3) or bs.shape != (wt.shape[0],):
             sys.exit("features.%d: unexpected shapes %s, %s" % (idx, wt.shape, bs.shape))
-        tensors.append(("vgg.%s.weight" % name, "param", wt.shape,
-                        np.ascontiguousarray(wt, dtype="<f4").tobytes()))
-        tensors.append(("vgg.%s.bias" % name, "param", bs.shape,
-                        np.ascontiguousarray(bs, dtype="<f4").tobytes()))
+        tensors.append(("vgg.%s.weight" % name, "param", wt.shape, wt))
+        tensors.append(("vgg.%s.bias" % name, "param", bs.shape, bs))
     write_checkpoint(args.output, "format=vgg19\nsource=torchvision vgg19 IMAGENET1K_V1\n", tensors)
     print("wrote %s (%d tensors)" % (args.output, len(tensors)))
 

@@ -44,4 +44,8 @@ typedef struct clsynth_eval_result {
 
 int clsynth_eval_run(clsynth_ctx *ctx, const clsynth_eval_args *a, clsynth_eval_result *r, clsynth_err *err);
 
+/* Reads the numbers of an eval.json back into *r (tools/eval_load.c); -1 when
+ * one is missing. */
+int clsynth_eval_load(const char *path, clsynth_eval_result *r);
+
 #endif

@@ -1,5 +1,6 @@
 #include "tools/report.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@ static int read_losses(const char *path, double **cols, int *count, clsynth_err 
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return clsynth_fail(err, "cannot read %s", path);
+        return clsynth_fail(err, "cannot read %s: %s", path, strerror(errno));
     char line[512];
     int n = 0, cap = 0;
     for (int c = 0; c < N_CURVES; c++)
@@ -55,7 +56,7 @@ static int copy_file(const char *from, const char *to, clsynth_err *err)
 {
     FILE *in = fopen(from, "rb");
     if (!in)
-        return clsynth_fail(err, "cannot read %s", from);
+        return clsynth_fail(err, "cannot read %s: %s", from, strerror(errno));
     clsynth_atomic_file af;
     if (clsynth_atomic_open(&af, to, err)) {
         fclose(in);

@@ -1,11 +1,13 @@
 #include "tools/synthesize.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "clcore/autograd.h"
+#include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/dirlist.h"
 #include "io/image.h"
@@ -54,6 +56,46 @@ static int map_labels(const clsynth_options *o, const char *path, clsynth_idmap 
     return 0;
 }
 
+/* <float_dir>/<stem>.f32.ckpt (see tools/synthesize.h). Tensors may be NULL. */
+static int save_floats(clsynth_ctx *ctx, const clsynth_synth_dirs *d, const char *stem, const float *fake,
+                       const float *labels, const float *edges, const float *real, clsynth_tensor *z,
+                       clsynth_tensor *mu, clsynth_tensor *logvar, int h, int w, clsynth_err *err)
+{
+    char path[1600], config[1400];
+    snprintf(path, sizeof path, "%s/%s.f32.ckpt", d->float_dir, stem);
+    snprintf(config, sizeof config, "format=clsynth-test-float\ncheckpoint=%s\nz=%s\n",
+             d->checkpoint ? d->checkpoint : "", !z ? "none" : mu ? "encoded" : "random");
+    clsynth_ckpt_tensor_in t[7];
+    int n = 0;
+    t[n++] = (clsynth_ckpt_tensor_in){ "fake", "float", 4, { 1, 3, h, w }, fake };
+    t[n++] = (clsynth_ckpt_tensor_in){ "labels", "float", 4, { 1, 1, h, w }, labels };
+    if (edges)
+        t[n++] = (clsynth_ckpt_tensor_in){ "edges", "float", 4, { 1, 1, h, w }, edges };
+    if (real)
+        t[n++] = (clsynth_ckpt_tensor_in){ "real", "float", 4, { 1, 3, h, w }, real };
+    clsynth_tensor *vec[3] = { z, mu, logvar };
+    const char *names[3] = { "z", "mu", "logvar" };
+    float *host[3] = { NULL, NULL, NULL };
+    int rc = 0;
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        if (!vec[i])
+            continue;
+        host[i] = malloc(vec[i]->numel * sizeof(float));
+        if (!host[i])
+            rc = clsynth_fail(err, "out of memory");
+        else if (clsynth_tensor_download(ctx, vec[i], host[i]))
+            rc = clsynth_fail(err, "%s: %s", path, ctx->err.msg);
+        else
+            t[n++] = (clsynth_ckpt_tensor_in){ names[i], "float", 4, { 1, (int)vec[i]->numel, 1, 1 }, host[i] };
+    }
+    const uint64_t zero[4] = { 0, 0, 0, 0 };
+    if (rc == 0)
+        rc = clsynth_checkpoint_save(path, config, 0, zero, t, n, err);
+    for (int i = 0; i < 3; i++)
+        free(host[i]);
+    return rc;
+}
+
 int clsynth_synthesize_folder(clsynth_ctx *ctx, clsynth_model *m, const clsynth_synth_dirs *d, clsynth_err *err)
 {
     const clsynth_options *o = clsynth_model_options(m);
@@ -71,7 +113,7 @@ int clsynth_synthesize_folder(clsynth_ctx *ctx, clsynth_model *m, const clsynth_
         clsynth_dirlist_free(&list);
         return -1;
     }
-    int written = 0, rc = 0;
+    int written = 0, rc = 0, missing_images = 0;
     bool with_edges = !o->data.no_instance;
     for (int i = 0; i < list.n && rc == 0; i++) {
         clsynth_raw_sample s;
@@ -84,7 +126,13 @@ int clsynth_synthesize_folder(clsynth_ctx *ctx, clsynth_model *m, const clsynth_
         rc = clsynth_png_read_ids(list.paths[i], &s.label, err);
         if (rc == 0)
             rc = map_labels(o, list.paths[i], &s.label, err);
-        if (rc == 0 && d->image_dir && find_image(d->image_dir, stem, path, sizeof path)) {
+        bool found = rc == 0 && d->image_dir && find_image(d->image_dir, stem, path, sizeof path);
+        if (rc == 0 && d->image_dir && !found) {
+            fprintf(stderr, "clsynth: warning: %s: no image %s/%s.{png,jpg,jpeg} beside it; its grid row has no real "
+                            "image\n", list.paths[i], d->image_dir, stem);
+            missing_images++;
+        }
+        if (found) {
             rc = clsynth_image_read(path, &s.image, err);
             if (rc == 0)
                 rc = clsynth_image_to_rgb(&s.image, err);
@@ -129,11 +177,16 @@ int clsynth_synthesize_folder(clsynth_ctx *ctx, clsynth_model *m, const clsynth_
             clsynth_no_grad_begin(ctx);
             clsynth_tensor *tl = clsynth_tensor_from_host(ctx, "labels", 1, 1, oh, ow, labels_f);
             clsynth_tensor *te = with_edges ? clsynth_tensor_from_host(ctx, "edges", 1, 1, oh, ow, edge) : NULL;
-            clsynth_tensor *real = has_real ? clsynth_tensor_from_host(ctx, "real", 1, 3, oh, ow, image) : NULL;
+            bool encode = has_real && !d->z_random;
+            clsynth_tensor *real = encode ? clsynth_tensor_from_host(ctx, "real", 1, 3, oh, ow, image) : NULL;
             clsynth_tensor *seg = clsynth_model_seg(ctx, m, tl, te);
-            clsynth_tensor *y = clsynth_model_generate(ctx, m, seg, real);
+            clsynth_tensor *z, *mu = NULL, *logvar = NULL;
+            clsynth_tensor *y = clsynth_model_generate_z(ctx, m, seg, real, &z, &mu, &logvar);
             if (clsynth_tensor_download(ctx, y, fake))
                 rc = clsynth_fail(err, "synthesizing %s: %s", list.paths[i], ctx->err.msg);
+            if (rc == 0 && d->float_dir)
+                rc = save_floats(ctx, d, stem, fake, labels_f, with_edges ? edge : NULL,
+                                 encode && o->use_vae ? image : NULL, z, mu, logvar, oh, ow, err);
             clsynth_no_grad_end(ctx);
             clsynth_release_activations(ctx);
         }
@@ -148,6 +201,9 @@ int clsynth_synthesize_folder(clsynth_ctx *ctx, clsynth_model *m, const clsynth_
         free(fake);
         clsynth_raw_sample_free(&s);
     }
+    if (missing_images)
+        fprintf(stderr, "clsynth: warning: %d of %d label maps have no image in %s\n", missing_images, list.n,
+                d->image_dir);
     clsynth_dirlist_free(&list);
     if (clsynth_results_close(res, rc ? NULL : err) && rc == 0)
         rc = -1;

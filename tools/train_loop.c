@@ -1,23 +1,25 @@
 #include "tools/train_loop.h"
 
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clcore/autograd.h"
+#include "clcore/fsutil.h"
 #include "clcore/tensor.h"
 #include "io/atomic.h"
 #include "io/dataset.h"
 #include "io/grid.h"
 #include "io/loader.h"
+#include "nets/footprint.h"
 #include "nets/model.h"
-#include "tools/results.h"
+#include "tools/loss_log.h"
+#include "tools/resume.h"
+#include "tools/run_dir.h"
 
 /* Set by the signal handler only; read by the loop. */
 static volatile sig_atomic_t stop_requested;
@@ -32,6 +34,23 @@ void clsynth_train_install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* a closed terminal or ssh session: save like SIGTERM */
+    /* A file-size limit (ulimit -f) then fails the write with EFBIG, which is
+     * reported like a full disk, instead of killing the process mid-save. */
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+int clsynth_train_check_options(const clsynth_options *o, clsynth_err *err)
+{
+    long step;
+    if (clsynth_run_parse_which(o->which_epoch, &step, err))
+        return -1;
+    if (o->overwrite && o->continue_train)
+        return clsynth_fail(err, "--overwrite starts a new run and --continue_train resumes one: choose one");
+    if (step >= 0 && !o->continue_train)
+        return clsynth_fail(err, "--which_epoch %s selects the checkpoint to resume from: it needs --continue_train",
+                            o->which_epoch);
+    return 0;
 }
 
 static double now_s(void)
@@ -112,20 +131,84 @@ static void progress(FILE *f, bool tty, long it, long total, double elapsed, dou
     fflush(f);
 }
 
-static int save_checkpoints(clsynth_ctx *ctx, clsynth_model *m, const char *run_dir, long it, int epoch,
-                            uint64_t seed, bool numbered, char *last, size_t last_len, clsynth_err *err)
+/* Refuses to train into a run folder that holds checkpoints unless resuming
+ * or --overwrite (which moves the old run aside first); makes the folder,
+ * locks it and removes what interrupted saves left. Returns the lock's fd. */
+static int prepare_run_dir(const clsynth_options *o, const char *run_dir, time_t started, clsynth_err *err)
 {
-    uint64_t rng[4] = { seed, 0, 0, 0 };
-    char path[1200];
-    if (numbered) {
-        snprintf(path, sizeof path, "%s/iter_%07ld.ckpt", run_dir, it);
-        if (clsynth_model_save(ctx, m, path, (uint64_t)it, epoch, rng, err))
-            return -1;
-    }
-    snprintf(path, sizeof path, "%s/latest.ckpt", run_dir);
-    if (clsynth_model_save(ctx, m, path, (uint64_t)it, epoch, rng, err))
+    clsynth_run_ckpts l;
+    if (clsynth_run_ckpts_list(run_dir, &l, err))
         return -1;
-    snprintf(last, last_len, "%s", path);
+    char have[1024], csv[1200];
+    clsynth_run_ckpts_describe(&l, have, sizeof have);
+    int n = l.n;
+    clsynth_run_ckpts_free(&l);
+    snprintf(csv, sizeof csv, "%s/losses.csv", run_dir);
+    if (n > 0 && !o->continue_train && !o->overwrite)
+        return clsynth_fail(err, "%s already holds a training run (%s). Add --continue_train to resume it, or "
+                                 "--overwrite to start a new one (the old run is then moved to %s.old-<date>-<time>)",
+                            run_dir, have, run_dir);
+    if (o->overwrite && (n > 0 || access(csv, F_OK) == 0)) {
+        int fd = clsynth_run_lock(run_dir, err); /* nobody may be training in it */
+        if (fd < 0)
+            return -1;
+        char moved[1300];
+        int rc = clsynth_run_move_aside(run_dir, moved, sizeof moved, err);
+        clsynth_run_unlock(fd);
+        if (rc)
+            return -1;
+        printf("--overwrite: moved the previous run (%s) to %s\n", have, moved);
+    }
+    char web[1200];
+    snprintf(web, sizeof web, "%s/web", run_dir);
+    if (clsynth_mkdirs(web, err))
+        return -1;
+    int fd = clsynth_run_lock(run_dir, err);
+    if (fd >= 0)
+        clsynth_run_remove_stale_temps(run_dir, started, stdout);
+    return fd;
+}
+
+/* The newest checkpoint that is known good, for messages after a failure. */
+typedef struct good_ckpt {
+    char path[1200];
+    long step; /* -1: none yet */
+} good_ckpt;
+
+/* A save failed: losses.csv goes back to the last good checkpoint and the
+ * message says what is still there. */
+static int save_failed(clsynth_loss_log *log, const good_ckpt *good, long it, clsynth_err *err)
+{
+    clsynth_err rb;
+    int rolled = clsynth_loss_log_rollback(log, &rb) == 0;
+    if (good->step < 0)
+        return clsynth_wrap(err, "saving iteration %ld failed (this run has no checkpoint yet)%s%s", it,
+                            rolled ? "" : "; also: ", rolled ? "" : rb.msg);
+    return clsynth_wrap(err, "saving iteration %ld failed; the previous checkpoint %s (iteration %ld) is intact and "
+                             "%s%s", it, good->path, good->step,
+                        rolled ? "losses.csv ends at its iteration" : "losses.csv could not be cut back to it: ",
+                        rolled ? "" : rb.msg);
+}
+
+/* latest.ckpt is written once (temporary file, fsync, rename); the numbered
+ * iter_N.ckpt is a hard link to it (a copy where links are missing).
+ * losses.csv is made durable first, so it always covers the newest checkpoint. */
+static int save_checkpoint(clsynth_ctx *ctx, clsynth_model *m, const char *run_dir, long it, int epoch, uint64_t seed,
+                           clsynth_loss_log *log, good_ckpt *good, clsynth_err *err)
+{
+    if (good->step == it)
+        return 0; /* saved already */
+    uint64_t rng[4] = { seed, 0, 0, 0 };
+    char latest[1200], numbered[1200];
+    snprintf(latest, sizeof latest, "%s/latest.ckpt", run_dir);
+    snprintf(numbered, sizeof numbered, "%s/iter_%07ld.ckpt", run_dir, it);
+    if (clsynth_loss_log_sync(log, err) || clsynth_model_save(ctx, m, latest, (uint64_t)it, epoch, rng, err))
+        return save_failed(log, good, it, err);
+    clsynth_loss_log_checkpointed(log);
+    snprintf(good->path, sizeof good->path, "%s", latest);
+    good->step = it;
+    if (clsynth_atomic_link(latest, numbered, NULL, err))
+        return clsynth_wrap(err, "iteration %ld is saved in %s, but its numbered copy is not", it, latest);
     return 0;
 }
 
@@ -133,8 +216,9 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
 {
     memset(res, 0, sizeof *res);
     stop_requested = 0;
+    time_t started = time(NULL);
     o->data.is_train = 1;
-    if (clsynth_data_opts_finalize(&o->data, err))
+    if (clsynth_train_check_options(o, err) || clsynth_data_opts_finalize(&o->data, err))
         return -1;
     clsynth_dataset *ds = clsynth_dataset_open(&o->data, err);
     if (!ds)
@@ -147,31 +231,33 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
     snprintf(res->run_dir, sizeof res->run_dir, "%s/%s", o->checkpoints_dir, o->name);
     char web[1200];
     snprintf(web, sizeof web, "%s/web", res->run_dir);
-    if (clsynth_mkdirs(web, err)) {
-        clsynth_dataset_free(ds);
-        return -1;
-    }
 
-    int rc = -1;
+    int rc = -1, lock = -1;
     clsynth_loader *loader = NULL;
-    FILE *csv = NULL;
+    clsynth_loss_log log = { 0 };
     float *label_f = NULL;
-    clsynth_model *m = clsynth_model_create(ctx, o, err);
-    if (!m)
+    clsynth_model *m = NULL;
+    good_ckpt good = { "", -1 };
+    clsynth_step_memory est;
+    /* before the first step, before the real model exists, before the run folder changes */
+    if (clsynth_step_memory_check(ctx, o, &est, err))
         goto done;
-    uint64_t start_step = 0;
-    int start_epoch = 1;
-    char path[1300];
-    if (o->continue_train) {
-        snprintf(path, sizeof path, "%s/latest.ckpt", res->run_dir);
-        if (access(path, R_OK) == 0) {
-            if (clsynth_model_load(ctx, m, path, &start_step, &start_epoch, NULL, err))
-                goto done;
-            printf("resuming %s at iteration %llu (epoch %d)\n", path, (unsigned long long)start_step, start_epoch);
-        } else {
-            printf("--continue_train: no checkpoint at %s yet, starting from scratch\n", path);
-        }
+    printf("device memory: a training step needs about %.0f MiB of %.0f MiB\n", est.bytes / (1024.0 * 1024),
+           (double)ctx->dev.global_mem / (1024.0 * 1024));
+    if ((lock = prepare_run_dir(o, res->run_dir, started, err)) < 0)
+        goto done;
+    if (!(m = clsynth_model_create(ctx, o, err)))
+        goto done;
+    clsynth_resume_point from = { "", 0, 1 };
+    if (o->continue_train && clsynth_resume_load(ctx, m, res->run_dir, o->which_epoch, stdout, &from, err))
+        goto done;
+    uint64_t start_step = (uint64_t)from.step;
+    int start_epoch = from.epoch;
+    if (from.path[0]) {
+        snprintf(good.path, sizeof good.path, "%s", from.path);
+        good.step = from.step;
     }
+    char path[1300];
     char *text = clsynth_options_to_text(o);
     snprintf(path, sizeof path, "%s/options.txt", res->run_dir);
     int wrc = text ? write_text(path, text, err) : clsynth_fail(err, "out of memory");
@@ -190,6 +276,9 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         printf(", E %zu\n", pe);
     if (*clsynth_model_notice(m))
         printf("%s\n", clsynth_model_notice(m));
+    if (clsynth_loss_log_open(&log, res->run_dir, (long)start_step, stdout, err))
+        goto done;
+    fflush(stdout);
 
     clsynth_loader_opts lo = { .batch_size = o->batchSize, .seed = (uint64_t)o->seed, .shuffle = 1, .prefetch = 3,
                                .start_epoch = 0 };
@@ -220,15 +309,6 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
     if (o->max_iters > 0 && (total <= 0 || o->max_iters < total))
         total = o->max_iters;
 
-    snprintf(path, sizeof path, "%s/losses.csv", res->run_dir);
-    bool fresh_csv = start_step == 0 || access(path, F_OK) != 0;
-    csv = fopen(path, fresh_csv ? "w" : "a");
-    if (!csv) {
-        clsynth_fail(err, "cannot write %s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (fresh_csv)
-        fprintf(csv, "iteration,epoch,seconds,G_GAN,G_GAN_Feat,G_VGG,KLD,D_real,D_fake\n");
     bool tty = isatty(fileno(stderr));
     double t0 = now_s();
     long it = (long)start_step;
@@ -265,43 +345,45 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
         if (upload_batch(ctx, b, label_f, with_edges, &t) == 0)
             seg = clsynth_model_seg(ctx, m, t.labels, t.edges);
         if (!seg || clsynth_train_step(ctx, m, seg, t.image, &l)) {
-            clsynth_fail(err, "iteration %ld: %s", it + 1, ctx->err.msg);
-            if (res->last_checkpoint[0] == 0 && start_step > 0)
-                snprintf(res->last_checkpoint, sizeof res->last_checkpoint, "%s/latest.ckpt", res->run_dir);
+            clsynth_fail(err, "iteration %ld: %s%s", it + 1, ctx->err.msg,
+                         it == (long)start_step && strstr(ctx->err.msg, "out of device memory")
+                             ? " (lower --crop_size or --batchSize)" : "");
             goto done;
         }
         it++;
         res->new_iterations++;
         double el = now_s() - t0;
-        fprintf(csv, "%ld,%d,%.3f,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", it, cur_epoch, el, l.G_GAN, l.G_GAN_Feat,
-                l.G_VGG, l.KLD, l.D_real, l.D_fake);
+        clsynth_loss_log_row(&log, it, cur_epoch, el, &l);
         if (tty || it % (o->print_freq > 0 ? o->print_freq : 100) == 0 || it == total)
             progress(stderr, tty, it, total, el, res->new_iterations / (el > 0 ? el : 1), &l, cur_epoch);
         if (o->display_freq > 0 && it % o->display_freq == 0) {
-            fflush(csv);
+            clsynth_loss_log_flush(&log);
             snprintf(path, sizeof path, "%s/iter_%07ld.png", web, it);
             if (save_grid(ctx, m, b, label_f, with_edges, path, err))
                 goto done;
         }
         if (o->save_latest_freq > 0 && it % o->save_latest_freq == 0 &&
-            save_checkpoints(ctx, m, res->run_dir, it, cur_epoch, (uint64_t)o->seed, true, res->last_checkpoint,
-                             sizeof res->last_checkpoint, err))
+            save_checkpoint(ctx, m, res->run_dir, it, cur_epoch, (uint64_t)o->seed, &log, &good, err))
             goto done;
     }
     if (tty)
         fputc('\n', stderr);
     res->stop_signal = (int)stop_requested;
     if (it > (long)start_step &&
-        save_checkpoints(ctx, m, res->run_dir, it, cur_epoch ? cur_epoch : start_epoch, (uint64_t)o->seed, true,
-                         res->last_checkpoint, sizeof res->last_checkpoint, err))
+        save_checkpoint(ctx, m, res->run_dir, it, cur_epoch ? cur_epoch : start_epoch, (uint64_t)o->seed, &log,
+                        &good, err))
         goto done;
     res->iterations = it;
     res->epoch = cur_epoch ? cur_epoch : start_epoch;
     res->seconds = now_s() - t0;
     rc = 0;
 done:
-    if (csv && fclose(csv) && rc == 0)
-        rc = clsynth_fail(err, "cannot write %s/losses.csv: %s", res->run_dir, strerror(errno));
+    if (clsynth_loss_log_close(&log, rc == 0 ? err : NULL) && rc == 0)
+        rc = -1;
+    if (good.step >= 0)
+        snprintf(res->last_checkpoint, sizeof res->last_checkpoint, "%s", good.path);
+    res->last_step = good.step;
+    clsynth_run_unlock(lock);
     free(label_f);
     clsynth_loader_free(loader);
     clsynth_model_free(ctx, m);

@@ -1,0 +1,296 @@
+/* Descriptors of conv2d's tunable kernels (clcore/ops_conv.c, kernels/conv_fwd.cl,
+ * kernels/conv_bwd.cl):
+ * the algorithm choice and the three direct kernels. See clcore/kdef.h. */
+#include <stdio.h>
+
+#include "clcore/kdefs.h"
+#include "clcore/ops.h"
+
+int clsynth_conv_out_size(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
+
+/* ------------------------------------------------------------ shape */
+
+static int conv_format(const void *shape, char *key, size_t len)
+{
+    const clsynth_conv_shape *s = shape;
+    return snprintf(key, len, "N%d.C%d.H%d.W%d.O%d.K%dx%d.S%d.P%d", s->n, s->cin, s->h, s->w, s->cout, s->kh, s->kw,
+                    s->stride, s->pad);
+}
+
+static bool conv_parse(const char *key, void *shape)
+{
+    clsynth_conv_shape *s = shape;
+    char tail = 0;
+    if (sscanf(key, "N%d.C%d.H%d.W%d.O%d.K%dx%d.S%d.P%d%c", &s->n, &s->cin, &s->h, &s->w, &s->cout, &s->kh, &s->kw,
+               &s->stride, &s->pad, &tail) != 9)
+        return false;
+    const int pos[] = { s->n, s->cin, s->h, s->w, s->cout, s->kh, s->kw, s->stride };
+    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
+        if (pos[i] < 1 || pos[i] > 65536)
+            return false;
+    return s->pad >= 0 && s->h + 2 * s->pad >= s->kh && s->w + 2 * s->pad >= s->kw;
+}
+
+static int oh_of(const clsynth_conv_shape *s) { return clsynth_conv_out_size(s->h, s->kh, s->stride, s->pad); }
+static int ow_of(const clsynth_conv_shape *s) { return clsynth_conv_out_size(s->w, s->kw, s->stride, s->pad); }
+
+/* Odd sizes, batch 2, channel counts that are multiples of nothing, strides
+ * 1 and 2, 1x1 and 3x3; the first is the smallest. */
+static const clsynth_conv_shape test_shapes[] = {
+    { 2, 3, 5, 7, 5, 3, 3, 1, 1 },
+    { 2, 17, 13, 11, 9, 3, 3, 1, 1 },
+    { 2, 5, 9, 7, 17, 3, 3, 2, 1 },
+    { 2, 6, 7, 5, 11, 1, 1, 1, 0 },
+};
+
+/* Representative CC-FPSE shapes: 256 channels at 32x32 and 64 at 128x128,
+ * batch 1 and 4; a 1x1 conv. */
+static const clsynth_conv_shape bench_algo[] = {
+    { 1, 256, 32, 32, 256, 3, 3, 1, 1 }, { 4, 256, 32, 32, 256, 3, 3, 1, 1 }, { 1, 64, 128, 128, 64, 3, 3, 1, 1 },
+    { 4, 64, 128, 128, 64, 3, 3, 1, 1 }, { 4, 256, 32, 32, 256, 1, 1, 1, 0 },
+};
+static const clsynth_conv_shape bench_fwd[] = { { 1, 256, 32, 32, 256, 3, 3, 1, 1 },
+                                                { 1, 64, 128, 128, 64, 3, 3, 1, 1 } };
+static const clsynth_conv_shape bench_bwd[] = { { 1, 64, 128, 128, 64, 3, 3, 1, 1 } };
+
+/* ------------------------------------------------------------ harness */
+
+static int conv_setup(clsynth_ctx *ctx, clsynth_kbench *b)
+{
+    const clsynth_conv_shape *s = (const clsynth_conv_shape *)&b->shape;
+    const float ws = 1.0f / (float)(s->cin * s->kh * s->kw);
+    if (clsynth_kbench_input(ctx, b, "tune.x", s->n, s->cin, s->h, s->w, 1, 1.0f) ||
+        clsynth_kbench_input(ctx, b, "tune.w", s->cout, s->cin, s->kh, s->kw, 2, ws) ||
+        clsynth_kbench_input(ctx, b, "tune.b", 1, s->cout, 1, 1, 3, 0.1f))
+        return -1;
+    double oh = oh_of(s), ow = ow_of(s);
+    b->flops = 2.0 * s->n * s->cout * oh * ow * s->cin * s->kh * s->kw;
+    b->bytes = 4.0 * ((double)s->n * s->cin * s->h * s->w + (double)s->n * s->cout * oh * ow +
+                      (double)s->cout * s->cin * s->kh * s->kw);
+    return 0;
+}
+
+static clsynth_tensor *conv_run_auto(clsynth_ctx *ctx, clsynth_kbench *b, clsynth_kforce *force)
+{
+    const clsynth_conv_shape *s = (const clsynth_conv_shape *)&b->shape;
+    return clsynth_conv2d_forced(ctx, b->in[0], b->in[1], b->in[2], s->stride, s->pad, CLSYNTH_CONV_AUTO, force);
+}
+
+static clsynth_tensor *conv_run_direct(clsynth_ctx *ctx, clsynth_kbench *b, clsynth_kforce *force)
+{
+    const clsynth_conv_shape *s = (const clsynth_conv_shape *)&b->shape;
+    return clsynth_conv2d_forced(ctx, b->in[0], b->in[1], b->in[2], s->stride, s->pad, CLSYNTH_CONV_DIRECT, force);
+}
+
+/* ------------------------------------------------------------ conv2d: the algorithm */
+
+/* Without a tuned choice (ALGO 0):
+ *   - 1x1 kernels: GEMM (a plain GEMM per sample when stride 1, pad 0: no im2col).
+ *   - otherwise GEMM when Cout >= 32, direct when Cout < 32.
+ * Measured on PoCL 3.1 (2 cores, AVX2/AVX-512 EPYC, machine shared, best of 11,
+ * N = 1, forward / forward+backward GFLOP/s, direct vs GEMM):
+ *   3x3 16->16 64x64    3.3 / 3.8   vs 2.2 / 2.6   (small Cout: direct)
+ *   3x3 64->3 128x128   1.8 / 1.9   vs 0.3 / 0.5   (CLBlast pads M = 3 to its tile)
+ *   3x3 3->16 64x64     2.7 / 3.2   vs 2.7 / 5.1   (tie)
+ *   3x3 36->64 64x64    2.5 / 1.8   vs 4.6 / 4.0
+ *   3x3 64->64 32x32    2.1 / 2.9   vs 3.5 / 3.1
+ *   3x3 128->128 8x8    2.2 / 4.5   vs 6.9 / 6.3
+ *   3x3 36->128 64x64   2.0 / 2.2   vs 4.0 / 3.7
+ *   3x3 64->64 s2 64x64 1.6 / 2.0   vs 5.6 / 2.5
+ *   1x1 64->64 64x64    0.8 / 2.2   vs 7.2 / 4.8
+ * The machine was shared (load 5-7 on 2 cores): timings vary up to 2x between runs
+ * (a second run gave 16->16 direct 2.1 vs GEMM 5.6, 64->3 0.8 vs 0.6, 3->16 3.4 vs
+ * 2.8, 64->64 32x32 3.9 vs 3.8), but GEMM led at Cout >= 64 in every run and lost
+ * at Cout = 3 in every run. The GEMM's M dimension is Cout: below 32 rows CLBlast's
+ * tiles are mostly padding, and the direct kernel needs no column buffer and no
+ * CLBlast start-up. */
+static void conv2d_fit(int *v, const void *shape, const clsynth_klimits *lim)
+{
+    const clsynth_conv_shape *s = shape;
+    (void)lim;
+    if (v[CONV2D_ALGO] != 0)
+        return;
+    if (s->kh == 1 && s->kw == 1)
+        v[CONV2D_ALGO] = CLSYNTH_CONV_IM2COL_GEMM;
+    else
+        v[CONV2D_ALGO] = s->cout >= 32 ? CLSYNTH_CONV_IM2COL_GEMM : CLSYNTH_CONV_DIRECT;
+}
+
+const clsynth_kdef clsynth_kdef_conv2d = {
+    .key = "conv2d", .op = "clsynth_conv2d", .backward = true,
+    .before = { "conv_fwd_direct", "conv_bwd_data_direct", "conv_bwd_weight_direct" },
+    .n_params = 1,
+    .params = {
+        { .name = "ALGO", .kind = CLSYNTH_K_ALGO, .n = 2, .values = { CLSYNTH_CONV_DIRECT, CLSYNTH_CONV_IM2COL_GEMM },
+          .def = 0 },
+    },
+    .shape_size = sizeof(clsynth_conv_shape), .format = conv_format, .parse = conv_parse,
+    .fit = conv2d_fit,
+    .test_shapes = test_shapes, .n_test_shapes = 4,
+    .bench_shapes = bench_algo, .n_bench_shapes = 5,
+    .setup = conv_setup, .run = conv_run_auto,
+};
+
+/* ------------------------------------------------------------ conv_fwd_direct */
+
+/* The work-group is the output tile (TILE_W, TILE_H, 1). Automatic (TILE_W
+ * 0): 16x16 or the output rounded up to powers of two, within the item
+ * limits and the kernel's work-group size (the larger side halves first),
+ * and halved further until one channel's input patch fits local memory. */
+static bool fwd_local(const int *v, const void *shape, const clsynth_klimits *lim, size_t local[3])
+{
+    const clsynth_conv_shape *s = shape;
+    size_t lw = (size_t)v[CONV_FWD_TILE_W], lh = (size_t)v[CONV_FWD_TILE_H];
+    if (lw == 0) {
+        lw = (size_t)clsynth_pow2_ceil(ow_of(s));
+        lh = (size_t)clsynth_pow2_ceil(oh_of(s));
+        if (lw > 16)
+            lw = 16;
+        if (lh > 16)
+            lh = 16;
+        while (lw > lim->max_item[0])
+            lw /= 2;
+        while (lh > lim->max_item[1])
+            lh /= 2;
+        while (lw * lh > lim->max_wg) {
+            if (lh >= lw)
+                lh /= 2;
+            else
+                lw /= 2;
+        }
+        for (;;) {
+            size_t ph = (lh - 1) * (size_t)s->stride + (size_t)s->kh;
+            size_t pw = (lw - 1) * (size_t)s->stride + (size_t)s->kw;
+            if (ph * pw * sizeof(float) <= lim->local_mem)
+                break;
+            if (lw == 1 && lh == 1)
+                return false;
+            if (lw >= lh)
+                lw = (lw + 1) / 2;
+            else
+                lh = (lh + 1) / 2;
+        }
+    }
+    local[0] = lw;
+    local[1] = lh;
+    local[2] = 1;
+    return true;
+}
+
+static size_t fwd_patch(const clsynth_conv_shape *s, const size_t local[3])
+{
+    size_t ph = (local[1] - 1) * (size_t)s->stride + (size_t)s->kh;
+    size_t pw = (local[0] - 1) * (size_t)s->stride + (size_t)s->kw;
+    return ph * pw * sizeof(float);
+}
+
+/* CIN_CHUNK input channels (at most Cin) of the padded patch at once */
+static size_t fwd_lmem(const int *v, const void *shape, const size_t local[3])
+{
+    const clsynth_conv_shape *s = shape;
+    int cc = v[CONV_FWD_CIN_CHUNK] < s->cin ? v[CONV_FWD_CIN_CHUNK] : s->cin;
+    return v[CONV_FWD_USE_LOCAL] ? (size_t)cc * fwd_patch(s, local) : 0;
+}
+
+/* the default takes as many channels per patch as fit, up to CIN_CHUNK */
+static void fwd_fit(int *v, const void *shape, const clsynth_klimits *lim)
+{
+    const clsynth_conv_shape *s = shape;
+    size_t local[3];
+    if (!fwd_local(v, shape, lim, local))
+        return; /* nothing fits: the resolver reports it */
+    size_t fit = (size_t)lim->local_mem / fwd_patch(s, local);
+    int cc = v[CONV_FWD_CIN_CHUNK] < s->cin ? v[CONV_FWD_CIN_CHUNK] : s->cin;
+    if ((size_t)cc > fit)
+        cc = (int)fit;
+    v[CONV_FWD_CIN_CHUNK] = cc;
+}
+
+static bool fwd_valid(const int *v, const void *shape)
+{
+    const clsynth_conv_shape *s = shape;
+    /* no more output channels per item than the layer has (beyond the next power of two) */
+    if (v[CONV_FWD_COUT_PER_ITEM] > clsynth_pow2_ceil(s->cout))
+        return false;
+    /* chunks beyond Cin are the same configuration as Cin */
+    if (v[CONV_FWD_CIN_CHUNK] > clsynth_pow2_ceil(s->cin))
+        return false;
+    /* a tile much wider than the output only idles */
+    if (v[CONV_FWD_TILE_W] &&
+        (v[CONV_FWD_TILE_W] > 2 * clsynth_pow2_ceil(ow_of(s)) || v[CONV_FWD_TILE_H] > 2 * clsynth_pow2_ceil(oh_of(s))))
+        return false;
+    return true;
+}
+
+const clsynth_kdef clsynth_kdef_conv_fwd_direct = {
+    .key = "conv_fwd_direct", .op = "clsynth_conv2d", .file = "conv_fwd.cl", .kernels = { "conv_fwd_direct" },
+    .kernels_algo = 0, .dims = 3, .backward = false, .n_params = 5,
+    .params = {
+        { .name = "COUT_PER_ITEM", .kind = CLSYNTH_K_DEFINE, .n = 5, .values = { 4, 1, 2, 8, 16 }, .def = 8 },
+        { .name = "CIN_CHUNK", .kind = CLSYNTH_K_HOST, .n = 6, .values = { 8, 1, 2, 4, 16, 32 }, .def = 8 },
+        { .name = "TILE_W", .kind = CLSYNTH_K_LOCAL0, .n = 6, .values = { 0, 4, 8, 16, 32, 64 }, .def = 0 },
+        { .name = "TILE_H", .kind = CLSYNTH_K_LOCAL1, .n = 5, .values = { 1, 2, 4, 8, 16 }, .def = 1 },
+        /* 0 (taps read from global memory, no barriers) is implemented in the
+         * kernel; list it here to let the tuner try it */
+        { .name = "USE_LOCAL", .kind = CLSYNTH_K_DEFINE, .n = 1, .values = { 1 }, .def = 1 },
+    },
+    .shape_size = sizeof(clsynth_conv_shape), .format = conv_format, .parse = conv_parse,
+    .valid = fwd_valid, .local_size = fwd_local, .local_mem = fwd_lmem, .fit = fwd_fit,
+    .test_shapes = test_shapes, .n_test_shapes = 4,
+    .bench_shapes = bench_fwd, .n_bench_shapes = 2,
+    .setup = conv_setup, .run = conv_run_direct,
+};
+
+/* ------------------------------------------------------------ backward kernels */
+
+static bool bwd_local(const int *v, const void *shape, const clsynth_klimits *lim, size_t local[3])
+{
+    (void)shape;
+    (void)lim;
+    local[0] = (size_t)v[CONV_BWD_LOCAL_X]; /* 0: the launch helper's default */
+    local[1] = local[0] ? (size_t)v[CONV_BWD_LOCAL_Y] : 0;
+    local[2] = local[0] ? 1 : 0;
+    return true;
+}
+
+static bool bwd_data_valid(const int *v, const void *shape)
+{
+    const clsynth_conv_shape *s = shape;
+    return v[CONV_BWD_COUT_PER_ITEM] <= clsynth_pow2_ceil(s->cin) || v[CONV_BWD_COUT_PER_ITEM] == 1;
+}
+
+static bool bwd_weight_valid(const int *v, const void *shape)
+{
+    const clsynth_conv_shape *s = shape;
+    return v[CONV_BWD_COUT_PER_ITEM] <= clsynth_pow2_ceil(s->cout) || v[CONV_BWD_COUT_PER_ITEM] == 1;
+}
+
+const clsynth_kdef clsynth_kdef_conv_bwd_data_direct = {
+    .key = "conv_bwd_data_direct", .op = "clsynth_conv2d (backward, dx)", .file = "conv_bwd.cl",
+    .kernels = { "conv_bwd_data_direct" }, .dims = 3, .backward = true, .grad_mask = 1u << 0, .n_params = 3,
+    .params = {
+        { .name = "COUT_PER_ITEM", .kind = CLSYNTH_K_DEFINE, .n = 5, .values = { 4, 1, 2, 8, 16 }, .def = 8 },
+        { .name = "LOCAL_X", .kind = CLSYNTH_K_LOCAL0, .n = 6, .values = { 0, 4, 8, 16, 32, 64 }, .def = 0 },
+        { .name = "LOCAL_Y", .kind = CLSYNTH_K_LOCAL1, .n = 5, .values = { 1, 2, 4, 8, 16 }, .def = 1 },
+    },
+    .shape_size = sizeof(clsynth_conv_shape), .format = conv_format, .parse = conv_parse,
+    .valid = bwd_data_valid, .local_size = bwd_local,
+    .test_shapes = test_shapes, .n_test_shapes = 4,
+    .bench_shapes = bench_bwd, .n_bench_shapes = 1,
+    .setup = conv_setup, .run = conv_run_direct,
+};
+
+const clsynth_kdef clsynth_kdef_conv_bwd_weight_direct = {
+    .key = "conv_bwd_weight_direct", .op = "clsynth_conv2d (backward, dw)", .file = "conv_bwd.cl",
+    .kernels = { "conv_bwd_weight_direct" }, .dims = 2, .backward = true, .grad_mask = 1u << 1, .n_params = 3,
+    .params = {
+        { .name = "COUT_PER_ITEM", .kind = CLSYNTH_K_DEFINE, .n = 5, .values = { 4, 1, 2, 8, 16 }, .def = 8 },
+        { .name = "LOCAL_X", .kind = CLSYNTH_K_LOCAL0, .n = 7, .values = { 0, 8, 16, 32, 64, 128, 256 }, .def = 0 },
+        { .name = "LOCAL_Y", .kind = CLSYNTH_K_LOCAL1, .n = 4, .values = { 1, 2, 4, 8 }, .def = 1 },
+    },
+    .shape_size = sizeof(clsynth_conv_shape), .format = conv_format, .parse = conv_parse,
+    .valid = bwd_weight_valid, .local_size = bwd_local,
+    .test_shapes = test_shapes, .n_test_shapes = 4,
+    .bench_shapes = bench_bwd, .n_bench_shapes = 1,
+    .setup = conv_setup, .run = conv_run_direct,
+};

@@ -1,0 +1,391 @@
+/* The tuning database file: round trip, export/import, corrupt and stale
+ * files, and the checks every entry passes when it loads (an entry naming an
+ * unknown tunable or an illegal value is dropped with a warning; nothing in
+ * the file makes an op or a GEMM fail), including CLBlast's parameters and
+ * their fallback when a GEMM fails with them. Class files: tests/test_kconfig.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clcore/clblast_tune.h"
+#include "clcore/clblast_util.h"
+#include "clcore/kconfig.h"
+#include "clcore/kdefs.h"
+#include "clcore/ops.h"
+#include "clcore/tunedb.h"
+#include "testutil.h"
+
+static clsynth_ctx *ctx;
+
+static clsynth_tune_record rec(const char *k, const char *s, const char *opts, size_t l0, size_t l1, int algo)
+{
+    clsynth_tune_record r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.kernel, sizeof r.kernel, "%s", k);
+    snprintf(r.shape, sizeof r.shape, "%s", s);
+    snprintf(r.opts, sizeof r.opts, "%s", opts);
+    r.local[0] = l0;
+    r.local[1] = l0 ? l1 : 0;
+    r.local[2] = l0 ? 1 : 0;
+    r.algo = algo;
+    r.ms = 1.5;
+    r.default_ms = 2.25;
+    return r;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* What the database answers for dwconv_fwd at key, with its values. */
+static clsynth_tunedb_answer dw_lookup(clsynth_ctx *c, const char *key, int *v)
+{
+    return clsynth_tunedb_lookup(c, &clsynth_kdef_dwconv_fwd, key, v, NULL);
+}
+
+START_TEST(database_round_trip)
+{
+    const char *path = "roundtrip.txt";
+    unlink(path);
+    ck_assert_int_eq(clsynth_tunedb_set_path(ctx, path), 0);
+    ck_assert_uint_eq(clsynth_tunedb_count(ctx), 0);
+    clsynth_tune_record a = rec("dwconv_fwd", "64x128x128", "-DVW=4 -DTILE_W=32 -DTILE_H=8", 0, 0, 0);
+    clsynth_tune_record b = rec("conv2d", "N1.C256.H32.W32.O256.K3x3.S1.P1", "", 0, 0, 2);
+    clsynth_tune_record c = rec("future_kernel", "G=32,M=4096", "-DX=1", 16, 1, 0); /* kept: a newer build's */
+    a.lmem = 1360;
+    ck_assert(clsynth_tunedb_put(ctx, &a) == 0 && clsynth_tunedb_put(ctx, &b) == 0 && clsynth_tunedb_put(ctx, &c) == 0);
+    ck_assert_int_eq(clsynth_tunedb_save(ctx, NULL), 0);
+    /* a fresh context reads the same entries back, as values */
+    clsynth_ctx *c2 = clsynth_test_ctx();
+    clsynth_tunedb_set_path(c2, path);
+    ck_assert_uint_eq(clsynth_tunedb_count(c2), 3);
+    ck_assert_uint_eq(clsynth_tunedb_warnings(c2), 0);
+    int v[CLSYNTH_K_MAX_PARAMS];
+    ck_assert_int_eq(dw_lookup(c2, "64x128x128", v), CLSYNTH_TUNEDB_DEVICE);
+    ck_assert_int_eq(v[DW_VW], 4);
+    ck_assert_int_eq(v[DW_TILE_W], 32);
+    ck_assert_int_eq(v[DW_TILE_H], 8);
+    ck_assert_int_eq(clsynth_tunedb_lookup(c2, &clsynth_kdef_conv2d, "N1.C256.H32.W32.O256.K3x3.S1.P1", v, NULL),
+                     CLSYNTH_TUNEDB_DEVICE);
+    ck_assert_int_eq(v[CONV2D_ALGO], 2);
+    ck_assert_int_eq(clsynth_tunedb_lookup(c2, &clsynth_kdef_conv2d, "N2.C256.H32.W32.O256.K3x3.S1.P1", v, NULL),
+                     CLSYNTH_TUNEDB_NONE);
+    clsynth_tune_record back;
+    ck_assert(clsynth_tunedb_get(c2, "dwconv_fwd", "64x128x128", &back));
+    ck_assert_uint_eq(back.lmem, 1360);
+    ck_assert_str_eq(back.opts, a.opts);
+    ck_assert(fabs(back.ms - 1.5) < 1e-9 && fabs(back.default_ms - 2.25) < 1e-9);
+    /* sorted, diffable: a second save gives the same entry lines */
+    ck_assert_int_eq(clsynth_tunedb_save(c2, "roundtrip2.txt"), 0);
+    ck_assert_str_eq(clsynth_tunedb_at(c2, 0)->kernel, "conv2d");
+    ck_assert_str_eq(clsynth_tunedb_at(c2, 2)->kernel, "future_kernel");
+    /* export / import on the same device model */
+    ck_assert_int_eq(clsynth_tunedb_export(c2, "exported.txt"), 0);
+    clsynth_ctx_free(c2);
+    clsynth_ctx *c3 = clsynth_test_ctx();
+    unlink("imported.txt");
+    clsynth_tunedb_set_path(c3, "imported.txt");
+    ck_assert_uint_eq(clsynth_tunedb_count(c3), 0);
+    ck_assert_msg(clsynth_tunedb_import(c3, "exported.txt", false) == 0, "%s", c3->err.msg);
+    ck_assert_uint_eq(clsynth_tunedb_count(c3), 3);
+    ck_assert(access("imported.txt", R_OK) == 0);
+    ck_assert_int_eq(dw_lookup(c3, "64x128x128", v), CLSYNTH_TUNEDB_DEVICE);
+    /* the default-kept marker (empty entry) is stored and answers "defaults" */
+    clsynth_tune_record d = rec("dwconv_bwd", "1x2x3", "", 0, 0, 0);
+    ck_assert(clsynth_tunedb_put(c3, &d) == 0);
+    ck_assert_int_eq(clsynth_tunedb_lookup(c3, &clsynth_kdef_dwconv_bwd, "1x2x3", v, NULL), CLSYNTH_TUNEDB_DEFAULT);
+    ck_assert(clsynth_tunedb_get(c3, "dwconv_bwd", "1x2x3", NULL));
+    clsynth_ctx_free(c3);
+}
+END_TEST
+
+START_TEST(corrupt_file_warns_and_uses_defaults)
+{
+    static const char *const bad[] = {
+        "\x01\x02garbage\xff\n",
+        "",
+        "clsynth-tunedb 99\n",
+        NULL, /* entry with a bad local size */
+        NULL, /* unterminated quote */
+        NULL, /* entry line with no shape */
+    };
+    for (int i = 0; i < 6; i++) {
+        clsynth_ctx *c = clsynth_test_ctx();
+        char path[64];
+        snprintf(path, sizeof path, "corrupt%d.txt", i);
+        if (bad[i])
+            write_file(path, bad[i]);
+        else if (i == 3)
+            clsynth_test_write_tunedb(c, path, NULL, NULL, NULL, "dwconv_fwd 8x8x8 local=8xbanana opts=\"\"\n");
+        else if (i == 4)
+            clsynth_test_write_tunedb(c, path, NULL, NULL, NULL, "dwconv_fwd 8x8x8 opts=\"-DVW=4\n");
+        else
+            clsynth_test_write_tunedb(c, path, NULL, NULL, NULL,
+                "dwconv_fwd 8x8x8 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\"\nconv2d\n");
+        clsynth_tunedb_set_path(c, path);
+        int v[CLSYNTH_K_MAX_PARAMS];
+        ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
+        ck_assert_msg(clsynth_tunedb_warnings(c) == 1, "file %d: %u warnings", i, clsynth_tunedb_warnings(c));
+        ck_assert(!c->failed);
+        clsynth_ctx_free(c);
+    }
+    /* a missing file is no warning: just not tuned */
+    clsynth_ctx *c = clsynth_test_ctx();
+    clsynth_tunedb_set_path(c, "does-not-exist.txt");
+    int v[CLSYNTH_K_MAX_PARAMS];
+    ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
+    ck_assert_uint_eq(clsynth_tunedb_warnings(c), 0);
+    clsynth_ctx_free(c);
+}
+END_TEST
+
+/* A FIFO (or a directory) named as the database is not waited on: a warning
+ * naming what it is, and the defaults. */
+START_TEST(fifo_or_directory_as_the_database_warns_without_blocking)
+{
+    unlink("db.fifo");
+    ck_assert_int_eq(mkfifo("db.fifo", 0600), 0);
+    ck_assert(mkdir("db.dir", 0700) == 0 || errno == EEXIST);
+    static const char *const paths[2] = { "db.fifo", "db.dir" };
+    for (int i = 0; i < 2; i++) {
+        clsynth_ctx *c = clsynth_test_ctx();
+        c->quiet = true;
+        clsynth_tunedb_set_path(c, paths[i]);
+        int v[CLSYNTH_K_MAX_PARAMS];
+        ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
+        ck_assert_msg(clsynth_tunedb_warnings(c) == 1, "%s: %u warnings", paths[i], clsynth_tunedb_warnings(c));
+        ck_assert(!c->failed);
+        clsynth_ctx_free(c);
+    }
+    unlink("db.fifo");
+}
+END_TEST
+
+START_TEST(stale_driver_or_other_device_is_ignored_with_a_warning)
+{
+    const char *entry = "dwconv_fwd 8x8x8 algo=0 local=0x0x0 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\"\n";
+    clsynth_test_write_tunedb(ctx, "stale.txt", ctx->dev.vendor, ctx->dev.name, "0.0-older-driver", entry);
+    clsynth_test_write_tunedb(ctx, "other.txt", "Some Vendor", "Some GPU", ctx->dev.driver, entry);
+    clsynth_test_write_tunedb(ctx, "good.txt", ctx->dev.vendor, ctx->dev.name, ctx->dev.driver, entry);
+    int v[CLSYNTH_K_MAX_PARAMS];
+    const char *files[3] = { "stale.txt", "other.txt", "good.txt" };
+    for (int i = 0; i < 3; i++) {
+        clsynth_ctx *c = clsynth_test_ctx();
+        clsynth_tunedb_set_path(c, files[i]);
+        clsynth_tunedb_answer a = dw_lookup(c, "8x8x8", v);
+        ck_assert_msg(a == (i == 2 ? CLSYNTH_TUNEDB_DEVICE : CLSYNTH_TUNEDB_NONE), "%s: answer %d", files[i], a);
+        ck_assert_uint_eq(clsynth_tunedb_warnings(c), i == 2 ? 0 : 1);
+        clsynth_ctx_free(c);
+    }
+    /* import of a file from another driver: refused, unless forced */
+    clsynth_ctx *c = clsynth_test_ctx();
+    unlink("imp.txt");
+    clsynth_tunedb_set_path(c, "imp.txt");
+    ck_assert_int_ne(clsynth_tunedb_import(c, "stale.txt", false), 0);
+    ck_assert(strstr(c->err.msg, "driver") != NULL);
+    clsynth_ctx_clear_error(c);
+    ck_assert_int_ne(clsynth_tunedb_import(c, "other.txt", true), 0);
+    clsynth_ctx_clear_error(c);
+    ck_assert_int_eq(clsynth_tunedb_import(c, "stale.txt", true), 0);
+    ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_DEVICE);
+    clsynth_ctx_free(c);
+    /* an entry tuned for an older kernel source is dropped */
+    char ent[256];
+    unsigned src = clsynth_kdef_src_hash(&clsynth_kdef_dwconv_fwd);
+    snprintf(ent, sizeof ent,
+             "dwconv_fwd 8x8x8 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\" src=%08x\n"
+             "dwconv_fwd 16x8x8 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\" src=%08x\n", src ^ 1u, src);
+    clsynth_test_write_tunedb(ctx, "oldsrc.txt", NULL, NULL, NULL, ent);
+    c = clsynth_test_ctx();
+    clsynth_tunedb_set_path(c, "oldsrc.txt");
+    ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
+    ck_assert_int_eq(dw_lookup(c, "16x8x8", v), CLSYNTH_TUNEDB_DEVICE);
+    ck_assert_uint_eq(clsynth_tunedb_warnings(c), 1);
+    clsynth_ctx_free(c);
+}
+END_TEST
+
+/* conv2d direct at (1, 3, 8, 8) with a (4, 3, 3, 3) weight on context c. */
+static clsynth_tensor *small_direct_conv(clsynth_ctx *c)
+{
+    float x[3 * 64], w[4 * 27];
+    clsynth_test_fill_uniform(x, 192, -1, 1, 1);
+    clsynth_test_fill_uniform(w, 108, -1, 1, 2);
+    clsynth_tensor *xt = clsynth_tensor_from_host(c, "x", 1, 3, 8, 8, x);
+    clsynth_tensor *wt = clsynth_tensor_from_host(c, "w", 4, 3, 3, 3, w);
+    return clsynth_conv2d_algo(c, xt, wt, NULL, 1, 1, CLSYNTH_CONV_DIRECT);
+}
+
+/* Issue 10, defect 6: opts went to the kernel build unchecked, so this entry
+ * made conv2d fail ("clBuildProgram failed ... -DNOPE("). */
+START_TEST(entry_with_malformed_options_is_dropped_at_load_and_the_op_runs)
+{
+    clsynth_test_write_tunedb(ctx, "nope.txt", NULL, NULL, NULL,
+                 "conv_fwd_direct N1.C3.H8.W8.O4.K3x3.S1.P1 algo=0 local=0x0x0 lmem=0 src=00000000 opts=\"-DNOPE(\"\n");
+    clsynth_tunedb_set_path(ctx, "nope.txt");
+    clsynth_tensor *y = small_direct_conv(ctx);
+    ck_assert_msg(y != NULL, "conv2d failed: %.300s", ctx->err.msg);
+    ck_assert_uint_eq(clsynth_tunedb_warnings(ctx), 1);
+    ck_assert_uint_eq(clsynth_tunedb_count(ctx), 0); /* and not saved again */
+}
+END_TEST
+
+/* Names that are not tunables of the kernel, values outside the declared
+ * ones, a local size where the kernel tunes none, a constraint broken, a key
+ * of another format: one warning each, the rest of the file still loads. */
+START_TEST(entries_with_undeclared_tunables_or_illegal_values_are_dropped_at_load)
+{
+    clsynth_test_write_tunedb(ctx, "illegal.txt", NULL, NULL, NULL,
+                 "conv_fwd_direct N1.C3.H8.W8.O4.K3x3.S1.P1 opts=\"-DCOUT_PER_ITEM=4 -DUNROLL=2\"\n"
+                 "conv_fwd_direct N1.C3.H8.W9.O4.K3x3.S1.P1 opts=\"-DCOUT_PER_ITEM=5\"\n"
+                 "dwconv_fwd 8x8x8 local=8x8x1 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\"\n"
+                 "dwconv_fwd 8x8x9 opts=\"-DVW=8 -DTILE_W=8 -DTILE_H=64\"\n"
+                 "dwconv_fwd 8x8x10 opts=\"-DVW=16 -DTILE_W=8 -DTILE_H=8\"\n"
+                 "reduce_groups k3r10 local=100x1x1 opts=\"\"\n"
+                 "norm_partial_stats 64x8x8 opts=\"-DNORM_VPT=8\"\n"
+                 "conv2d N1.C3.H8.W8.O4.K3x3.S1.P1 algo=7 opts=\"\"\n"
+                 "dwconv_fwd 8x8x11 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\"\n");
+    clsynth_tunedb_set_path(ctx, "illegal.txt");
+    ck_assert_uint_eq(clsynth_tunedb_count(ctx), 1);
+    ck_assert_uint_eq(clsynth_tunedb_warnings(ctx), 8);
+    int v[CLSYNTH_K_MAX_PARAMS];
+    ck_assert_int_eq(dw_lookup(ctx, "8x8x11", v), CLSYNTH_TUNEDB_DEVICE);
+    ck_assert_int_eq(dw_lookup(ctx, "8x8x8", v), CLSYNTH_TUNEDB_NONE);
+}
+END_TEST
+
+/* A descriptor for dwconv.cl whose declared values allow a configuration the
+ * kernel refuses to build (TILE_W not a multiple of VW): a database entry
+ * with it passes the load-time checks but not the build. */
+static const clsynth_kdef BAD_DW = {
+    .key = "test_dw_badtile", .file = "dwconv.cl", .kernels = { "dwconv_fwd" }, .dims = 3, .n_params = 3,
+    .params = {
+        { .name = "VW", .kind = CLSYNTH_K_DEFINE, .n = 2, .values = { 1, 3 }, .def = 1 },
+        { .name = "TILE_W", .kind = CLSYNTH_K_DEFINE, .n = 1, .values = { 8 }, .def = 8 },
+        { .name = "TILE_H", .kind = CLSYNTH_K_DEFINE, .n = 1, .values = { 1 }, .def = 1 },
+    },
+};
+
+static int bad_format(const void *shape, char *key, size_t len)
+{
+    return clsynth_kdef_dwconv_fwd.format(shape, key, len);
+}
+
+static bool bad_parse(const char *key, void *shape) { return clsynth_kdef_dwconv_fwd.parse(key, shape); }
+
+START_TEST(tuned_entry_whose_kernel_does_not_build_falls_back_to_the_defaults)
+{
+    clsynth_kdef def = BAD_DW;
+    def.shape_size = sizeof(clsynth_dwconv_shape);
+    def.format = bad_format;
+    def.parse = bad_parse;
+    def.local_size = clsynth_kdef_dwconv_fwd.local_size;
+    def.local_mem = clsynth_kdef_dwconv_fwd.local_mem;
+    clsynth_test_write_tunedb(ctx, "badbuild.txt", NULL, NULL, NULL,
+        "test_dw_badtile 2x8x8 opts=\"-DVW=3 -DTILE_W=8 -DTILE_H=1\"\n");
+    clsynth_tunedb_set_path(ctx, "badbuild.txt");
+    const clsynth_dwconv_shape s = { 2, 8, 8 };
+    clsynth_kcfg cfg;
+    ck_assert_msg(clsynth_kconfig(ctx, &def, &s, NULL, &cfg) == 0, "%s", ctx->err.msg);
+    ck_assert_int_eq(cfg.source, CLSYNTH_KSRC_DEFAULT);
+    ck_assert_int_eq(cfg.v[0], 1);
+    ck_assert_ptr_nonnull(cfg.k[0]);
+    ck_assert_uint_eq(clsynth_tunedb_warnings(ctx), 1);
+    /* once: the entry is not tried again on this context */
+    ck_assert_int_eq(clsynth_kconfig(ctx, &def, &s, NULL, &cfg), 0);
+    ck_assert_uint_eq(clsynth_tunedb_warnings(ctx), 1);
+}
+END_TEST
+
+static int small_sgemm(clsynth_ctx *c)
+{
+    clsynth_tensor *a = clsynth_tensor_new_persistent(c, "a", 1, 1, 64, 64);
+    clsynth_tensor *b = clsynth_tensor_new_persistent(c, "b", 1, 1, 64, 64);
+    clsynth_tensor *d = clsynth_tensor_new_persistent(c, "c", 1, 1, 64, 64);
+    ck_assert(a && b && d);
+    ck_assert_int_eq(clsynth_tensor_fill(c, a, 1), 0);
+    ck_assert_int_eq(clsynth_tensor_fill(c, b, 1), 0);
+    int rc = clsynth_sgemm(c, "test", false, false, 64, 64, 64, 1, a->mem, 0, 64, b->mem, 0, 64, 0, d->mem, 0, 64);
+    if (rc == 0) {
+        float h[64 * 64];
+        ck_assert_int_eq(clsynth_tensor_download(c, d, h), 0);
+        ck_assert(fabs(h[0] - 64.0f) < 1e-4 && fabs(h[64 * 64 - 1] - 64.0f) < 1e-4);
+    }
+    clsynth_tensor_free(c, a);
+    clsynth_tensor_free(c, b);
+    clsynth_tensor_free(c, d);
+    return rc;
+}
+
+/* Issue 10, defect 6: CLBlast parameters went to CLBlastOverrideParameters
+ * unchecked, so this entry made every GEMM fail (CLBlastOpenCLBuildProgramFailure). */
+START_TEST(illegal_clblast_entry_is_dropped_at_load_and_sgemm_works)
+{
+    if (clsynth_test_under_oclgrind())
+        return;
+    clsynth_test_write_tunedb(ctx, "kwg.txt", NULL, NULL, NULL,
+                 "clblast.Xgemm sgemm opts=\"-DGEMMK=0 -DKREG=1 -DKWG=7 -DKWI=2 -DMDIMA=8 -DMDIMC=0 -DMWG=64 "
+                 "-DNDIMB=16 -DNDIMC=16 -DNWG=64 -DSA=1 -DSB=1 -DSTRM=1 -DSTRN=0 -DVWM=4 -DVWN=2\"\n"
+                 "clblast.XgemmDirect sgemm opts=\"-DKWID=2 -DBOGUS=1\"\n"
+                 "clblast.GemmRoutine sgemm opts=\"-DXGEMM_MIN_INDIRECT_SIZE=0\"\n");
+    clsynth_tunedb_set_path(ctx, "kwg.txt");
+    clsynth_tunedb_load(ctx);
+    ck_assert_uint_eq(clsynth_tunedb_warnings(ctx), 2);
+    ck_assert_uint_eq(ctx->clblast_overridden, 1u << 2); /* only the routine's threshold */
+    ck_assert_msg(small_sgemm(ctx) == 0, "sgemm failed: %.300s", ctx->err.msg);
+}
+END_TEST
+
+/* Tuned CLBlast parameters that CLBlast cannot build at run time: the GEMM
+ * does not fail; the parameters are replaced by CLBlast's generic defaults
+ * (with a warning naming the entry) and the call runs again. */
+START_TEST(gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults)
+{
+    if (clsynth_test_under_oclgrind())
+        return;
+    clsynth_clblast_params p;
+    memset(&p, 0, sizeof p);
+    clsynth_kdef_defaults(&clsynth_kdef_clblast_xgemm, &ctx->dev, p.v[0]);
+    clsynth_tune_record r;
+    clsynth_tune_record_of(&clsynth_kdef_clblast_xgemm, p.v[0], "sgemm", &r);
+    char entries[600];
+    snprintf(entries, sizeof entries, "clblast.Xgemm sgemm opts=\"%s\"\n"
+                                      "clblast.GemmRoutine sgemm opts=\"-DXGEMM_MIN_INDIRECT_SIZE=0\"\n", r.opts);
+    clsynth_test_write_tunedb(ctx, "cbfail.txt", NULL, NULL, NULL, entries);
+    clsynth_tunedb_set_path(ctx, "cbfail.txt");
+    clsynth_tunedb_load(ctx);
+    ck_assert_uint_eq(ctx->clblast_overridden, (1u << 0) | (1u << 2));
+    /* what a driver that cannot build the tuned set amounts to: CLBlast holds
+     * a set it cannot build (MDIMC 0) */
+    p.v[0][X_MDIMC] = 0;
+    char why[200];
+    ck_assert_int_eq(clsynth_clblast_override(ctx->dev.id, 0, p.v[0], why, sizeof why), 0);
+    unsigned before = clsynth_tunedb_warnings(ctx);
+    ck_assert_msg(small_sgemm(ctx) == 0, "sgemm failed: %.300s", ctx->err.msg);
+    ck_assert_uint_eq(ctx->clblast_overridden, 0);
+    ck_assert_uint_gt(clsynth_tunedb_warnings(ctx), before);
+    ck_assert_msg(small_sgemm(ctx) == 0, "second sgemm failed: %.300s", ctx->err.msg);
+}
+END_TEST
+
+int main(void)
+{
+    return clsynth_test_main("tunedb", &ctx, 600,
+                             CLSYNTH_TEST_LIST(database_round_trip,
+                                               corrupt_file_warns_and_uses_defaults,
+                                               fifo_or_directory_as_the_database_warns_without_blocking,
+                                               stale_driver_or_other_device_is_ignored_with_a_warning,
+                                               entry_with_malformed_options_is_dropped_at_load_and_the_op_runs,
+                                               entries_with_undeclared_tunables_or_illegal_values_are_dropped_at_load,
+                                               tuned_entry_whose_kernel_does_not_build_falls_back_to_the_defaults,
+                                               illegal_clblast_entry_is_dropped_at_load_and_sgemm_works,
+                                               gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults));
+}
