@@ -517,6 +517,8 @@ END_TEST
 
 START_TEST(train_step_changes_every_parameter_spade_multiscale)
 {
+    if (clsynth_test_skip_in_quick_mode("train_step_changes_every_parameter_spade_multiscale (the SPADE baseline)"))
+        return;
     variant v = VARIANTS[10];
     v.name = "spade+multiscale";
     v.more = false;
@@ -707,8 +709,15 @@ START_TEST(gradcheck_generator_condconv)
 }
 END_TEST
 
+/* Under CLSYNTH_TEST_QUICK the two baselines' gradient checks (SPADE, the
+ * multi-scale PatchGAN) are left out: CC-FPSE's own G and D are checked, and
+ * the baselines' ops (SPADE's norm, convs, leaky ReLU) are in those or have
+ * their own op tests (with all four, the quick test_nets ran past 900 s on
+ * rusticl at load 15). */
 START_TEST(gradcheck_generator_spade)
 {
+    if (clsynth_test_skip_in_quick_mode("gradcheck_generator_spade (a baseline)"))
+        return;
     clsynth_options o;
     tiny_opts(&o, 64);
     snprintf(o.netG, sizeof o.netG, "spade");
@@ -730,6 +739,8 @@ END_TEST
 
 START_TEST(gradcheck_discriminator_multiscale)
 {
+    if (clsynth_test_skip_in_quick_mode("gradcheck_discriminator_multiscale (a baseline)"))
+        return;
     clsynth_options o;
     tiny_opts(&o, 64);
     snprintf(o.netD, sizeof o.netD, "multiscale");
