@@ -6,7 +6,13 @@
  * Tunables: none (channel_sum_acc's work-group is chosen by the host within
  * the kernel's limits). Memory traffic: channel_bias_add reads and writes y
  * once (8 bytes per element, plus the cached bias); channel_sum_acc reads dy
- * once (4 bytes per element). */
+ * once (4 bytes per element).
+ *
+ * Additions only: there is no a*b+c for a compiler to contract, so no FP_CONTRACT
+ * pragma is needed for results to agree across implementations. channel_sum_acc's
+ * sum does depend on its work-group size (the strided split and the tree), which
+ * the host derives from the shape and the kernel's limits: the same on one device
+ * from run to run, not necessarily the same on two implementations. */
 
 /* One work-group per channel: global (C * lsz), local (lsz), any lsz; scratch lsz floats.
  * Each item sums a strided subset of the channel's N*HW values in a fixed order, then

@@ -11,7 +11,16 @@
  *
  * Memory traffic: backward data, each item reads its taps of dy (Cout * KH*KW / s^2
  * floats) and the matching weights, writes COUT_PER_ITEM floats; backward weight, each
- * item reads N*OH*OW*(1 + COUT_PER_ITEM) floats. Sums run in a fixed order. */
+ * item reads N*OH*OW*(1 + COUT_PER_ITEM) floats. Sums run in a fixed order.
+ *
+ * Arithmetic is explicit, so that every COUT_PER_ITEM and local size gives bit-identical
+ * results on every implementation: FP_CONTRACT is OFF and each multiply-accumulate is a
+ * separate multiply and add (left to the compiler, Intel's CPU runtime contracts a*b+c
+ * in some code paths and not in others; see kernels/conv_fwd.cl). Not fma(): Mesa
+ * rusticl 22.3 (llvmpipe, LLVM 15) miscompiles it in conv_bwd_weight_direct with
+ * COUT_PER_ITEM=8 and N >= 2 at 64x64 (dw wrong by O(1); tests/test_conv.c
+ * direct_gradients_at_a_medium_shape catches it). */
+#pragma OPENCL FP_CONTRACT OFF
 
 #ifndef COUT_PER_ITEM
 #error "COUT_PER_ITEM is not set: build through the kernel descriptor (clcore/ops_conv_kdef.c)"

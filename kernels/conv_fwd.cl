@@ -18,7 +18,19 @@
  * Memory traffic per work-group: reads cin * PH * PW input floats once into local memory
  * (PH = (TILE_H-1)*s+KH, PW = (TILE_W-1)*s+KW) and COUT_PER_ITEM*cin*KH*KW weights (the
  * same for every item of the group: broadcast from cache); writes COUT_PER_ITEM*TILE_W*TILE_H
- * outputs. Sums run in a fixed order: results do not depend on the local size. */
+ * outputs. Sums run in a fixed order: results do not depend on the local size.
+ *
+ * Arithmetic is explicit, so that every tiling, COUT_PER_ITEM and USE_LOCAL gives
+ * bit-identical results on every implementation (tests/test_conv.c
+ * direct_kernel_same_under_small_device_limits and the op sweep compare them exactly):
+ * FP_CONTRACT is OFF and each multiply-accumulate is a separate multiply and add. With
+ * contraction left to the compiler, Intel's CPU runtime fused a*b+c in some code paths
+ * of this kernel and not in others (its vectorized and remainder paths differ with the
+ * work-group shape), so one output differed in the last bit between two tilings.
+ * Explicit fma() would give the same guarantee with one rounding (and one instruction
+ * on GPUs), but Mesa rusticl 22.3 miscompiles fma() in the backward weight kernel
+ * (kernels/conv_bwd.cl), and the forward and backward kernels keep one rule. */
+#pragma OPENCL FP_CONTRACT OFF
 
 #ifndef COUT_PER_ITEM
 #error "COUT_PER_ITEM is not set: build through the kernel descriptor (clcore/ops_conv_kdef.c)"

@@ -16,8 +16,11 @@
  * (reqd_work_group_size): the host derives legal tunables from the device
  * limits.
  * Every output is summed over the taps in the fixed order (0,0), (0,1), ...,
- * (2,2), in the vector and the scalar path alike, so results do not depend on
- * the tile or the local size.
+ * (2,2), in the vector and the scalar path alike, each step a separate
+ * multiply and add (FP_CONTRACT OFF), so results do not depend on the tile, VW
+ * or the local size on any implementation: left to the compiler, a*b+c may be
+ * fused in one path and not in the other (Intel's CPU runtime did so in
+ * kernels/conv_fwd.cl; see kernels/conv_bwd.cl why not fma()).
  *
  * Tunables (-D, all required: values come from the descriptors in
  * clcore/ops_dwconv_kdef.c and the tuning database, never from this file):
@@ -34,6 +37,7 @@
  *               once, at shifted positions), read+write dx 2 and dk 18
  *               (gradients are accumulated)                            ~31.7
  * No unfolded (9x) copy of x is ever materialized. */
+#pragma OPENCL FP_CONTRACT OFF
 #if !defined(VW) || !defined(TILE_W) || !defined(TILE_H)
 #error "VW, TILE_W and TILE_H must be set: build through the kernel descriptor (clcore/ops_dwconv_kdef.c)"
 #endif

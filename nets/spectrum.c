@@ -1,7 +1,8 @@
 /* Power spectra of image sets through clFFT (see spectrum.h). Images are
  * converted to gray on the host, uploaded in batches, transformed by one baked
  * real-to-Hermitian plan per (h, w, batch), and read back; the azimuthal
- * average is a cheap host loop over the half-plane. */
+ * average is a cheap host loop over the half-plane. Where clFFT cannot build
+ * its kernels for a size, the same transform runs on kernels/dft.cl. */
 #include "nets/spectrum.h"
 
 #include <clFFT.h>
@@ -9,6 +10,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "clcore/launch.h"
+#include "clcore/program.h"
 
 /* clFFT's runtime is process-wide: set it up with the first engine, tear it
  * down with the last (see the header). */
@@ -18,11 +22,15 @@ static int clfft_users;
 struct clsynth_spectrum {
     clsynth_ctx *ctx;
     int setup;                 /* holds one clfft_users reference */
+    int force_dft;             /* CLSYNTH_FFT=dft */
     clfftPlanHandle plan;
-    int have_plan;
-    int ph, pw, pbatch;        /* size the plan was baked for */
-    cl_mem in, out, tmp;       /* (pbatch, h, w) real; (pbatch, h, w/2+1) complex; scratch */
+    int have_plan;             /* a baked clFFT plan for (ph, pw, pbatch) */
+    int have_dft;              /* else the DFT kernels' twiddles and scratch for it */
+    int ph, pw, pbatch;        /* size the buffers (and the plan) are for */
+    cl_mem in, out, tmp;       /* (pbatch, h, w) real; (pbatch, h, w/2+1) complex; clFFT scratch */
+    cl_mem tw_w, tw_h, rows;   /* DFT: twiddle tables (w and h entries), row transforms */
     float *host_in, *host_out;
+    const char *backend;       /* of the last transform: "clFFT", "dft" or "none" */
 };
 
 static const char *clfft_status_name(clfftStatus s)
@@ -50,13 +58,6 @@ static int clfft_fail(clsynth_ctx *ctx, const char *call, clfftStatus st)
     return clsynth_cl_fail(ctx, call, "clFFT", (cl_int)st);
 }
 
-#define CLFFT_CHECK(ctx, call)                                                   \
-    do {                                                                         \
-        clfftStatus clsynth_st_ = (call);                                        \
-        if (clsynth_st_ != CLFFT_SUCCESS)                                        \
-            return clfft_fail((ctx), #call, clsynth_st_);                        \
-    } while (0)
-
 clsynth_spectrum *clsynth_spectrum_create(clsynth_ctx *ctx)
 {
     if (!ctx || ctx->failed)
@@ -67,6 +68,15 @@ clsynth_spectrum *clsynth_spectrum_create(clsynth_ctx *ctx)
         return NULL;
     }
     s->ctx = ctx;
+    s->backend = "none";
+    const char *mode = getenv("CLSYNTH_FFT");
+    if (mode && *mode && strcmp(mode, "clfft") != 0 && strcmp(mode, "dft") != 0) {
+        clsynth_ctx_fail(ctx, "CLSYNTH_FFT=%s: expected clfft (the default, falling back to dft where clFFT "
+                              "cannot build) or dft", mode);
+        free(s);
+        return NULL;
+    }
+    s->force_dft = mode && strcmp(mode, "dft") == 0;
     pthread_mutex_lock(&clfft_lock);
     clfftStatus st = CLFFT_SUCCESS;
     if (clfft_users == 0) {
@@ -96,14 +106,13 @@ static void release_plan(clsynth_spectrum *s)
 {
     if (s->have_plan)
         clfftDestroyPlan(&s->plan); /* status ignored: nothing to do about it here */
-    s->have_plan = 0;
-    if (s->in)
-        clReleaseMemObject(s->in);
-    if (s->out)
-        clReleaseMemObject(s->out);
-    if (s->tmp)
-        clReleaseMemObject(s->tmp);
-    s->in = s->out = s->tmp = NULL;
+    s->have_plan = s->have_dft = 0;
+    cl_mem *mems[] = { &s->in, &s->out, &s->tmp, &s->tw_w, &s->tw_h, &s->rows };
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++) {
+        if (*mems[i])
+            clReleaseMemObject(*mems[i]);
+        *mems[i] = NULL;
+    }
     free(s->host_in);
     free(s->host_out);
     s->host_in = s->host_out = NULL;
@@ -136,10 +145,123 @@ static int batch_for(int h, int w)
     return (int)b;
 }
 
+/* clFFT's status when it could not compile or run its generated program: the
+ * device's compiler rejected clFFT's source, so clsynth's DFT kernels take
+ * over (any other failure is reported). */
+static int clfft_cannot_build(clfftStatus st)
+{
+    switch ((int)st) {
+    case CL_BUILD_PROGRAM_FAILURE:
+    case CL_COMPILER_NOT_AVAILABLE:
+    case CL_INVALID_BUILD_OPTIONS:
+    case CL_INVALID_PROGRAM:
+    case CL_INVALID_PROGRAM_EXECUTABLE:
+    case CL_INVALID_KERNEL_NAME:
+    case CL_INVALID_KERNEL_DEFINITION:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+#define CLFFT_TRY(call)                                                          \
+    do {                                                                         \
+        clfftStatus clsynth_st_ = (call);                                        \
+        if (clsynth_st_ != CLFFT_SUCCESS) {                                      \
+            *failed_call = #call;                                                \
+            return clsynth_st_;                                                  \
+        }                                                                        \
+    } while (0)
+
+/* Creates and bakes clFFT's plan for the buffers of make_plan; on failure
+ * returns the status and names the call in *failed_call. */
+static clfftStatus clfft_bake(clsynth_spectrum *s, int h, int w, int batch, const char **failed_call)
+{
+    clsynth_ctx *ctx = s->ctx;
+    const int wc = w / 2 + 1;
+    size_t lengths[2] = { (size_t)w, (size_t)h }; /* clFFT: fastest dimension first */
+    size_t in_strides[2] = { 1, (size_t)w }, out_strides[2] = { 1, (size_t)wc };
+    CLFFT_TRY(clfftCreateDefaultPlan(&s->plan, ctx->context, CLFFT_2D, lengths));
+    s->have_plan = 1;
+    CLFFT_TRY(clfftSetPlanPrecision(s->plan, CLFFT_SINGLE));
+    CLFFT_TRY(clfftSetLayout(s->plan, CLFFT_REAL, CLFFT_HERMITIAN_INTERLEAVED));
+    CLFFT_TRY(clfftSetResultLocation(s->plan, CLFFT_OUTOFPLACE));
+    CLFFT_TRY(clfftSetPlanInStride(s->plan, CLFFT_2D, in_strides));
+    CLFFT_TRY(clfftSetPlanOutStride(s->plan, CLFFT_2D, out_strides));
+    CLFFT_TRY(clfftSetPlanDistance(s->plan, (size_t)h * w, (size_t)h * wc));
+    CLFFT_TRY(clfftSetPlanBatchSize(s->plan, (size_t)batch));
+    CLFFT_TRY(clfftBakePlan(s->plan, 1, &ctx->queue, NULL, NULL));
+    size_t tmp_bytes = 0;
+    CLFFT_TRY(clfftGetTmpBufSize(s->plan, &tmp_bytes));
+    if (tmp_bytes) {
+        cl_int e;
+        s->tmp = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, tmp_bytes, NULL, &e);
+        if (e != CL_SUCCESS) {
+            *failed_call = "clCreateBuffer (clFFT scratch)";
+            return (clfftStatus)e;
+        }
+    }
+    return CLFFT_SUCCESS;
+}
+
+/* Twiddle table of length len: (cos, sin)(2 pi m / len), computed in double. */
+static cl_mem twiddles(clsynth_ctx *ctx, int len)
+{
+    float *t = malloc(sizeof(float) * 2 * (size_t)len);
+    if (!t) {
+        clsynth_ctx_fail(ctx, "spectrum: out of host memory for %d twiddles", len);
+        return NULL;
+    }
+    for (int m = 0; m < len; m++) {
+        double a = 6.283185307179586476925 * (double)m / (double)len; /* 2 pi m / len */
+        t[2 * m] = (float)cos(a);
+        t[2 * m + 1] = (float)sin(a);
+    }
+    cl_int e;
+    cl_mem b = clCreateBuffer(ctx->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof(float) * 2 * (size_t)len,
+                              t, &e);
+    free(t);
+    if (e != CL_SUCCESS) {
+        clsynth_cl_fail(ctx, "clCreateBuffer (spectrum twiddles)", "dft_rows", e);
+        return NULL;
+    }
+    return b;
+}
+
+/* Switches the current size to the DFT kernels (drops a clFFT plan). */
+static int use_dft(clsynth_spectrum *s)
+{
+    clsynth_ctx *ctx = s->ctx;
+    if (s->have_plan)
+        clfftDestroyPlan(&s->plan);
+    s->have_plan = 0;
+    if (s->tmp)
+        clReleaseMemObject(s->tmp);
+    s->tmp = NULL;
+    cl_int e;
+    size_t rows_bytes = (size_t)s->pbatch * s->ph * (s->pw / 2 + 1) * 2 * sizeof(float);
+    s->rows = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, rows_bytes, NULL, &e);
+    if (e != CL_SUCCESS)
+        return clsynth_cl_fail(ctx, "clCreateBuffer (spectrum rows)", "dft_rows", e);
+    if (!(s->tw_w = twiddles(ctx, s->pw)) || !(s->tw_h = twiddles(ctx, s->ph)))
+        return -1;
+    s->have_dft = 1;
+    return 0;
+}
+
+/* clFFT could not build its program for this size: say so once, use the DFT. */
+static int fall_back(clsynth_spectrum *s, const char *call, clfftStatus st)
+{
+    clsynth_warn(s->ctx, "spectrum: clFFT cannot build its %dx%d transform on this device (%s: %s); "
+                         "using clsynth's DFT kernels (kernels/dft.cl) instead",
+                 s->pw, s->ph, call, clsynth_cl_error_name((cl_int)st));
+    return use_dft(s);
+}
+
 static int make_plan(clsynth_spectrum *s, int h, int w, int batch)
 {
     clsynth_ctx *ctx = s->ctx;
-    if (s->have_plan && s->ph == h && s->pw == w && s->pbatch == batch)
+    if ((s->have_plan || s->have_dft) && s->ph == h && s->pw == w && s->pbatch == batch)
         return 0;
     release_plan(s);
     const int wc = w / 2 + 1;
@@ -155,30 +277,44 @@ static int make_plan(clsynth_spectrum *s, int h, int w, int batch)
     s->out = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, out_n * sizeof(float), NULL, &e);
     if (e != CL_SUCCESS)
         return clsynth_cl_fail(ctx, "clCreateBuffer (spectrum output)", "clFFT", e);
-
-    size_t lengths[2] = { (size_t)w, (size_t)h }; /* clFFT: fastest dimension first */
-    size_t in_strides[2] = { 1, (size_t)w }, out_strides[2] = { 1, (size_t)wc };
-    CLFFT_CHECK(ctx, clfftCreateDefaultPlan(&s->plan, ctx->context, CLFFT_2D, lengths));
-    s->have_plan = 1;
-    CLFFT_CHECK(ctx, clfftSetPlanPrecision(s->plan, CLFFT_SINGLE));
-    CLFFT_CHECK(ctx, clfftSetLayout(s->plan, CLFFT_REAL, CLFFT_HERMITIAN_INTERLEAVED));
-    CLFFT_CHECK(ctx, clfftSetResultLocation(s->plan, CLFFT_OUTOFPLACE));
-    CLFFT_CHECK(ctx, clfftSetPlanInStride(s->plan, CLFFT_2D, in_strides));
-    CLFFT_CHECK(ctx, clfftSetPlanOutStride(s->plan, CLFFT_2D, out_strides));
-    CLFFT_CHECK(ctx, clfftSetPlanDistance(s->plan, (size_t)h * w, (size_t)h * wc));
-    CLFFT_CHECK(ctx, clfftSetPlanBatchSize(s->plan, (size_t)batch));
-    CLFFT_CHECK(ctx, clfftBakePlan(s->plan, 1, &ctx->queue, NULL, NULL));
-    size_t tmp_bytes = 0;
-    CLFFT_CHECK(ctx, clfftGetTmpBufSize(s->plan, &tmp_bytes));
-    if (tmp_bytes) {
-        s->tmp = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, tmp_bytes, NULL, &e);
-        if (e != CL_SUCCESS)
-            return clsynth_cl_fail(ctx, "clCreateBuffer (clFFT scratch)", "clFFT", e);
-    }
     s->ph = h;
     s->pw = w;
     s->pbatch = batch;
-    return 0;
+    if (s->force_dft)
+        return use_dft(s);
+    const char *call = "clFFT";
+    clfftStatus st = clfft_bake(s, h, w, batch, &call);
+    if (st == CLFFT_SUCCESS)
+        return 0;
+    if (clfft_cannot_build(st))
+        return fall_back(s, call, st);
+    return clfft_fail(ctx, call, st);
+}
+
+/* The DFT kernels over the first n images of s->in into s->out. */
+static int dft_run(clsynth_spectrum *s, int n)
+{
+    clsynth_ctx *ctx = s->ctx;
+    const int h = s->ph, w = s->pw, wc = w / 2 + 1;
+    const size_t global[3] = { (size_t)wc, (size_t)h, (size_t)n };
+    clsynth_args a = clsynth_args_begin(ctx, clsynth_kernel_get(ctx, "dft.cl", "dft_rows", NULL), "dft_rows");
+    clsynth_arg_mem(&a, s->in);
+    clsynth_arg_mem(&a, s->tw_w);
+    clsynth_arg_mem(&a, s->rows);
+    clsynth_arg_int(&a, n);
+    clsynth_arg_int(&a, h);
+    clsynth_arg_int(&a, w);
+    clsynth_arg_int(&a, wc);
+    if (clsynth_launch(&a, 3, global, NULL, 0, NULL))
+        return -1;
+    a = clsynth_args_begin(ctx, clsynth_kernel_get(ctx, "dft.cl", "dft_cols", NULL), "dft_cols");
+    clsynth_arg_mem(&a, s->rows);
+    clsynth_arg_mem(&a, s->tw_h);
+    clsynth_arg_mem(&a, s->out);
+    clsynth_arg_int(&a, n);
+    clsynth_arg_int(&a, h);
+    clsynth_arg_int(&a, wc);
+    return clsynth_launch(&a, 3, global, NULL, 0, NULL);
 }
 
 /* Transforms the first n (<= pbatch) images in host_in into host_out. */
@@ -195,8 +331,18 @@ static int run_batch(clsynth_spectrum *s, int n)
     CLSYNTH_CL(ctx, clEnqueueWriteBuffer(ctx->queue, s->in, CL_TRUE, 0, (size_t)s->pbatch * per * sizeof(float),
                                          s->host_in, 0, NULL, NULL),
                "clFFT");
-    CLFFT_CHECK(ctx, clfftEnqueueTransform(s->plan, CLFFT_FORWARD, 1, &ctx->queue, 0, NULL, NULL, &s->in,
-                                           &s->out, s->tmp));
+    if (s->have_plan) {
+        clfftStatus st = clfftEnqueueTransform(s->plan, CLFFT_FORWARD, 1, &ctx->queue, 0, NULL, NULL, &s->in,
+                                               &s->out, s->tmp);
+        /* Some implementations compile clFFT's program only now. */
+        if (st != CLFFT_SUCCESS && !clfft_cannot_build(st))
+            return clfft_fail(ctx, "clfftEnqueueTransform", st);
+        if (st != CLFFT_SUCCESS && fall_back(s, "clfftEnqueueTransform", st))
+            return -1;
+    }
+    if (!s->have_plan && dft_run(s, n))
+        return -1;
+    s->backend = s->have_plan ? "clFFT" : "dft";
     CLSYNTH_CL(ctx, clEnqueueReadBuffer(ctx->queue, s->out, CL_TRUE, 0, out_bytes, s->host_out, 0, NULL, NULL),
                "clFFT");
     return 0;
@@ -239,6 +385,8 @@ int clsynth_spectrum_rfft2(clsynth_spectrum *s, const float *in, int n, int h, i
     }
     return 0;
 }
+
+const char *clsynth_spectrum_backend(const clsynth_spectrum *s) { return s->backend; }
 
 int clsynth_spectrum_bin(int h, int w, int ky, int kx)
 {

@@ -17,6 +17,15 @@
  * over the upper half of the bins (b > S/4), where the detail the FPSE
  * discriminator is meant to improve lives.
  *
+ * Transforms: clFFT by default. Where the device's compiler rejects clFFT's
+ * generated program for a size (Intel's OpenCL CPU runtime does for lengths
+ * 8, 32, 128, ...: clFFT casts float2 pointers to float4 pointers, which
+ * stricter OpenCL C compilers refuse), that size runs on clsynth's direct DFT
+ * kernels (kernels/dft.cl) instead, with a warning; CLSYNTH_FFT=dft uses
+ * them for every size, CLSYNTH_FFT=clfft (the default) tries clFFT first.
+ * Both compute the same unnormalized transform (tests/test_metrics.c checks
+ * each against a double-precision DFT on the host).
+ *
  * clFFT keeps process-wide state: clfftSetup runs when the first engine of
  * the process is created and clfftTeardown when the last is freed (a counter
  * under a mutex, the one piece of global state, because clFFT's is global). */
@@ -37,8 +46,13 @@ void clsynth_spectrum_free(clsynth_spectrum *s);
 /* Forward real-to-Hermitian 2-D FFT of n real images in (n, h, w): out gets
  * (n, h, w/2 + 1) complex values, interleaved (re, im). Unnormalized:
  * F(ky, kx) = sum_{y,x} in(y, x) exp(-2 pi i (ky y / h + kx x / w)).
- * h and w must factor into 2, 3, 5, 7, 11 and 13 (clFFT's radices). */
+ * h and w must factor into 2, 3, 5, 7, 11 and 13 (clFFT's radices; checked
+ * for both transforms, so a size works on every device alike). */
 int clsynth_spectrum_rfft2(clsynth_spectrum *s, const float *in, int n, int h, int w, float *out);
+
+/* Which transform the last call ran on: "clFFT", "dft", or "none" before the
+ * first. */
+const char *clsynth_spectrum_backend(const clsynth_spectrum *s);
 
 /* Accumulated radial power profile of a set of h x w images. */
 typedef struct clsynth_radial_profile {

@@ -94,8 +94,17 @@ static double central_difference(clsynth_model *m, clsynth_param_group *g, clsyn
     return (lp - lm) / (2.0 * ((double)(data[j] + eps) - (double)data[j]));
 }
 
+/* Samples up to max_tensors parameter tensors, spread over the group; under
+ * CLSYNTH_TEST_QUICK finite differences for the first fifth of those samples
+ * only (at least 4; every op has its own gradient test there), with the same
+ * tolerance: the samples left out count in its scale with their analytic
+ * gradient. The same samples, not a new spread: with eps at 1% of a tensor's
+ * scale some other samples cross kinks (measured: G condconv's
+ * G.wp.enc4.norm.gamma[2], D fpse's D.enc2.conv.w[155] disagree at eps 1% and
+ * agree at 0.1%). */
 static void gradcheck_group(const char *what, clsynth_model *m, clsynth_param_group *g, loss_fn fn, int max_tensors)
 {
+    const int limit = !clsynth_test_quick() ? max_tensors : max_tensors / 5 > 4 ? max_tensors / 5 : 4;
     clsynth_test_scene s;
     int size = m->opt.data.crop_size;
     clsynth_test_scene_make(&s, 2, size, size);
@@ -124,9 +133,14 @@ static void gradcheck_group(const char *what, clsynth_model *m, clsynth_param_gr
     size_t idxs[512], pos[512];
     float step[512];
     clsynth_no_grad_begin(ctx);
+    double scale = 0;
     for (int i = (int)(g->n_params % stride) / 2; i < g->n_params && n < 512; i += stride) {
         clsynth_tensor *p = g->params[i];
         size_t j = p->off + (p->numel * 7 / 13);
+        if (n >= limit) { /* left out: its gradient still sets the scale */
+            scale = fmax(scale, fabs((double)grad[j]));
+            continue;
+        }
         double rms = 0;
         for (size_t k = 0; k < p->numel; k++)
             rms += (double)data[p->off + k] * data[p->off + k];
@@ -139,7 +153,6 @@ static void gradcheck_group(const char *what, clsynth_model *m, clsynth_param_gr
         pos[n] = j;
         n++;
     }
-    double scale = 0;
     for (int k = 0; k < n; k++)
         scale = fmax(scale, fabs(num[k]));
     /* |analytic - numeric| <= 2% of the largest sampled gradient + 5% relative.
@@ -171,7 +184,7 @@ static void gradcheck_group(const char *what, clsynth_model *m, clsynth_param_gr
     clsynth_no_grad_end(ctx);
     ck_assert_msg(bad == 0, "%s: %d of %d sampled parameters disagree (atol %.3g, rtol %.2g):%s", what, bad, n, atol,
                   rtol, msg);
-    ck_assert_msg(n >= max_tensors / 2, "%s: only %d samples", what, n);
+    ck_assert_msg(n >= limit / 2, "%s: only %d samples", what, n);
     free(r);
     free(grad);
     free(data);
@@ -190,8 +203,15 @@ START_TEST(gradcheck_generator_condconv)
 }
 END_TEST
 
+/* Under CLSYNTH_TEST_QUICK the two baselines' gradient checks (SPADE, the
+ * multi-scale PatchGAN) are left out: CC-FPSE's own G and D are checked, and
+ * the baselines' ops (SPADE's norm, convs, leaky ReLU) are in those or have
+ * their own op tests (with all four, the quick test_nets ran past 900 s on
+ * rusticl at load 15). */
 START_TEST(gradcheck_generator_spade)
 {
+    if (clsynth_test_skip_in_quick_mode("gradcheck_generator_spade (a baseline)"))
+        return;
     clsynth_options o;
     clsynth_test_tiny_options(&o, 64);
     snprintf(o.netG, sizeof o.netG, "spade");
@@ -213,6 +233,8 @@ END_TEST
 
 START_TEST(gradcheck_discriminator_multiscale)
 {
+    if (clsynth_test_skip_in_quick_mode("gradcheck_discriminator_multiscale (a baseline)"))
+        return;
     clsynth_options o;
     clsynth_test_tiny_options(&o, 64);
     snprintf(o.netD, sizeof o.netD, "multiscale");

@@ -106,7 +106,7 @@ END_TEST
 
 START_TEST(resume_equals_uninterrupted_training)
 {
-    enum { N = 2, M = 2 };
+    const int N = clsynth_test_quick() ? 1 : 2, M = N; /* steps before and after the checkpoint */
     clsynth_options o;
     clsynth_test_tiny_options(&o, 32);
     o.use_vae = true; /* exercises the model's RNG counter */
@@ -262,23 +262,44 @@ START_TEST(vgg_loss_from_a_weights_file)
 END_TEST
 
 /* The real losses (hinge GAN + feature matching, no reconstruction term) on 2
- * images: the synthesized images approach the real ones. */
+ * images: the synthesized images approach the real ones.
+ *
+ * The settings keep the outcome independent of rounding. This test used the
+ * reference FPSE and lr 0.004 (G 0.002, D 0.008) and failed on rusticl and
+ * Intel's runtime, which run every op within its tests' tolerances and are
+ * deterministic run to run: from the same weights, PoCL and Intel agree on the
+ * first step's losses to 2e-7, but Adam's first updates are lr * sign(g) and
+ * D's (spectral-normalized) weights start near 0.002, so an lr of 0.008 moves
+ * them by several times their size per step: a gradient whose sign differs by
+ * rounding changed 300 of G's weights by O(lr) after one step, and the
+ * trajectories were O(1) apart after three. The L1 after 60 steps was then a
+ * draw: on PoCL itself seeds 1..7 gave 0.22..0.47 (2 of 7 passed 1.5x). With
+ * the main job's --fpse_plain_enc1 (the reference FPSE, instance-normalized
+ * from its first layer, barely sees colour, so feature matching hardly pulls
+ * the colours) and half the learning rate, L1 falls steadily: 0.47 -> 0.13..0.24
+ * (1.98..3.7x) in 80 steps over seeds 1..7 on PoCL, 1.95x and 2.19x (seeds 6,
+ * 7) on Intel's runtime, 2.38x (seed 7) on rusticl; after 60 steps it was
+ * still 1.35..2.6x. Those figures predate the authors' defaults (Adam betas
+ * 0 / 0.9, plain pointwise convs, G step before D step); with them, seed 7 on
+ * PoCL: 0.473 -> 0.194 (2.44x) in 80 steps. */
 START_TEST(overfit_two_images_lowers_l1)
 {
+    if (clsynth_test_skip_in_quick_mode("overfit_two_images_lowers_l1 (80 training steps)"))
+        return;
     clsynth_options o;
     clsynth_test_tiny_options(&o, 32);
     o.ngf = 8;
     o.ndf = 8;
     o.nhidden = 16;
-    o.lr = 0.004f; /* G 0.002, D 0.008 (TTUR) */
+    o.fpse_plain_enc1 = true;
+    o.lr = 0.002f; /* G 0.001, D 0.004 (TTUR) */
     clsynth_model *m = clsynth_test_model(ctx, &o);
     clsynth_test_scene s;
     clsynth_test_scene_make(&s, 2, 32, 32);
     clsynth_tensor *seg, *real;
     clsynth_test_scene_tensors(ctx, m, &s, &seg, &real);
-    const int steps = 60;
-    const double factor = 1.5; /* measured: 0.473 -> 0.222 (2.13x) on PoCL (0.472 -> 0.285 before the
-                                  authors' Adam betas, plain pointwise convs and G-then-D order) */
+    const int steps = 80;
+    const double factor = 1.5; /* the smallest measured was 1.95x (see above) */
     double l1[2];
     for (int phase = 0; phase < 2; phase++) {
         if (phase == 1)

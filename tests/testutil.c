@@ -71,6 +71,21 @@ int clsynth_test_under_oclgrind(void)
     return v && *v && strcmp(v, "0") != 0;
 }
 
+int clsynth_test_quick(void)
+{
+    const char *v = getenv("CLSYNTH_TEST_QUICK");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+int clsynth_test_skip_in_quick_mode(const char *what)
+{
+    if (!clsynth_test_quick())
+        return 0;
+    printf("%s: left out under CLSYNTH_TEST_QUICK (run it without for the full check)\n", what);
+    fflush(stdout);
+    return 1;
+}
+
 clsynth_ctx *clsynth_test_ctx(void)
 {
     clsynth_err err;

@@ -33,6 +33,16 @@ const char *clsynth_test_shared_dir(void);
 /* True when running under Oclgrind (CLSYNTH_OCLGRIND set): use small shapes. */
 int clsynth_test_under_oclgrind(void);
 
+/* True when CLSYNTH_TEST_QUICK is set and not "0": the suite runs on a slow
+ * implementation (rusticl in CI, about 20x PoCL's time per launch). Tests then
+ * run fewer or smaller cases; a test left out says so with
+ * clsynth_test_skip_in_quick_mode. */
+int clsynth_test_quick(void);
+
+/* In quick mode prints "<what>: left out under CLSYNTH_TEST_QUICK ..." and
+ * returns 1 (the caller returns); else returns 0. */
+int clsynth_test_skip_in_quick_mode(const char *what);
+
 /* Context on the default device (CLSYNTH_DEVICE honoured), quiet; fails the test on error. */
 clsynth_ctx *clsynth_test_ctx(void);
 

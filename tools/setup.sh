@@ -2,7 +2,8 @@
 # The two README commands, in one script that works from any clone location:
 #   bash tools/setup.sh main   install what is missing, build (Release), run the main job
 #   bash tools/setup.sh test   install what is missing, build (Release), run the test suite
-# Idempotent: installed packages and an existing build are reused.
+#                              on PoCL, Oclgrind, Mesa rusticl and Intel's CPU runtime
+# Idempotent: installed packages, fetched drivers and an existing build are reused.
 set -euo pipefail
 
 mode=${1:-main}
@@ -15,10 +16,12 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # clsynth builds and passes without them too (CMake -DCLSYNTH_MPI=OFF).
 packages=(ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev libclfft-dev libpng-dev
           libjpeg62-turbo-dev libopenblas-dev check cmake pkg-config gcc make oclgrind libopenmpi-dev openmpi-bin)
+# test only: Mesa's rusticl (a second OpenCL implementation), pip (fetches Intel's runtime)
+test_packages=(mesa-opencl-icd python3-pip)
 
 install_missing() {
     local missing=()
-    for p in "${packages[@]}"; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -37,7 +40,20 @@ configure_and_build() {
     cmake --build "$build" -j "$jobs"
 }
 
-install_missing
+# Intel's OpenCL CPU runtime for the "intel" tests: wheels fetched from PyPI into a cache
+# outside the clone (their licence forbids redistribution); without a network its tests are
+# reported as skipped.
+fetch_intel_runtime() {
+    bash "$root/tools/opencl-drivers.sh" install intel ||
+        echo "clsynth setup: Intel's OpenCL CPU runtime is not available: the \"intel\" tests are skipped"
+}
+
+if [ "$mode" = test ]; then
+    install_missing "${packages[@]}" "${test_packages[@]}"
+    fetch_intel_runtime
+else
+    install_missing "${packages[@]}"
+fi
 configure_and_build
 
 case "$mode" in
@@ -47,8 +63,9 @@ main)
     ;;
 test)
     cd "$build"
-    # "unit" and "oclgrind" (kernels under the Oclgrind simulator, small shapes)
-    # run here; "slow" tests are for people with time: `ctest -L slow`.
+    # "unit" (the default device: PoCL here), "oclgrind" (kernels under the Oclgrind
+    # simulator, small shapes), "rusticl" and "intel" (the unit tests on those
+    # implementations) run here; "slow" tests are for people with time: `ctest -L slow`.
     exec ctest --output-on-failure -LE slow -j "$jobs" "$@"
     ;;
 *)
