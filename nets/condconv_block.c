@@ -33,31 +33,31 @@
 #include "nets/generator.h"
 
 static int pred_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *block, const char *what,
-                     int cond_nc, int nhidden, int cout, nets_conv pred[2])
+                     int cond_nc, int nhidden, int cout, clsynth_conv pred[2])
 {
     char buf[64];
     /* (nhidden, cond_nc, 3, 3), (cout, nhidden, 3, 3) */
-    nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.%s.0", block, what), cond_nc, nhidden, 3, 1, 1, true,
+    clsynth_conv_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.%s.0", block, what), cond_nc, nhidden, 3, 1, 1, true,
                    false, &pred[0]);
-    nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.%s.1", block, what), nhidden, cout, 3, 1, 1, true,
+    clsynth_conv_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.%s.1", block, what), nhidden, cout, 3, 1, 1, true,
                    false, &pred[1]);
     return ctx->failed ? -1 : 0;
 }
 
 /* The second conv of a prediction net (-> act) on its slice of the first convs' output. */
-static clsynth_tensor *pred_forward(const nets_fwd *f, const nets_ccblock *b, const nets_conv pred[2],
+static clsynth_tensor *pred_forward(const clsynth_forward_mode *f, const clsynth_ccblock *b, const clsynth_conv pred[2],
                                     clsynth_tensor *hid_all, int slot, clsynth_act out_act)
 {
     const clsynth_conv_epilogue last = { out_act, 0.0f, NULL, NULL };
     clsynth_tensor *hid = clsynth_slice_c(f->ctx, hid_all, slot * b->nhidden, b->nhidden); /* (N, nhidden, h, w) */
-    return nets_conv_forward_epi(f, &pred[1], hid, &last);
+    return clsynth_conv_forward_epi(f, &pred[1], hid, &last);
 }
 
 /* The packed first conv: weights (n_first nhidden, cond_nc, 3, 3) and biases
  * (1, n_first nhidden, 1, 1) over the members' storage. */
-static int first_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *block, nets_ccblock *out)
+static int first_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *block, clsynth_ccblock *out)
 {
-    const nets_conv *m[5] = { &out->pred_w1[0], &out->pred_w2[0], NULL, NULL, NULL };
+    const clsynth_conv *m[5] = { &out->pred_w1[0], &out->pred_w2[0], NULL, NULL, NULL };
     int n = 2;
     if (out->attention) {
         m[n++] = &out->pred_a1[0];
@@ -73,14 +73,14 @@ static int first_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *bloc
     char buf[64];
     out->first = *m[0];
     out->first.cout = n * m[0]->cout;
-    out->first.w = clsynth_group_pack(ctx, g, nets_name(buf, sizeof buf, "%s.pred_first.w", block), w, n, 0);
-    out->first.b = clsynth_group_pack(ctx, g, nets_name(buf, sizeof buf, "%s.pred_first.b", block), bias, n, 1);
+    out->first.w = clsynth_group_pack(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.pred_first.w", block), w, n, 0);
+    out->first.b = clsynth_group_pack(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.pred_first.b", block), bias, n, 1);
     out->n_first = n;
     return ctx->failed ? -1 : 0;
 }
 
-int nets_ccblock_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int fin, int fout,
-                      int cond_nc, int nhidden, nets_norm_cfg cfg, bool attention, nets_ccblock *out)
+int clsynth_ccblock_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int fin, int fout,
+                      int cond_nc, int nhidden, clsynth_norm_cfg cfg, bool attention, clsynth_ccblock *out)
 {
     char buf[64];
     out->fin = fin;
@@ -88,25 +88,25 @@ int nets_ccblock_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name
     out->fmiddle = fin < fout ? fin : fout;
     out->learned_shortcut = fin != fout;
     out->attention = attention;
-    nets_norm_kind kind = cfg.kind == NETS_NORM_NONE ? NETS_NORM_BATCH : cfg.kind;
+    clsynth_norm_kind kind = cfg.kind == CLSYNTH_NORM_NONE ? CLSYNTH_NORM_BATCH : cfg.kind;
     pred_make(ctx, g, name, "gen_weights1", cond_nc, nhidden, 9 * fin, out->pred_w1);
     pred_make(ctx, g, name, "gen_weights2", cond_nc, nhidden, 9 * out->fmiddle, out->pred_w2);
     if (attention) {
         pred_make(ctx, g, name, "gen_se_weights1", cond_nc, nhidden, out->fmiddle, out->pred_a1);
         pred_make(ctx, g, name, "gen_se_weights2", cond_nc, nhidden, fout, out->pred_a2);
     }
-    nets_norm_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm_0", name), kind, fin, true, &out->norm_0);
-    nets_norm_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm_1", name), kind, out->fmiddle, true, &out->norm_1);
+    clsynth_norm_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.norm_0", name), kind, fin, true, &out->norm_0);
+    clsynth_norm_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.norm_1", name), kind, out->fmiddle, true, &out->norm_1);
     /* conv_0 (fmiddle, fin, 1, 1), conv_1 (fout, fmiddle, 1, 1) */
-    nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv_0", name), fin, out->fmiddle, 1, 1, 0, true,
+    clsynth_conv_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.conv_0", name), fin, out->fmiddle, 1, 1, 0, true,
                    false, &out->conv_0);
-    nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv_1", name), out->fmiddle, fout, 1, 1, 0, true,
+    clsynth_conv_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.conv_1", name), out->fmiddle, fout, 1, 1, 0, true,
                    false, &out->conv_1);
     if (out->learned_shortcut) {
-        nets_spade_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm_s", name), fin, cond_nc, nhidden, kind,
+        clsynth_spade_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.norm_s", name), fin, cond_nc, nhidden, kind,
                         &out->norm_s);
         /* conv_s (fout, fin, 1, 1), no bias, spectral norm (spec) */
-        nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv_s", name), fin, fout, 1, 1, 0, false, true,
+        clsynth_conv_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.conv_s", name), fin, fout, 1, 1, 0, false, true,
                        &out->conv_s);
     }
     out->nhidden = nhidden;
@@ -115,13 +115,13 @@ int nets_ccblock_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name
     return first_make(ctx, g, name, out);
 }
 
-clsynth_tensor *nets_ccblock_forward(const nets_fwd *f, const nets_ccblock *b, clsynth_tensor *x,
+clsynth_tensor *clsynth_ccblock_forward(const clsynth_forward_mode *f, const clsynth_ccblock *b, clsynth_tensor *x,
                                      clsynth_tensor *cond)
 {
     clsynth_ctx *ctx = f->ctx;
     /* every 3x3 conv of cond as one conv, ReLU fused: slots w1, w2 (, a1, a2) (, shared) */
     const clsynth_conv_epilogue relu = { CLSYNTH_ACT_RELU, 0.0f, NULL, NULL };
-    clsynth_tensor *hid = nets_conv_forward_epi(f, &b->first, cond, &relu); /* (N, n_first nhidden, h, w) */
+    clsynth_tensor *hid = clsynth_conv_forward_epi(f, &b->first, cond, &relu); /* (N, n_first nhidden, h, w) */
     /* predicted kernels and gates */
     clsynth_tensor *w1 = pred_forward(f, b, b->pred_w1, hid, 0, CLSYNTH_ACT_NONE); /* (N, 9 fin, h, w) */
     clsynth_tensor *w2 = pred_forward(f, b, b->pred_w2, hid, 1, CLSYNTH_ACT_NONE); /* (N, 9 fmiddle, h, w) */
@@ -134,17 +134,17 @@ clsynth_tensor *nets_ccblock_forward(const nets_fwd *f, const nets_ccblock *b, c
     clsynth_tensor *x_s = x;
     if (b->learned_shortcut) {
         clsynth_tensor *actv = clsynth_slice_c(ctx, hid, (b->n_first - 1) * b->nhidden, b->nhidden);
-        x_s = nets_conv_forward(f, &b->conv_s, nets_spade_forward_actv(f, &b->norm_s, x, actv)); /* (N, fout, h, w) */
+        x_s = clsynth_conv_forward(f, &b->conv_s, clsynth_spade_forward_actv(f, &b->norm_s, x, actv)); /* (N, fout, h, w) */
     }
     /* main path */
-    clsynth_tensor *dx = nets_norm_forward(f, &b->norm_0, x);  /* (N, fin, h, w) */
+    clsynth_tensor *dx = clsynth_norm_forward(f, &b->norm_0, x);  /* (N, fin, h, w) */
     dx = clsynth_cond_dwconv(ctx, dx, w1);                      /* (N, fin, h, w) */
     /* 1x1 conv -> x a1 -> LReLU, one fused op (a1 NULL: no gate) */
-    const clsynth_conv_epilogue e0 = { CLSYNTH_ACT_LEAKY_RELU, NETS_LRELU_SLOPE, a1, NULL };
-    dx = nets_conv_forward_epi(f, &b->conv_0, dx, &e0);         /* (N, fmiddle, h, w) */
-    dx = nets_norm_forward(f, &b->norm_1, dx);
+    const clsynth_conv_epilogue e0 = { CLSYNTH_ACT_LEAKY_RELU, CLSYNTH_LRELU_SLOPE, a1, NULL };
+    dx = clsynth_conv_forward_epi(f, &b->conv_0, dx, &e0);         /* (N, fmiddle, h, w) */
+    dx = clsynth_norm_forward(f, &b->norm_1, dx);
     dx = clsynth_cond_dwconv(ctx, dx, w2);                      /* (N, fmiddle, h, w) */
     /* 1x1 conv -> x a2 -> LReLU -> + shortcut, one fused op */
-    const clsynth_conv_epilogue e1 = { CLSYNTH_ACT_LEAKY_RELU, NETS_LRELU_SLOPE, a2, x_s };
-    return nets_conv_forward_epi(f, &b->conv_1, dx, &e1);       /* (N, fout, h, w) */
+    const clsynth_conv_epilogue e1 = { CLSYNTH_ACT_LEAKY_RELU, CLSYNTH_LRELU_SLOPE, a2, x_s };
+    return clsynth_conv_forward_epi(f, &b->conv_1, dx, &e1);       /* (N, fout, h, w) */
 }

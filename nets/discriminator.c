@@ -29,12 +29,12 @@
 #include "clcore/ops.h"
 #include "nets/discriminator.h"
 
-int nets_fpse_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, nets_fpse *d,
+int clsynth_fpse_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, clsynth_fpse *d,
                    clsynth_err *err)
 {
     memset(d, 0, sizeof *d);
-    nets_norm_cfg cfg;
-    if (nets_norm_parse(o->norm_D, "--norm_D", &cfg, err))
+    clsynth_norm_cfg cfg;
+    if (clsynth_norm_parse(o->norm_D, "--norm_D", &cfg, err))
         return -1;
     char buf[64];
     int nf = d->nf = o->ndf;
@@ -43,31 +43,31 @@ int nets_fpse_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_optio
     d->embedding = !o->no_semantic_embedding;
     const int cin[5] = { 3, nf, 2 * nf, 4 * nf, 8 * nf };
     const int cout[5] = { nf, 2 * nf, 4 * nf, 8 * nf, 8 * nf };
-    const nets_norm_cfg plain1 = { cfg.spectral, NETS_NORM_NONE }; /* --fpse_plain_enc1 */
+    const clsynth_norm_cfg plain1 = { cfg.spectral, CLSYNTH_NORM_NONE }; /* --fpse_plain_enc1 */
     for (int i = 0; i < 5; i++) /* enc (cout, cin, 3, 3) stride 2 */
-        nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "enc%d", i + 1), cin[i], cout[i], 3, 2, 1,
+        clsynth_cna_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "enc%d", i + 1), cin[i], cout[i], 3, 2, 1,
                       i == 0 && o->fpse_plain_enc1 ? plain1 : cfg, true, &d->enc[i]);
     for (int s = 2; s <= 5; s++) { /* lat (4nf, C(e_s), 1, 1) */
         if (s == 5 && !d->pyramid)
             continue;
-        nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "lat%d", s), cout[s - 1], 4 * nf, 1, 1, 0, cfg, true,
+        clsynth_cna_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "lat%d", s), cout[s - 1], 4 * nf, 1, 1, 0, cfg, true,
                       &d->lat[s - 2]);
     }
     for (int s = 2; s <= 4; s++) /* final (2nf, 4nf, 3, 3) */
-        nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "final%d", s), 4 * nf, 2 * nf, 3, 1, 1, cfg, true,
+        clsynth_cna_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "final%d", s), 4 * nf, 2 * nf, 3, 1, 1, cfg, true,
                       &d->final[s - 2]);
-    nets_conv_make(ctx, g, "tf", 2 * nf, 1, 1, 1, 0, true, false, &d->tf); /* (1, 2nf, 1, 1) */
+    clsynth_conv_make(ctx, g, "tf", 2 * nf, 1, 1, 1, 0, true, false, &d->tf); /* (1, 2nf, 1, 1) */
     if (d->embedding) {
-        nets_conv_make(ctx, g, "seg", 2 * nf, 2 * nf, 1, 1, 0, true, false, &d->seg);         /* (2nf, 2nf, 1, 1) */
-        nets_conv_make(ctx, g, "embedding", d->semantic_nc, 2 * nf, 1, 1, 0, true, false, &d->emb); /* (2nf, snc, 1, 1) */
+        clsynth_conv_make(ctx, g, "seg", 2 * nf, 2 * nf, 1, 1, 0, true, false, &d->seg);         /* (2nf, 2nf, 1, 1) */
+        clsynth_conv_make(ctx, g, "embedding", d->semantic_nc, 2 * nf, 1, 1, 0, true, false, &d->emb); /* (2nf, snc, 1, 1) */
     }
     if (ctx->failed)
         return clsynth_fail(err, "%s", ctx->err.msg);
     return 0;
 }
 
-int nets_fpse_forward(const nets_fwd *f, const nets_fpse *d, clsynth_tensor *img, clsynth_tensor *seg,
-                      nets_d_out *out)
+int clsynth_fpse_forward(const clsynth_forward_mode *f, const clsynth_fpse *d, clsynth_tensor *img, clsynth_tensor *seg,
+                      clsynth_d_out *out)
 {
     clsynth_ctx *ctx = f->ctx;
     memset(out, 0, sizeof *out);
@@ -79,28 +79,28 @@ int nets_fpse_forward(const nets_fwd *f, const nets_fpse *d, clsynth_tensor *img
     clsynth_tensor *e[5];
     clsynth_tensor *x = img;
     for (int i = 0; i < 5; i++)
-        x = e[i] = nets_cna_forward(f, &d->enc[i], x);
+        x = e[i] = clsynth_cna_forward(f, &d->enc[i], x);
     /* top-down: fs[s-2] = f_s (N, 4nf, H/2^s, W/2^s) */
     clsynth_tensor *fs[4] = { 0 };
     if (d->pyramid) {
-        fs[3] = nets_cna_forward(f, &d->lat[3], e[4]);
+        fs[3] = clsynth_cna_forward(f, &d->lat[3], e[4]);
         for (int s = 4; s >= 2; s--)
             fs[s - 2] = clsynth_add(ctx, clsynth_upsample_bilinear2x(ctx, fs[s - 1]),
-                                    nets_cna_forward(f, &d->lat[s - 2], e[s - 1]));
+                                    clsynth_cna_forward(f, &d->lat[s - 2], e[s - 1]));
     } else {
         for (int s = 2; s <= 4; s++)
-            fs[s - 2] = nets_cna_forward(f, &d->lat[s - 2], e[s - 1]);
+            fs[s - 2] = clsynth_cna_forward(f, &d->lat[s - 2], e[s - 1]);
     }
     /* semantic embedding at H/2 (pooled once), then H/4, H/8, H/16 */
     clsynth_tensor *emb = NULL;
     if (d->embedding)
-        emb = clsynth_avg_pool2x2(ctx, nets_conv_forward(f, &d->emb, seg)); /* (N, 2nf, H/2, W/2) */
+        emb = clsynth_avg_pool2x2(ctx, clsynth_conv_forward(f, &d->emb, seg)); /* (N, 2nf, H/2, W/2) */
     for (int s = 2; s <= 4; s++) {
-        clsynth_tensor *g_s = nets_cna_forward(f, &d->final[s - 2], fs[s - 2]); /* (N, 2nf, H/2^s, W/2^s) */
-        clsynth_tensor *score = nets_conv_forward(f, &d->tf, g_s);              /* (N, 1, H/2^s, W/2^s) */
+        clsynth_tensor *g_s = clsynth_cna_forward(f, &d->final[s - 2], fs[s - 2]); /* (N, 2nf, H/2^s, W/2^s) */
+        clsynth_tensor *score = clsynth_conv_forward(f, &d->tf, g_s);              /* (N, 1, H/2^s, W/2^s) */
         if (d->embedding) {
             emb = clsynth_avg_pool2x2(ctx, emb);                                 /* (N, 2nf, H/2^s, W/2^s) */
-            clsynth_tensor *segfeat = nets_conv_forward(f, &d->seg, g_s);        /* (N, 2nf, H/2^s, W/2^s) */
+            clsynth_tensor *segfeat = clsynth_conv_forward(f, &d->seg, g_s);        /* (N, 2nf, H/2^s, W/2^s) */
             score = clsynth_add(ctx, score, clsynth_channel_dot(ctx, emb, segfeat));
         }
         out->score[out->n_scores++] = score;
@@ -112,25 +112,25 @@ int nets_fpse_forward(const nets_fwd *f, const nets_fpse *d, clsynth_tensor *img
     return ctx->failed ? -1 : 0;
 }
 
-int nets_disc_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, nets_disc *d,
+int clsynth_disc_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, clsynth_disc *d,
                    clsynth_err *err)
 {
     memset(d, 0, sizeof *d);
     if (strcmp(o->netD, "fpse") == 0) {
-        d->kind = NETS_D_FPSE;
-        return nets_fpse_make(ctx, g, o, &d->fpse, err);
+        d->kind = CLSYNTH_D_FPSE;
+        return clsynth_fpse_make(ctx, g, o, &d->fpse, err);
     }
     if (strcmp(o->netD, "multiscale") == 0) {
-        d->kind = NETS_D_MULTISCALE;
-        return nets_multiscale_make(ctx, g, o, &d->ms, err);
+        d->kind = CLSYNTH_D_MULTISCALE;
+        return clsynth_multiscale_make(ctx, g, o, &d->ms, err);
     }
     return clsynth_fail(err, "--netD: unknown discriminator '%s' (fpse, multiscale)", o->netD);
 }
 
-int nets_disc_forward(const nets_fwd *f, const nets_disc *d, clsynth_tensor *img, clsynth_tensor *seg,
-                      nets_d_out *out)
+int clsynth_disc_forward(const clsynth_forward_mode *f, const clsynth_disc *d, clsynth_tensor *img, clsynth_tensor *seg,
+                      clsynth_d_out *out)
 {
-    if (d->kind == NETS_D_FPSE)
-        return nets_fpse_forward(f, &d->fpse, img, seg, out);
-    return nets_multiscale_forward(f, &d->ms, img, seg, out);
+    if (d->kind == CLSYNTH_D_FPSE)
+        return clsynth_fpse_forward(f, &d->fpse, img, seg, out);
+    return clsynth_multiscale_forward(f, &d->ms, img, seg, out);
 }

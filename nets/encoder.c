@@ -10,19 +10,19 @@
 #include "clcore/ops.h"
 #include "nets/generator.h"
 
-int nets_encoder_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, nets_encoder *out,
+int clsynth_encoder_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, clsynth_encoder *out,
                       clsynth_err *err)
 {
-    nets_norm_cfg cfg;
-    if (nets_norm_parse(o->norm_E, "--norm_E", &cfg, err))
+    clsynth_norm_cfg cfg;
+    if (clsynth_norm_parse(o->norm_E, "--norm_E", &cfg, err))
         return -1;
     char buf[64];
     int nef = clsynth_options_encoder_width(o);
     const int mult[6] = { 1, 2, 4, 8, 8, 8 };
-    int h = NETS_ENC_SIZE, w = NETS_ENC_SIZE;
+    int h = CLSYNTH_ENC_SIZE, w = CLSYNTH_ENC_SIZE;
     int cin = 3;
     for (int i = 0; i < 6; i++) { /* (nef·mult, cin, 3, 3) stride 2 */
-        nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "E.layer%d", i + 1), cin, nef * mult[i], 3, 2, 1, cfg,
+        clsynth_cna_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "E.layer%d", i + 1), cin, nef * mult[i], 3, 2, 1, cfg,
                       true, &out->layer[i]);
         cin = nef * mult[i];
         h = (h + 2 - 3) / 2 + 1;
@@ -31,22 +31,22 @@ int nets_encoder_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_op
     int in = cin * h * w;
     out->z_dim = o->z_dim;
     /* (z_dim, 8nef·h·w, 1, 1) each */
-    nets_linear_make(ctx, g, "E.fc_mu", in, o->z_dim, true, false, &out->fc_mu);
-    nets_linear_make(ctx, g, "E.fc_var", in, o->z_dim, true, false, &out->fc_var);
+    clsynth_linear_make(ctx, g, "E.fc_mu", in, o->z_dim, true, false, &out->fc_mu);
+    clsynth_linear_make(ctx, g, "E.fc_var", in, o->z_dim, true, false, &out->fc_var);
     if (ctx->failed)
         return clsynth_fail(err, "%s", ctx->err.msg);
     return 0;
 }
 
-int nets_encoder_forward(const nets_fwd *f, const nets_encoder *e, clsynth_tensor *img, clsynth_tensor **mu,
+int clsynth_encoder_forward(const clsynth_forward_mode *f, const clsynth_encoder *e, clsynth_tensor *img, clsynth_tensor **mu,
                          clsynth_tensor **logvar)
 {
     clsynth_tensor *x = img;
-    if (img->h != NETS_ENC_SIZE || img->w != NETS_ENC_SIZE)
-        x = clsynth_resize_bilinear(f->ctx, img, NETS_ENC_SIZE, NETS_ENC_SIZE); /* (N, 3, 256, 256) */
+    if (img->h != CLSYNTH_ENC_SIZE || img->w != CLSYNTH_ENC_SIZE)
+        x = clsynth_resize_bilinear(f->ctx, img, CLSYNTH_ENC_SIZE, CLSYNTH_ENC_SIZE); /* (N, 3, 256, 256) */
     for (int i = 0; i < 6; i++)
-        x = nets_cna_forward(f, &e->layer[i], x); /* (N, nef·mult, H/2^(i+1), W/2^(i+1)) */
-    *mu = nets_linear_forward(f, &e->fc_mu, x);    /* (N, z_dim, 1, 1) */
-    *logvar = nets_linear_forward(f, &e->fc_var, x);
+        x = clsynth_cna_forward(f, &e->layer[i], x); /* (N, nef·mult, H/2^(i+1), W/2^(i+1)) */
+    *mu = clsynth_linear_forward(f, &e->fc_mu, x);    /* (N, z_dim, 1, 1) */
+    *logvar = clsynth_linear_forward(f, &e->fc_var, x);
     return f->ctx->failed ? -1 : 0;
 }

@@ -6,22 +6,22 @@
 #include "clcore/ops.h"
 #include "nets/generator.h"
 
-static const char *const BLOCK_NAMES[NETS_G_BLOCKS] = { "head_0", "G_middle_0", "G_middle_1", "up_0",
+static const char *const BLOCK_NAMES[CLSYNTH_G_BLOCKS] = { "head_0", "G_middle_0", "G_middle_1", "up_0",
                                                         "up_1",   "up_2",       "up_3" };
-static const int BLOCK_FIN[NETS_G_BLOCKS] = { 16, 16, 16, 16, 8, 4, 2 };  /* × nf */
-static const int BLOCK_FOUT[NETS_G_BLOCKS] = { 16, 16, 16, 8, 4, 2, 1 }; /* × nf */
+static const int BLOCK_FIN[CLSYNTH_G_BLOCKS] = { 16, 16, 16, 16, 8, 4, 2 };  /* × nf */
+static const int BLOCK_FOUT[CLSYNTH_G_BLOCKS] = { 16, 16, 16, 8, 4, 2, 1 }; /* × nf */
 
-int nets_generator_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, nets_generator *G,
+int clsynth_generator_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, clsynth_generator *G,
                         clsynth_err *err)
 {
     memset(G, 0, sizeof *G);
-    nets_norm_cfg cfg;
-    if (nets_norm_parse(o->norm_G, "--norm_G", &cfg, err))
+    clsynth_norm_cfg cfg;
+    if (clsynth_norm_parse(o->norm_G, "--norm_G", &cfg, err))
         return -1;
     if (strcmp(o->netG, "condconv") == 0)
-        G->kind = NETS_G_CONDCONV;
+        G->kind = CLSYNTH_G_CONDCONV;
     else if (strcmp(o->netG, "spade") == 0)
-        G->kind = NETS_G_SPADE;
+        G->kind = CLSYNTH_G_SPADE;
     else
         return clsynth_fail(err, "--netG: unknown generator '%s' (condconv, spade)", o->netG);
     int nf = G->nf = o->ngf;
@@ -41,27 +41,27 @@ int nets_generator_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_
 
     /* start: linear (16nf·sh·sw, z_dim, 1, 1) or conv (16nf, snc, 3, 3) */
     if (G->use_vae)
-        nets_linear_make(ctx, g, "fc", o->z_dim, 16 * nf * G->sh * G->sw, true, false, &G->fc);
+        clsynth_linear_make(ctx, g, "fc", o->z_dim, 16 * nf * G->sh * G->sw, true, false, &G->fc);
     else
-        nets_conv_make(ctx, g, "fc", G->semantic_nc, 16 * nf, 3, 1, 1, true, false, &G->fc);
+        clsynth_conv_make(ctx, g, "fc", G->semantic_nc, 16 * nf, 3, 1, 1, true, false, &G->fc);
 
     int cond_nc = G->semantic_nc;
-    if (G->kind == NETS_G_CONDCONV) {
-        nets_wpred_make(ctx, g, "wp", G->semantic_nc, nf, G->num_up + 1, cfg, !o->no_pyramid, &G->wp);
+    if (G->kind == CLSYNTH_G_CONDCONV) {
+        clsynth_wpred_make(ctx, g, "wp", G->semantic_nc, nf, G->num_up + 1, cfg, !o->no_pyramid, &G->wp);
         cond_nc = G->semantic_nc + nf;
     }
-    for (int b = 0; b < NETS_G_BLOCKS; b++) {
+    for (int b = 0; b < CLSYNTH_G_BLOCKS; b++) {
         G->block_name[b] = BLOCK_NAMES[b];
         G->up_before[b] = b == 0 ? false : b == 2 ? more : true;
         int fin = BLOCK_FIN[b] * nf, fout = BLOCK_FOUT[b] * nf;
-        if (G->kind == NETS_G_CONDCONV)
-            nets_ccblock_make(ctx, g, BLOCK_NAMES[b], fin, fout, cond_nc, o->nhidden, cfg, !o->no_cond_attention,
+        if (G->kind == CLSYNTH_G_CONDCONV)
+            clsynth_ccblock_make(ctx, g, BLOCK_NAMES[b], fin, fout, cond_nc, o->nhidden, cfg, !o->no_cond_attention,
                               &G->cc[b]);
         else
-            nets_spadeblock_make(ctx, g, BLOCK_NAMES[b], fin, fout, cond_nc, o->nhidden, cfg, &G->sp[b]);
+            clsynth_spadeblock_make(ctx, g, BLOCK_NAMES[b], fin, fout, cond_nc, o->nhidden, cfg, &G->sp[b]);
     }
     /* conv_img (3, nf, 3, 3) */
-    nets_conv_make(ctx, g, "conv_img", nf, 3, 3, 1, 1, true, false, &G->conv_img);
+    clsynth_conv_make(ctx, g, "conv_img", nf, 3, 3, 1, 1, true, false, &G->conv_img);
     if (ctx->failed)
         return clsynth_fail(err, "%s", ctx->err.msg);
     return 0;
@@ -76,7 +76,7 @@ static int level_of(const clsynth_tensor *seg, int h, int levels)
     return -1;
 }
 
-clsynth_tensor *nets_generator_forward(const nets_fwd *f, const nets_generator *G, clsynth_tensor *seg,
+clsynth_tensor *clsynth_generator_forward(const clsynth_forward_mode *f, const clsynth_generator *G, clsynth_tensor *seg,
                                        clsynth_tensor *z)
 {
     clsynth_ctx *ctx = f->ctx;
@@ -97,25 +97,25 @@ clsynth_tensor *nets_generator_forward(const nets_fwd *f, const nets_generator *
             clsynth_ctx_fail(ctx, "generator: --use_vae needs z (N=%d, %d, 1, 1)", N, G->z_dim);
             return NULL;
         }
-        x = nets_linear_forward(f, &G->fc, z);                     /* (N, 16nf·sh·sw, 1, 1) */
+        x = clsynth_linear_forward(f, &G->fc, z);                     /* (N, 16nf·sh·sw, 1, 1) */
         x = clsynth_reshape(ctx, x, N, 16 * nf, G->sh, G->sw);     /* (N, 16nf, sh, sw) */
     } else {
         clsynth_tensor *small = clsynth_resize_nearest(ctx, seg, G->sh, G->sw); /* (N, snc, sh, sw) */
-        x = nets_conv_forward(f, &G->fc, small);                   /* (N, 16nf, sh, sw) */
+        x = clsynth_conv_forward(f, &G->fc, small);                   /* (N, 16nf, sh, sw) */
     }
 
     /* weight-prediction pyramid: segout[l] (N, nf, H/2^l, W/2^l) */
-    clsynth_tensor *segout[NETS_WP_MAX_LEVELS] = { 0 };
-    if (G->kind == NETS_G_CONDCONV && nets_wpred_forward(f, &G->wp, seg, segout))
+    clsynth_tensor *segout[CLSYNTH_WP_MAX_LEVELS] = { 0 };
+    if (G->kind == CLSYNTH_G_CONDCONV && clsynth_wpred_forward(f, &G->wp, seg, segout))
         return NULL;
 
-    for (int b = 0; b < NETS_G_BLOCKS; b++) {
+    for (int b = 0; b < CLSYNTH_G_BLOCKS; b++) {
         if (G->up_before[b])
             x = clsynth_upsample_nearest2x(ctx, x);
         if (!x)
             return NULL;
         clsynth_tensor *seg_b = clsynth_resize_nearest(ctx, seg, x->h, x->w); /* (N, snc, h, w) */
-        if (G->kind == NETS_G_CONDCONV) {
+        if (G->kind == CLSYNTH_G_CONDCONV) {
             int l = level_of(seg, x->h, G->wp.levels);
             if (l < 0) {
                 clsynth_ctx_fail(ctx, "generator: block %s at %dx%d has no pyramid level", G->block_name[b],
@@ -124,12 +124,12 @@ clsynth_tensor *nets_generator_forward(const nets_fwd *f, const nets_generator *
             }
             clsynth_tensor *parts[2] = { seg_b, segout[l] };
             clsynth_tensor *cond = clsynth_concat(ctx, parts, 2); /* (N, snc + nf, h, w) */
-            x = nets_ccblock_forward(f, &G->cc[b], x, cond);
+            x = clsynth_ccblock_forward(f, &G->cc[b], x, cond);
         } else {
-            x = nets_spadeblock_forward(f, &G->sp[b], x, seg_b);
+            x = clsynth_spadeblock_forward(f, &G->sp[b], x, seg_b);
         }
     }
-    x = clsynth_leaky_relu(ctx, x, NETS_LRELU_SLOPE);
+    x = clsynth_leaky_relu(ctx, x, CLSYNTH_LRELU_SLOPE);
     const clsynth_conv_epilogue out = { CLSYNTH_ACT_TANH, 0.0f, NULL, NULL };
-    return nets_conv_forward_epi(f, &G->conv_img, x, &out); /* tanh(conv) (N, 3, H, W) */
+    return clsynth_conv_forward_epi(f, &G->conv_img, x, &out); /* tanh(conv) (N, 3, H, W) */
 }

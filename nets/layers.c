@@ -9,7 +9,7 @@
 
 #include "clcore/ops.h"
 
-const char *nets_name(char *buf, size_t cap, const char *fmt, ...)
+const char *clsynth_layer_name(char *buf, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -18,11 +18,11 @@ const char *nets_name(char *buf, size_t cap, const char *fmt, ...)
     return buf;
 }
 
-int nets_norm_parse(const char *s, const char *option, nets_norm_cfg *out, clsynth_err *err)
+int clsynth_norm_parse(const char *s, const char *option, clsynth_norm_cfg *out, clsynth_err *err)
 {
     const char *p = s;
     out->spectral = false;
-    out->kind = NETS_NORM_NONE;
+    out->kind = CLSYNTH_NORM_NONE;
     if (strncmp(p, "spectral", 8) == 0) {
         out->spectral = true;
         p += 8;
@@ -33,14 +33,14 @@ int nets_norm_parse(const char *s, const char *option, nets_norm_cfg *out, clsyn
     if (n >= 3 && strcmp(p + n - 3, "3x3") == 0)
         n -= 3;
     if (n == 5 && strncmp(p, "batch", 5) == 0)
-        out->kind = NETS_NORM_BATCH;
+        out->kind = CLSYNTH_NORM_BATCH;
     else if ((n == 9 && strncmp(p, "syncbatch", 9) == 0) || (n == 10 && strncmp(p, "sync_batch", 10) == 0))
-        out->kind = NETS_NORM_SYNCBATCH; /* "sync_batch": the authors' spelling (spectralsync_batch), whose
+        out->kind = CLSYNTH_NORM_SYNCBATCH; /* "sync_batch": the authors' spelling (spectralsync_batch), whose
                                             SynchronizedBatchNorm2d this is */
     else if (n == 8 && strncmp(p, "instance", 8) == 0)
-        out->kind = NETS_NORM_INSTANCE;
+        out->kind = CLSYNTH_NORM_INSTANCE;
     else if ((n == 4 && strncmp(p, "none", 4) == 0) || n == 0)
-        out->kind = NETS_NORM_NONE;
+        out->kind = CLSYNTH_NORM_NONE;
     else
         return clsynth_fail(err, "%s: '%s' is not a normalization (expected [spectral][spade]"
                                  "batch|syncbatch|sync_batch|instance|none[3x3], e.g. spectralinstance)",
@@ -50,8 +50,8 @@ int nets_norm_parse(const char *s, const char *option, nets_norm_cfg *out, clsyn
 
 /* ---- convolution ---- */
 
-int nets_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
-                   int k, int stride, int pad, bool bias, bool spectral, nets_conv *out)
+int clsynth_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
+                   int k, int stride, int pad, bool bias, bool spectral, clsynth_conv *out)
 {
     char buf[64];
     memset(out, 0, sizeof *out);
@@ -60,24 +60,24 @@ int nets_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, i
     out->k = k;
     out->stride = stride;
     out->pad = pad;
-    out->w = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.w", name), cout, cin, k, k);
+    out->w = clsynth_group_param(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.w", name), cout, cin, k, k);
     if (bias)
-        out->b = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.b", name), 1, cout, 1, 1);
+        out->b = clsynth_group_param(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.b", name), 1, cout, 1, 1);
     if (spectral) {
-        out->u = clsynth_group_buffer(ctx, g, nets_name(buf, sizeof buf, "%s.u", name), 1, cout, 1, 1);
-        out->v = clsynth_group_buffer(ctx, g, nets_name(buf, sizeof buf, "%s.v", name), 1, cin * k * k, 1, 1);
+        out->u = clsynth_group_buffer(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.u", name), 1, cout, 1, 1);
+        out->v = clsynth_group_buffer(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.v", name), 1, cin * k * k, 1, 1);
     }
     return ctx->failed ? -1 : 0;
 }
 
 /* y = conv(x, sn(w)) + b   x (N, cin, H, W) -> (N, cout, H', W') */
-clsynth_tensor *nets_conv_forward(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x)
+clsynth_tensor *clsynth_conv_forward(const clsynth_forward_mode *f, const clsynth_conv *c, clsynth_tensor *x)
 {
-    return nets_conv_forward_epi(f, c, x, NULL);
+    return clsynth_conv_forward_epi(f, c, x, NULL);
 }
 
 /* y = act((conv(x, sn(w)) + b) * gate) + residual, one fused op */
-clsynth_tensor *nets_conv_forward_epi(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x,
+clsynth_tensor *clsynth_conv_forward_epi(const clsynth_forward_mode *f, const clsynth_conv *c, clsynth_tensor *x,
                                       const clsynth_conv_epilogue *e)
 {
     clsynth_ctx *ctx = f->ctx;
@@ -87,14 +87,14 @@ clsynth_tensor *nets_conv_forward_epi(const nets_fwd *f, const nets_conv *c, cls
     return clsynth_conv2d_fused(ctx, x, w, c->b, c->stride, c->pad, e);
 }
 
-int nets_linear_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int in, int out,
-                     bool bias, bool spectral, nets_conv *outl)
+int clsynth_linear_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int in, int out,
+                     bool bias, bool spectral, clsynth_conv *outl)
 {
-    return nets_conv_make(ctx, g, name, in, out, 1, 1, 0, bias, spectral, outl);
+    return clsynth_conv_make(ctx, g, name, in, out, 1, 1, 0, bias, spectral, outl);
 }
 
 /* x (N, in...) -> (N, out, 1, 1) */
-clsynth_tensor *nets_linear_forward(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x)
+clsynth_tensor *clsynth_linear_forward(const clsynth_forward_mode *f, const clsynth_conv *c, clsynth_tensor *x)
 {
     clsynth_ctx *ctx = f->ctx;
     clsynth_tensor *w = c->w;
@@ -105,40 +105,40 @@ clsynth_tensor *nets_linear_forward(const nets_fwd *f, const nets_conv *c, clsyn
 
 /* ---- normalization ---- */
 
-int nets_norm_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, nets_norm_kind kind,
-                   int c, bool affine, nets_norm *out)
+int clsynth_norm_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, clsynth_norm_kind kind,
+                   int c, bool affine, clsynth_norm *out)
 {
     char buf[64];
     memset(out, 0, sizeof *out);
     out->kind = kind;
     out->c = c;
-    if (kind == NETS_NORM_NONE)
+    if (kind == CLSYNTH_NORM_NONE)
         return 0;
     if (affine) {
-        out->gamma = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.gamma", name), 1, c, 1, 1);
-        out->beta = clsynth_group_param(ctx, g, nets_name(buf, sizeof buf, "%s.beta", name), 1, c, 1, 1);
+        out->gamma = clsynth_group_param(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.gamma", name), 1, c, 1, 1);
+        out->beta = clsynth_group_param(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.beta", name), 1, c, 1, 1);
     }
-    if (nets_norm_is_batch(kind)) {
+    if (clsynth_norm_is_batch(kind)) {
         out->running_mean =
-            clsynth_group_buffer(ctx, g, nets_name(buf, sizeof buf, "%s.running_mean", name), 1, c, 1, 1);
+            clsynth_group_buffer(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.running_mean", name), 1, c, 1, 1);
         out->running_var =
-            clsynth_group_buffer(ctx, g, nets_name(buf, sizeof buf, "%s.running_var", name), 1, c, 1, 1);
+            clsynth_group_buffer(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.running_var", name), 1, c, 1, 1);
     }
     return ctx->failed ? -1 : 0;
 }
 
-clsynth_tensor *nets_norm_forward(const nets_fwd *f, const nets_norm *n, clsynth_tensor *x)
+clsynth_tensor *clsynth_norm_forward(const clsynth_forward_mode *f, const clsynth_norm *n, clsynth_tensor *x)
 {
     switch (n->kind) {
-    case NETS_NORM_BATCH:
+    case CLSYNTH_NORM_BATCH:
         return clsynth_batch_norm(f->ctx, x, n->gamma, n->beta, n->running_mean, n->running_var,
-                                  f->training, NETS_BN_MOMENTUM, NETS_NORM_EPS);
-    case NETS_NORM_SYNCBATCH:
+                                  f->training, CLSYNTH_BN_MOMENTUM, CLSYNTH_NORM_EPS);
+    case CLSYNTH_NORM_SYNCBATCH:
         return clsynth_sync_batch_norm(f->ctx, x, n->gamma, n->beta, n->running_mean, n->running_var,
-                                       f->training, NETS_BN_MOMENTUM, NETS_NORM_EPS);
-    case NETS_NORM_INSTANCE:
-        return clsynth_instance_norm(f->ctx, x, n->gamma, n->beta, NETS_NORM_EPS);
-    case NETS_NORM_NONE:
+                                       f->training, CLSYNTH_BN_MOMENTUM, CLSYNTH_NORM_EPS);
+    case CLSYNTH_NORM_INSTANCE:
+        return clsynth_instance_norm(f->ctx, x, n->gamma, n->beta, CLSYNTH_NORM_EPS);
+    case CLSYNTH_NORM_NONE:
     default:
         return x;
     }
@@ -146,30 +146,30 @@ clsynth_tensor *nets_norm_forward(const nets_fwd *f, const nets_norm *n, clsynth
 
 /* ---- conv → norm → LeakyReLU ---- */
 
-int nets_cna_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
-                  int k, int stride, int pad, nets_norm_cfg cfg, bool act, nets_cna *out)
+int clsynth_cna_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
+                  int k, int stride, int pad, clsynth_norm_cfg cfg, bool act, clsynth_cna *out)
 {
     char buf[64];
     memset(out, 0, sizeof *out);
     out->act = act;
-    bool has_norm = cfg.kind != NETS_NORM_NONE;
-    if (nets_conv_make(ctx, g, nets_name(buf, sizeof buf, "%s.conv", name), cin, cout, k, stride, pad,
+    bool has_norm = cfg.kind != CLSYNTH_NORM_NONE;
+    if (clsynth_conv_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.conv", name), cin, cout, k, stride, pad,
                        !has_norm, cfg.spectral, &out->conv))
         return -1;
-    return nets_norm_make(ctx, g, nets_name(buf, sizeof buf, "%s.norm", name), cfg.kind, cout,
-                          nets_norm_is_batch(cfg.kind), &out->norm);
+    return clsynth_norm_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.norm", name), cfg.kind, cout,
+                          clsynth_norm_is_batch(cfg.kind), &out->norm);
 }
 
-clsynth_tensor *nets_cna_forward(const nets_fwd *f, const nets_cna *l, clsynth_tensor *x)
+clsynth_tensor *clsynth_cna_forward(const clsynth_forward_mode *f, const clsynth_cna *l, clsynth_tensor *x)
 {
-    if (l->norm.kind == NETS_NORM_NONE && l->act) {
+    if (l->norm.kind == CLSYNTH_NORM_NONE && l->act) {
         /* conv -> bias -> LeakyReLU in one op */
-        const clsynth_conv_epilogue e = { CLSYNTH_ACT_LEAKY_RELU, NETS_LRELU_SLOPE, NULL, NULL };
-        return nets_conv_forward_epi(f, &l->conv, x, &e);
+        const clsynth_conv_epilogue e = { CLSYNTH_ACT_LEAKY_RELU, CLSYNTH_LRELU_SLOPE, NULL, NULL };
+        return clsynth_conv_forward_epi(f, &l->conv, x, &e);
     }
-    clsynth_tensor *y = nets_conv_forward(f, &l->conv, x);
-    y = nets_norm_forward(f, &l->norm, y);
-    return l->act ? clsynth_leaky_relu(f->ctx, y, NETS_LRELU_SLOPE) : y;
+    clsynth_tensor *y = clsynth_conv_forward(f, &l->conv, x);
+    y = clsynth_norm_forward(f, &l->norm, y);
+    return l->act ? clsynth_leaky_relu(f->ctx, y, CLSYNTH_LRELU_SLOPE) : y;
 }
 
 /* ---- initialization ---- */
@@ -180,7 +180,7 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-int nets_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, uint64_t stream_base)
+int clsynth_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, uint64_t stream_base)
 {
     if (ctx->failed)
         return -1;
@@ -235,7 +235,7 @@ int nets_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, uin
         }
     }
     free(host);
-    return nets_init_spectral_v(ctx, g, NULL);
+    return clsynth_init_spectral_v(ctx, g, NULL);
 }
 
 /* The weight ("<prefix>.w") and u ("<prefix>.u") of a ".v" buffer. */
@@ -256,7 +256,7 @@ static int sn_partners(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_t
     return 0;
 }
 
-int nets_init_spectral_v(clsynth_ctx *ctx, clsynth_param_group *g, const bool *which)
+int clsynth_init_spectral_v(clsynth_ctx *ctx, clsynth_param_group *g, const bool *which)
 {
     if (ctx->failed)
         return -1;

@@ -9,7 +9,7 @@
  * "<prefix>.u" and "<prefix>.v" (spectral-norm left and right singular
  * vectors, buffers: PyTorch's weight_u and weight_v),
  * "<prefix>.gamma", "<prefix>.beta", "<prefix>.running_mean",
- * "<prefix>.running_var"; nets_init_group() initializes a group from those
+ * "<prefix>.running_var"; clsynth_init_group() initializes a group from those
  * suffixes. */
 #ifndef CLSYNTH_NETS_LAYERS_H
 #define CLSYNTH_NETS_LAYERS_H
@@ -23,86 +23,86 @@
 #include "clcore/tensor.h"
 
 /* How a forward pass runs. */
-typedef struct nets_fwd {
+typedef struct clsynth_forward_mode {
     clsynth_ctx *ctx;
     bool training; /* batch norm: batch statistics + running-stat update (else running stats) */
     bool update_u; /* spectral norm: one power iteration (v, then u) before normalizing;
                       else the stored u and v give sigma, as PyTorch's eval */
-} nets_fwd;
+} clsynth_forward_mode;
 
-typedef enum nets_norm_kind {
-    NETS_NORM_NONE = 0,
-    NETS_NORM_BATCH,     /* "batch": statistics of this process's batch */
-    NETS_NORM_INSTANCE,
-    NETS_NORM_SYNCBATCH, /* "syncbatch" (and the authors' "sync_batch"): statistics over every
+typedef enum clsynth_norm_kind {
+    CLSYNTH_NORM_NONE = 0,
+    CLSYNTH_NORM_BATCH,     /* "batch": statistics of this process's batch */
+    CLSYNTH_NORM_INSTANCE,
+    CLSYNTH_NORM_SYNCBATCH, /* "syncbatch" (and the authors' "sync_batch"): statistics over every
                             rank of a data-parallel run (clsynth_sync_batch_norm); in one
                             process the same as "batch" */
-} nets_norm_kind;
+} clsynth_norm_kind;
 
 /* Batch norm of either kind (affine, running statistics). */
-static inline bool nets_norm_is_batch(nets_norm_kind k) { return k == NETS_NORM_BATCH || k == NETS_NORM_SYNCBATCH; }
+static inline bool clsynth_norm_is_batch(clsynth_norm_kind k) { return k == CLSYNTH_NORM_BATCH || k == CLSYNTH_NORM_SYNCBATCH; }
 
 /* A parsed --norm_G / --norm_D / --norm_E string, SPADE style:
  * ["spectral"] ["spade"] ("batch" | "syncbatch" | "sync_batch" | "instance" | "none") ["3x3"],
  * e.g. "spectralinstance", "spectralspadesyncbatch3x3". */
-typedef struct nets_norm_cfg {
+typedef struct clsynth_norm_cfg {
     bool spectral;
-    nets_norm_kind kind;
-} nets_norm_cfg;
+    clsynth_norm_kind kind;
+} clsynth_norm_cfg;
 
-int nets_norm_parse(const char *s, const char *option, nets_norm_cfg *out, clsynth_err *err);
+int clsynth_norm_parse(const char *s, const char *option, clsynth_norm_cfg *out, clsynth_err *err);
 
-#define NETS_LRELU_SLOPE 0.2f
-#define NETS_BN_MOMENTUM 0.1f
-#define NETS_NORM_EPS 1e-5f
+#define CLSYNTH_LRELU_SLOPE 0.2f
+#define CLSYNTH_BN_MOMENTUM 0.1f
+#define CLSYNTH_NORM_EPS 1e-5f
 
 /* ---- convolution ---- */
-typedef struct nets_conv {
+typedef struct clsynth_conv {
     clsynth_tensor *w; /* (cout, cin, k, k) */
     clsynth_tensor *b; /* (1, cout, 1, 1) or NULL */
     clsynth_tensor *u; /* (1, cout, 1, 1) spectral-norm left vector, or NULL */
     clsynth_tensor *v; /* (1, cin·k·k, 1, 1) spectral-norm right vector, or NULL */
     int cin, cout, k, stride, pad;
-} nets_conv;
+} clsynth_conv;
 
-int nets_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
-                   int k, int stride, int pad, bool bias, bool spectral, nets_conv *out);
-clsynth_tensor *nets_conv_forward(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x);
+int clsynth_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
+                   int k, int stride, int pad, bool bias, bool spectral, clsynth_conv *out);
+clsynth_tensor *clsynth_conv_forward(const clsynth_forward_mode *f, const clsynth_conv *c, clsynth_tensor *x);
 /* The conv with a fused epilogue (clsynth_conv2d_fused): act((conv + b) * gate) + residual. */
 struct clsynth_conv_epilogue;
-clsynth_tensor *nets_conv_forward_epi(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x,
+clsynth_tensor *clsynth_conv_forward_epi(const clsynth_forward_mode *f, const clsynth_conv *c, clsynth_tensor *x,
                                       const struct clsynth_conv_epilogue *e);
 
-/* A linear layer is a nets_conv with k = 1 applied to a flattened input. */
-int nets_linear_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int in, int out,
-                     bool bias, bool spectral, nets_conv *outl);
-clsynth_tensor *nets_linear_forward(const nets_fwd *f, const nets_conv *c, clsynth_tensor *x);
+/* A linear layer is a clsynth_conv with k = 1 applied to a flattened input. */
+int clsynth_linear_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int in, int out,
+                     bool bias, bool spectral, clsynth_conv *outl);
+clsynth_tensor *clsynth_linear_forward(const clsynth_forward_mode *f, const clsynth_conv *c, clsynth_tensor *x);
 
 /* ---- normalization ---- */
-typedef struct nets_norm {
-    nets_norm_kind kind;
+typedef struct clsynth_norm {
+    clsynth_norm_kind kind;
     int c;
     clsynth_tensor *gamma, *beta;            /* (1, c, 1, 1) when affine, else NULL */
     clsynth_tensor *running_mean, *running_var; /* (1, c, 1, 1) batch norm only */
-} nets_norm;
+} clsynth_norm;
 
-int nets_norm_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, nets_norm_kind kind,
-                   int c, bool affine, nets_norm *out);
-clsynth_tensor *nets_norm_forward(const nets_fwd *f, const nets_norm *n, clsynth_tensor *x);
+int clsynth_norm_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, clsynth_norm_kind kind,
+                   int c, bool affine, clsynth_norm *out);
+clsynth_tensor *clsynth_norm_forward(const clsynth_forward_mode *f, const clsynth_norm *n, clsynth_tensor *x);
 
 /* ---- conv → norm → LeakyReLU(0.2) (SPADE's get_nonspade_norm_layer + activation) ----
  * The conv has a bias only without a norm (a bias before a norm has no
  * effect, SPADE removes it); the norm is affine for batch norm and not for
  * instance norm, as SPADE's get_nonspade_norm_layer. */
-typedef struct nets_cna {
-    nets_conv conv;
-    nets_norm norm;
+typedef struct clsynth_cna {
+    clsynth_conv conv;
+    clsynth_norm norm;
     bool act;
-} nets_cna;
+} clsynth_cna;
 
-int nets_cna_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
-                  int k, int stride, int pad, nets_norm_cfg cfg, bool act, nets_cna *out);
-clsynth_tensor *nets_cna_forward(const nets_fwd *f, const nets_cna *l, clsynth_tensor *x);
+int clsynth_cna_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int cin, int cout,
+                  int k, int stride, int pad, clsynth_norm_cfg cfg, bool act, clsynth_cna *out);
+clsynth_tensor *clsynth_cna_forward(const clsynth_forward_mode *f, const clsynth_cna *l, clsynth_tensor *x);
 
 /* Initializes every tensor of a finalized group from its name: ".w" xavier
  * normal (gain 0.02, stream = stream_base + index), ".b"/".beta"/
@@ -110,12 +110,12 @@ clsynth_tensor *nets_cna_forward(const nets_fwd *f, const nets_cna *l, clsynth_t
  * ".v" = normalize(Wᵀu) of its weight (clsynth_spectral_norm_init_v; PyTorch
  * draws a random v, which only an eval forward before any training step
  * would see). */
-int nets_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, uint64_t stream_base);
+int clsynth_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, uint64_t stream_base);
 /* ".v" <- normalize(Wᵀu) from the group's current weights and u, for every
  * ".v" buffer i with which[i] (which NULL: all of them). */
-int nets_init_spectral_v(clsynth_ctx *ctx, clsynth_param_group *g, const bool *which);
+int clsynth_init_spectral_v(clsynth_ctx *ctx, clsynth_param_group *g, const bool *which);
 
 /* "name" formatted into a caller buffer (layer names are built from parts). */
-const char *nets_name(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const char *clsynth_layer_name(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -9,13 +9,13 @@
 
 /* D hinge loss averaged over the score maps:
  * real: mean_k mean(relu(1 - D_k)); fake: mean_k mean(relu(1 + D_k)). */
-clsynth_tensor *nets_loss_d_hinge(clsynth_ctx *ctx, const nets_d_out *d, bool real);
+clsynth_tensor *clsynth_loss_d_hinge(clsynth_ctx *ctx, const clsynth_d_out *d, bool real);
 /* G hinge loss averaged over the score maps: mean_k -mean(D_k(fake)). */
-clsynth_tensor *nets_loss_g_hinge(clsynth_ctx *ctx, const nets_d_out *fake);
+clsynth_tensor *clsynth_loss_g_hinge(clsynth_ctx *ctx, const clsynth_d_out *fake);
 /* Feature matching: lambda · Σ_i weight_i · L1(feat_i(fake), feat_i(real));
  * the real features must not require grad (computed without grad). */
-clsynth_tensor *nets_loss_feat(clsynth_ctx *ctx, const nets_d_out *fake, const nets_d_out *real, float lambda);
+clsynth_tensor *clsynth_loss_feat(clsynth_ctx *ctx, const clsynth_d_out *fake, const clsynth_d_out *real, float lambda);
 /* lambda · KL(N(mu, exp(logvar)) || N(0, 1)) summed over every element. */
-clsynth_tensor *nets_loss_kld(clsynth_ctx *ctx, clsynth_tensor *mu, clsynth_tensor *logvar, float lambda);
+clsynth_tensor *clsynth_loss_kld(clsynth_ctx *ctx, clsynth_tensor *mu, clsynth_tensor *logvar, float lambda);
 
 #endif

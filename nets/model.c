@@ -20,11 +20,11 @@ static int declare(clsynth_ctx *ctx, clsynth_model *m, const clsynth_options *o,
     m->D = clsynth_group_new(ctx, "D");
     if (!m->G || !m->D)
         return clsynth_fail(err, "model: %s", ctx->err.msg);
-    if (nets_generator_make(ctx, m->G, o, &m->gen, err))
+    if (clsynth_generator_make(ctx, m->G, o, &m->gen, err))
         return -1;
-    if (o->use_vae && nets_encoder_make(ctx, m->G, o, &m->enc, err))
+    if (o->use_vae && clsynth_encoder_make(ctx, m->G, o, &m->enc, err))
         return -1;
-    return nets_disc_make(ctx, m->D, o, &m->disc, err);
+    return clsynth_disc_make(ctx, m->D, o, &m->disc, err);
 }
 
 static int check_resolved(const clsynth_options *o, clsynth_err *err)
@@ -69,7 +69,7 @@ clsynth_model *clsynth_model_create(clsynth_ctx *ctx, const clsynth_options *o, 
     if (clsynth_group_finalize(ctx, m->G) || clsynth_group_finalize(ctx, m->D))
         goto fail_ctx;
     uint64_t seed = (uint64_t)o->seed;
-    if (nets_init_group(ctx, m->G, seed, NETS_STREAM_INIT_G) || nets_init_group(ctx, m->D, seed, NETS_STREAM_INIT_D))
+    if (clsynth_init_group(ctx, m->G, seed, CLSYNTH_STREAM_INIT_G) || clsynth_init_group(ctx, m->D, seed, CLSYNTH_STREAM_INIT_D))
         goto fail_ctx;
     clsynth_options_adam_betas(o, &m->G->beta1, &m->G->beta2);
     m->D->beta1 = m->G->beta1;
@@ -168,7 +168,7 @@ clsynth_tensor *clsynth_model_seg(clsynth_ctx *ctx, clsynth_model *m, clsynth_te
     return clsynth_concat(ctx, parts, 2); /* (N, semantic_nc, H, W) */
 }
 
-clsynth_tensor *nets_model_z(const nets_fwd *f, clsynth_model *m, int n, clsynth_tensor *real, clsynth_tensor **mu,
+clsynth_tensor *clsynth_model_z(const clsynth_forward_mode *f, clsynth_model *m, int n, clsynth_tensor *real, clsynth_tensor **mu,
                              clsynth_tensor **logvar)
 {
     clsynth_ctx *ctx = f->ctx;
@@ -181,7 +181,7 @@ clsynth_tensor *nets_model_z(const nets_fwd *f, clsynth_model *m, int n, clsynth
     /* data-parallel: rank r of K draws stream counter*K + r, so ranks never share
      * noise (one process: the counter itself, as before) */
     uint64_t seed = (uint64_t)m->opt.seed,
-             stream = NETS_STREAM_NOISE + m->rng_counter++ * (uint64_t)clsynth_comm_size(ctx) +
+             stream = CLSYNTH_STREAM_NOISE + m->rng_counter++ * (uint64_t)clsynth_comm_size(ctx) +
                       (uint64_t)clsynth_comm_rank(ctx);
     if (!real) {
         clsynth_tensor *z = clsynth_tensor_new(ctx, "z", n, m->opt.z_dim, 1, 1); /* (N, z_dim, 1, 1) */
@@ -190,7 +190,7 @@ clsynth_tensor *nets_model_z(const nets_fwd *f, clsynth_model *m, int n, clsynth
         return z;
     }
     clsynth_tensor *mu_, *lv_;
-    if (nets_encoder_forward(f, &m->enc, real, &mu_, &lv_))
+    if (clsynth_encoder_forward(f, &m->enc, real, &mu_, &lv_))
         return NULL;
     if (mu)
         *mu = mu_;
@@ -207,13 +207,13 @@ clsynth_tensor *clsynth_model_generate_z(clsynth_ctx *ctx, clsynth_model *m, cls
         *z_out = NULL;
     if (ctx->failed || !seg)
         return NULL;
-    nets_fwd f = { ctx, false, false };
-    clsynth_tensor *z = nets_model_z(&f, m, seg->n, real, mu, logvar);
+    clsynth_forward_mode f = { ctx, false, false };
+    clsynth_tensor *z = clsynth_model_z(&f, m, seg->n, real, mu, logvar);
     if (m->opt.use_vae && !z)
         return NULL;
     if (z_out)
         *z_out = z;
-    return nets_generator_forward(&f, &m->gen, seg, z);
+    return clsynth_generator_forward(&f, &m->gen, seg, z);
 }
 
 clsynth_tensor *clsynth_model_generate(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real)
@@ -491,7 +491,7 @@ static int load_group(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_ch
         if (clsynth_tensor_upload(ctx, b, t->data))
             goto cl_fail;
     }
-    if (clsynth_tensor_upload(ctx, g->flat_data, flat) || nets_init_spectral_v(ctx, g, redo_v))
+    if (clsynth_tensor_upload(ctx, g->flat_data, flat) || clsynth_init_spectral_v(ctx, g, redo_v))
         goto cl_fail;
     /* Adam moments; a file without them (an import) starts Adam afresh, which
      * only a file whose Adam has not stepped may ask for */

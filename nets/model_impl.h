@@ -11,9 +11,9 @@ struct clsynth_model {
     clsynth_options opt;
     clsynth_param_group *G; /* generator, and the encoder under "G.E." */
     clsynth_param_group *D;
-    nets_generator gen;
-    nets_encoder enc;       /* with --use_vae */
-    nets_disc disc;
+    clsynth_generator gen;
+    clsynth_encoder enc;       /* with --use_vae */
+    clsynth_disc disc;
     clsynth_vgg *vgg;       /* NULL: no VGG loss */
     int epoch;
     uint64_t rng_counter;   /* stream counter for the model's own noise (VAE) */
@@ -22,14 +22,14 @@ struct clsynth_model {
 };
 
 /* Stream numbers of the model's RNG draws (Philox streams of o->seed). */
-#define NETS_STREAM_INIT_G 0x100000000ull
-#define NETS_STREAM_INIT_D 0x200000000ull
-#define NETS_STREAM_NOISE 0x300000000ull
+#define CLSYNTH_STREAM_INIT_G 0x100000000ull
+#define CLSYNTH_STREAM_INIT_D 0x200000000ull
+#define CLSYNTH_STREAM_NOISE 0x300000000ull
 
 /* z for the generator: encoded from real (reparameterized) with --use_vae
  * when real is given, N(0,1) when not; NULL without --use_vae. mu/logvar
  * (may be NULL) receive the encoder outputs. */
-clsynth_tensor *nets_model_z(const nets_fwd *f, clsynth_model *m, int n, clsynth_tensor *real,
+clsynth_tensor *clsynth_model_z(const clsynth_forward_mode *f, clsynth_model *m, int n, clsynth_tensor *real,
                              clsynth_tensor **mu, clsynth_tensor **logvar);
 
 #endif

@@ -475,9 +475,9 @@ int clsynth_options_validate(const clsynth_options *o, clsynth_err *err)
     if ((o->beta1 < 0 && o->beta1 != -1.0f) || (o->beta2 < 0 && o->beta2 != -1.0f))
         return clsynth_fail(err, "--beta1 %g / --beta2 %g: a beta is in [0, 1), or -1 for the authors' choice",
                             o->beta1, o->beta2);
-    nets_norm_cfg nc;
-    if (nets_norm_parse(o->norm_G, "--norm_G", &nc, err) || nets_norm_parse(o->norm_D, "--norm_D", &nc, err) ||
-        nets_norm_parse(o->norm_E, "--norm_E", &nc, err))
+    clsynth_norm_cfg nc;
+    if (clsynth_norm_parse(o->norm_G, "--norm_G", &nc, err) || clsynth_norm_parse(o->norm_D, "--norm_D", &nc, err) ||
+        clsynth_norm_parse(o->norm_E, "--norm_E", &nc, err))
         return -1;
     if (o->data.crop_size > 0) {
         int num_up = clsynth_options_num_up(o);

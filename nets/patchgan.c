@@ -16,38 +16,38 @@
 #include "clcore/ops.h"
 #include "nets/discriminator.h"
 
-int nets_multiscale_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, nets_multiscale *d,
+int clsynth_multiscale_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, clsynth_multiscale *d,
                          clsynth_err *err)
 {
     memset(d, 0, sizeof *d);
-    nets_norm_cfg cfg;
-    if (nets_norm_parse(o->norm_D, "--norm_D", &cfg, err))
+    clsynth_norm_cfg cfg;
+    if (clsynth_norm_parse(o->norm_D, "--norm_D", &cfg, err))
         return -1;
-    if (o->num_D < 1 || o->num_D > NETS_MAX_NUM_D)
-        return clsynth_fail(err, "--num_D %d: 1..%d", o->num_D, NETS_MAX_NUM_D);
-    if (o->n_layers_D < 1 || o->n_layers_D + 1 > NETS_PG_MAX_LAYERS)
-        return clsynth_fail(err, "--n_layers_D %d: 1..%d", o->n_layers_D, NETS_PG_MAX_LAYERS - 1);
-    const nets_norm_cfg plain = { false, NETS_NORM_NONE };
+    if (o->num_D < 1 || o->num_D > CLSYNTH_MAX_NUM_D)
+        return clsynth_fail(err, "--num_D %d: 1..%d", o->num_D, CLSYNTH_MAX_NUM_D);
+    if (o->n_layers_D < 1 || o->n_layers_D + 1 > CLSYNTH_PG_MAX_LAYERS)
+        return clsynth_fail(err, "--n_layers_D %d: 1..%d", o->n_layers_D, CLSYNTH_PG_MAX_LAYERS - 1);
+    const clsynth_norm_cfg plain = { false, CLSYNTH_NORM_NONE };
     int cin0 = clsynth_options_semantic_nc(o) + 3;
     char buf[64];
     d->num_D = o->num_D;
     for (int k = 0; k < o->num_D; k++) {
-        nets_patchgan *p = &d->d[k];
+        clsynth_patchgan *p = &d->d[k];
         p->n_layers = o->n_layers_D + 1;
         int nf = o->ndf;
         /* layer0 (ndf, snc+3, 4, 4) stride 2 */
-        nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "d%d.layer0", k), cin0, nf, 4, 2, 2, plain, true,
+        clsynth_cna_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "d%d.layer0", k), cin0, nf, 4, 2, 2, plain, true,
                       &p->layer[0]);
         for (int n = 1; n < o->n_layers_D; n++) {
             int nf_prev = nf;
             nf = 2 * nf < 512 ? 2 * nf : 512;
             int stride = n == o->n_layers_D - 1 ? 1 : 2;
             /* (nf, nf_prev, 4, 4) */
-            nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "d%d.layer%d", k, n), nf_prev, nf, 4, stride, 2, cfg,
+            clsynth_cna_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "d%d.layer%d", k, n), nf_prev, nf, 4, stride, 2, cfg,
                           true, &p->layer[n]);
         }
         /* last (1, nf, 4, 4) */
-        nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "d%d.layer%d", k, o->n_layers_D), nf, 1, 4, 1, 2, plain,
+        clsynth_cna_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "d%d.layer%d", k, o->n_layers_D), nf, 1, 4, 1, 2, plain,
                       false, &p->layer[o->n_layers_D]);
     }
     if (ctx->failed)
@@ -55,8 +55,8 @@ int nets_multiscale_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth
     return 0;
 }
 
-int nets_multiscale_forward(const nets_fwd *f, const nets_multiscale *d, clsynth_tensor *img, clsynth_tensor *seg,
-                            nets_d_out *out)
+int clsynth_multiscale_forward(const clsynth_forward_mode *f, const clsynth_multiscale *d, clsynth_tensor *img, clsynth_tensor *seg,
+                            clsynth_d_out *out)
 {
     clsynth_ctx *ctx = f->ctx;
     memset(out, 0, sizeof *out);
@@ -65,10 +65,10 @@ int nets_multiscale_forward(const nets_fwd *f, const nets_multiscale *d, clsynth
     clsynth_tensor *parts[2] = { seg, img };
     clsynth_tensor *x = clsynth_concat(ctx, parts, 2); /* (N, snc + 3, H, W) */
     for (int k = 0; k < d->num_D; k++) {
-        const nets_patchgan *p = &d->d[k];
+        const clsynth_patchgan *p = &d->d[k];
         clsynth_tensor *y = x;
         for (int n = 0; n < p->n_layers; n++) {
-            y = nets_cna_forward(f, &p->layer[n], y);
+            y = clsynth_cna_forward(f, &p->layer[n], y);
             if (n + 1 < p->n_layers) {
                 out->feat[out->n_feats] = y;
                 out->feat_weight[out->n_feats++] = 1.0f / (float)d->num_D;

@@ -43,18 +43,18 @@ static int read_loss(clsynth_ctx *ctx, clsynth_tensor *t, const char *name, floa
     return 0;
 }
 
-static clsynth_tensor *generate_fake(const nets_fwd *f, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real,
+static clsynth_tensor *generate_fake(const clsynth_forward_mode *f, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real,
                                      clsynth_tensor **mu, clsynth_tensor **logvar)
 {
-    clsynth_tensor *z = nets_model_z(f, m, seg->n, real, mu, logvar);
+    clsynth_tensor *z = clsynth_model_z(f, m, seg->n, real, mu, logvar);
     if (m->opt.use_vae && !z)
         return NULL;
-    return nets_generator_forward(f, &m->gen, seg, z); /* (N, 3, H, W) */
+    return clsynth_generator_forward(f, &m->gen, seg, z); /* (N, 3, H, W) */
 }
 
 static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, clsynth_losses *out)
 {
-    nets_fwd f = { ctx, true, true };
+    clsynth_forward_mode f = { ctx, true, true };
     if (clsynth_group_zero_grad(ctx, m->D))
         return -1;
     clsynth_group_set_requires_grad(m->D, true);
@@ -67,12 +67,12 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
         return abandon(ctx);
     clsynth_release_newer(ctx, mark, &fake, 1); /* G's intermediates: only fake is needed */
 
-    nets_d_out pf, pr;
-    nets_fwd f_again = { ctx, true, false }; /* one power iteration per D pass over fake + real */
-    if (nets_disc_forward(&f, &m->disc, fake, seg, &pf) || nets_disc_forward(&f_again, &m->disc, real, seg, &pr))
+    clsynth_d_out pf, pr;
+    clsynth_forward_mode f_again = { ctx, true, false }; /* one power iteration per D pass over fake + real */
+    if (clsynth_disc_forward(&f, &m->disc, fake, seg, &pf) || clsynth_disc_forward(&f_again, &m->disc, real, seg, &pr))
         return abandon(ctx);
-    clsynth_tensor *d_fake = nets_loss_d_hinge(ctx, &pf, false);
-    clsynth_tensor *d_real = nets_loss_d_hinge(ctx, &pr, true);
+    clsynth_tensor *d_fake = clsynth_loss_d_hinge(ctx, &pf, false);
+    clsynth_tensor *d_real = clsynth_loss_d_hinge(ctx, &pr, true);
     clsynth_tensor *loss = clsynth_add(ctx, d_fake, d_real);
     if (read_loss(ctx, d_fake, "D_fake", &out->D_fake) || read_loss(ctx, d_real, "D_real", &out->D_real) || !loss)
         return abandon(ctx);
@@ -84,32 +84,32 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
 static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, clsynth_losses *out)
 {
     const clsynth_options *o = &m->opt;
-    nets_fwd f = { ctx, true, true };
+    clsynth_forward_mode f = { ctx, true, true };
     if (clsynth_group_zero_grad(ctx, m->G))
         return -1;
     clsynth_group_set_requires_grad(m->D, false);
 
     clsynth_tensor *mu = NULL, *logvar = NULL;
     clsynth_tensor *fake = generate_fake(&f, m, seg, real, &mu, &logvar);
-    nets_d_out pf, pr;
-    if (!fake || nets_disc_forward(&f, &m->disc, fake, seg, &pf))
+    clsynth_d_out pf, pr;
+    if (!fake || clsynth_disc_forward(&f, &m->disc, fake, seg, &pf))
         goto fail;
-    clsynth_tensor *g_gan = nets_loss_g_hinge(ctx, &pf);
+    clsynth_tensor *g_gan = clsynth_loss_g_hinge(ctx, &pf);
     if (read_loss(ctx, g_gan, "G_GAN", &out->G_GAN))
         goto fail;
     clsynth_tensor *total = g_gan;
     if (!o->no_ganFeat_loss) {
-        nets_fwd f_real = { ctx, true, false };
+        clsynth_forward_mode f_real = { ctx, true, false };
         unsigned long mark = ctx->tensor_serial;
         clsynth_no_grad_begin(ctx);
-        int rc = nets_disc_forward(&f_real, &m->disc, real, seg, &pr);
+        int rc = clsynth_disc_forward(&f_real, &m->disc, real, seg, &pr);
         clsynth_no_grad_end(ctx);
         if (rc)
             goto fail;
         /* of D's pass over real only the features are needed (the loss of
          * feature matching); its other intermediates go now, not after backward */
         clsynth_release_newer(ctx, mark, pr.feat, pr.n_feats);
-        clsynth_tensor *feat = nets_loss_feat(ctx, &pf, &pr, o->lambda_feat);
+        clsynth_tensor *feat = clsynth_loss_feat(ctx, &pf, &pr, o->lambda_feat);
         if (read_loss(ctx, feat, "G_GAN_Feat", &out->G_GAN_Feat))
             goto fail;
         total = clsynth_add(ctx, total, feat);
@@ -121,7 +121,7 @@ static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
         total = clsynth_add(ctx, total, vgg);
     }
     if (o->use_vae) {
-        clsynth_tensor *kld = nets_loss_kld(ctx, mu, logvar, o->lambda_kld);
+        clsynth_tensor *kld = clsynth_loss_kld(ctx, mu, logvar, o->lambda_kld);
         if (read_loss(ctx, kld, "KLD", &out->KLD))
             goto fail;
         total = clsynth_add(ctx, total, kld);

@@ -61,9 +61,9 @@ clsynth_vgg *clsynth_vgg_load(clsynth_ctx *ctx, const char *path, clsynth_err *e
     v->g = clsynth_group_new(ctx, "vgg");
     for (int i = 0; i < CLSYNTH_VGG_LAYERS; i++) {
         /* weight (cout, cin, 3, 3), bias (1, cout, 1, 1) */
-        v->w[i] = clsynth_group_param(ctx, v->g, nets_name(name, sizeof name, "%s.weight", LAYERS[i].name),
+        v->w[i] = clsynth_group_param(ctx, v->g, clsynth_layer_name(name, sizeof name, "%s.weight", LAYERS[i].name),
                                       LAYERS[i].cout, LAYERS[i].cin, 3, 3);
-        v->b[i] = clsynth_group_param(ctx, v->g, nets_name(name, sizeof name, "%s.bias", LAYERS[i].name), 1,
+        v->b[i] = clsynth_group_param(ctx, v->g, clsynth_layer_name(name, sizeof name, "%s.bias", LAYERS[i].name), 1,
                                       LAYERS[i].cout, 1, 1);
     }
     v->scale = clsynth_group_buffer(ctx, v->g, "norm_scale", 1, 3, 1, 1);

@@ -15,36 +15,36 @@
 #include "clcore/ops.h"
 #include "nets/generator.h"
 
-int nets_wpred_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int semantic_nc, int nf,
-                    int levels, nets_norm_cfg cfg, bool pyramid, nets_wpred *out)
+int clsynth_wpred_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int semantic_nc, int nf,
+                    int levels, clsynth_norm_cfg cfg, bool pyramid, clsynth_wpred *out)
 {
     char buf[64];
-    if (levels < 2 || levels > NETS_WP_MAX_LEVELS)
-        return clsynth_ctx_fail(ctx, "weight prediction: %d pyramid levels (2..%d)", levels, NETS_WP_MAX_LEVELS);
+    if (levels < 2 || levels > CLSYNTH_WP_MAX_LEVELS)
+        return clsynth_ctx_fail(ctx, "weight prediction: %d pyramid levels (2..%d)", levels, CLSYNTH_WP_MAX_LEVELS);
     out->levels = levels;
     out->pyramid = pyramid;
     for (int i = 0; i < levels; i++) /* enc[0] (nf, snc, 3, 3); enc[i] (nf, nf, 3, 3) stride 2 */
-        nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "%s.enc%d", name, i + 1), i == 0 ? semantic_nc : nf, nf,
+        clsynth_cna_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.enc%d", name, i + 1), i == 0 ? semantic_nc : nf, nf,
                       3, i == 0 ? 1 : 2, 1, cfg, true, &out->enc[i]);
     if (pyramid) {
         for (int i = levels - 2; i >= 0; i--) {
             int k = levels - 1 - i; /* 1 at the coarse end */
-            nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "%s.lat%d", name, k), nf, nf, 1, 1, 0, cfg, true,
+            clsynth_cna_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.lat%d", name, k), nf, nf, 1, 1, 0, cfg, true,
                           &out->lat[i]);
-            nets_cna_make(ctx, g, nets_name(buf, sizeof buf, "%s.dec%d", name, k), nf, nf, 3, 1, 1, cfg, true,
+            clsynth_cna_make(ctx, g, clsynth_layer_name(buf, sizeof buf, "%s.dec%d", name, k), nf, nf, 3, 1, 1, cfg, true,
                           &out->dec[i]);
         }
     }
     return ctx->failed ? -1 : 0;
 }
 
-int nets_wpred_forward(const nets_fwd *f, const nets_wpred *wp, clsynth_tensor *seg, clsynth_tensor **out)
+int clsynth_wpred_forward(const clsynth_forward_mode *f, const clsynth_wpred *wp, clsynth_tensor *seg, clsynth_tensor **out)
 {
     clsynth_ctx *ctx = f->ctx;
-    clsynth_tensor *enc[NETS_WP_MAX_LEVELS] = { 0 };
+    clsynth_tensor *enc[CLSYNTH_WP_MAX_LEVELS] = { 0 };
     clsynth_tensor *x = seg;
     for (int i = 0; i < wp->levels; i++) {
-        x = nets_cna_forward(f, &wp->enc[i], x); /* (N, nf, H/2^i, W/2^i) */
+        x = clsynth_cna_forward(f, &wp->enc[i], x); /* (N, nf, H/2^i, W/2^i) */
         enc[i] = x;
     }
     int top = wp->levels - 1;
@@ -55,8 +55,8 @@ int nets_wpred_forward(const nets_fwd *f, const nets_wpred *wp, clsynth_tensor *
             continue;
         }
         clsynth_tensor *t = clsynth_add(ctx, clsynth_upsample_nearest2x(ctx, out[i + 1]),
-                                        nets_cna_forward(f, &wp->lat[i], enc[i])); /* (N, nf, H/2^i, W/2^i) */
-        out[i] = nets_cna_forward(f, &wp->dec[i], t);
+                                        clsynth_cna_forward(f, &wp->lat[i], enc[i])); /* (N, nf, H/2^i, W/2^i) */
+        out[i] = clsynth_cna_forward(f, &wp->dec[i], t);
     }
     return ctx->failed ? -1 : 0;
 }

@@ -157,9 +157,9 @@ START_TEST(output_shapes_of_every_variant)
         clsynth_test_assert_shape(ctx, fake, 2, 3, H, W, v->name);
         if (v->vae) /* z ~ N(0, 1) at test time */
             clsynth_test_assert_shape(ctx, clsynth_model_generate(ctx, m, seg, NULL), 2, 3, H, W, v->name);
-        nets_fwd f = { ctx, true, true };
-        nets_d_out d;
-        ck_assert_msg(nets_disc_forward(&f, &m->disc, fake, seg, &d) == 0, "%s: D: %s", v->name, ctx->err.msg);
+        clsynth_forward_mode f = { ctx, true, true };
+        clsynth_d_out d;
+        ck_assert_msg(clsynth_disc_forward(&f, &m->disc, fake, seg, &d) == 0, "%s: D: %s", v->name, ctx->err.msg);
         clsynth_no_grad_end(ctx);
         int nf = o.ndf;
         if (strcmp(v->netD, "fpse") == 0) {

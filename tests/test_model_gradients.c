@@ -28,8 +28,8 @@ typedef double (*loss_fn)(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor 
 /* G: L = Σ G(seg) · R (batch statistics, u fixed). */
 static double g_loss(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, const float *r, bool grad)
 {
-    nets_fwd f = { ctx, true, false };
-    clsynth_tensor *out = nets_generator_forward(&f, &m->gen, seg, NULL);
+    clsynth_forward_mode f = { ctx, true, false };
+    clsynth_tensor *out = clsynth_generator_forward(&f, &m->gen, seg, NULL);
     ck_assert_msg(out != NULL, "G: %s", ctx->err.msg);
     float *h = clsynth_test_download(ctx, out);
     double l = 0;
@@ -47,11 +47,11 @@ static double g_loss(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real
  * summed on the host in double. */
 static double d_loss(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, const float *r, bool grad)
 {
-    nets_fwd f = { ctx, true, false };
+    clsynth_forward_mode f = { ctx, true, false };
     clsynth_tensor *fake = clsynth_tensor_from_host(ctx, "fake", real->n, 3, real->h, real->w, r);
-    nets_d_out out[2];
-    ck_assert_msg(nets_disc_forward(&f, &m->disc, fake, seg, &out[0]) == 0 &&
-                      nets_disc_forward(&f, &m->disc, real, seg, &out[1]) == 0,
+    clsynth_d_out out[2];
+    ck_assert_msg(clsynth_disc_forward(&f, &m->disc, fake, seg, &out[0]) == 0 &&
+                      clsynth_disc_forward(&f, &m->disc, real, seg, &out[1]) == 0,
                   "D: %s", ctx->err.msg);
     double l = 0;
     clsynth_tensor *seeded = NULL;
@@ -120,7 +120,7 @@ static void gradcheck_group(const char *what, clsynth_model *m, clsynth_param_gr
             ck_assert_int_eq(clsynth_init_xavier(ctx, g->params[i], 1.0f, 5, (uint64_t)i), 0);
     /* spectral-norm v of the new weights, as the model's init does (a stale v
      * could make sigma = u.Wv tiny or negative) */
-    ck_assert_msg(nets_init_spectral_v(ctx, g, NULL) == 0, "%s", ctx->err.msg);
+    ck_assert_msg(clsynth_init_spectral_v(ctx, g, NULL) == 0, "%s", ctx->err.msg);
     /* analytic */
     ck_assert_int_eq(clsynth_group_zero_grad(ctx, g), 0);
     fn(m, seg, real, r, true);

@@ -96,37 +96,37 @@ START_TEST(norm_spellings_parse_to_their_kinds)
     const struct {
         const char *s;
         bool spectral;
-        nets_norm_kind kind;
+        clsynth_norm_kind kind;
     } cases[] = {
-        { "batch", false, NETS_NORM_BATCH },
-        { "spectralbatch", true, NETS_NORM_BATCH },
-        { "spadebatch3x3", false, NETS_NORM_BATCH },
-        { "syncbatch", false, NETS_NORM_SYNCBATCH },
-        { "spectralsyncbatch", true, NETS_NORM_SYNCBATCH },
-        { "spectralspadesyncbatch3x3", true, NETS_NORM_SYNCBATCH },
-        { "sync_batch", false, NETS_NORM_SYNCBATCH },
-        { "spectralsync_batch", true, NETS_NORM_SYNCBATCH },
-        { "spectralspadesync_batch3x3", true, NETS_NORM_SYNCBATCH },
-        { "instance", false, NETS_NORM_INSTANCE },
-        { "spectralinstance", true, NETS_NORM_INSTANCE },
-        { "spadeinstance3x3", false, NETS_NORM_INSTANCE },
-        { "none", false, NETS_NORM_NONE },
-        { "spectral", true, NETS_NORM_NONE },
+        { "batch", false, CLSYNTH_NORM_BATCH },
+        { "spectralbatch", true, CLSYNTH_NORM_BATCH },
+        { "spadebatch3x3", false, CLSYNTH_NORM_BATCH },
+        { "syncbatch", false, CLSYNTH_NORM_SYNCBATCH },
+        { "spectralsyncbatch", true, CLSYNTH_NORM_SYNCBATCH },
+        { "spectralspadesyncbatch3x3", true, CLSYNTH_NORM_SYNCBATCH },
+        { "sync_batch", false, CLSYNTH_NORM_SYNCBATCH },
+        { "spectralsync_batch", true, CLSYNTH_NORM_SYNCBATCH },
+        { "spectralspadesync_batch3x3", true, CLSYNTH_NORM_SYNCBATCH },
+        { "instance", false, CLSYNTH_NORM_INSTANCE },
+        { "spectralinstance", true, CLSYNTH_NORM_INSTANCE },
+        { "spadeinstance3x3", false, CLSYNTH_NORM_INSTANCE },
+        { "none", false, CLSYNTH_NORM_NONE },
+        { "spectral", true, CLSYNTH_NORM_NONE },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        nets_norm_cfg cfg;
+        clsynth_norm_cfg cfg;
         clsynth_err err;
-        ck_assert_msg(nets_norm_parse(cases[i].s, "--norm_G", &cfg, &err) == 0, "'%s': %s", cases[i].s, err.msg);
+        ck_assert_msg(clsynth_norm_parse(cases[i].s, "--norm_G", &cfg, &err) == 0, "'%s': %s", cases[i].s, err.msg);
         ck_assert_msg(cfg.spectral == cases[i].spectral && cfg.kind == cases[i].kind,
                       "'%s' parsed as spectral %d kind %d, expected %d %d", cases[i].s, cfg.spectral, cfg.kind,
                       cases[i].spectral, cases[i].kind);
-        ck_assert(nets_norm_is_batch(cfg.kind) == (cases[i].kind == NETS_NORM_BATCH || cases[i].kind == NETS_NORM_SYNCBATCH));
+        ck_assert(clsynth_norm_is_batch(cfg.kind) == (cases[i].kind == CLSYNTH_NORM_BATCH || cases[i].kind == CLSYNTH_NORM_SYNCBATCH));
     }
     const char *bad[] = { "sync", "syncbatchnorm", "sync-batch", "batch_sync" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        nets_norm_cfg cfg;
+        clsynth_norm_cfg cfg;
         clsynth_err err;
-        ck_assert_msg(nets_norm_parse(bad[i], "--norm_G", &cfg, &err) != 0, "'%s' accepted", bad[i]);
+        ck_assert_msg(clsynth_norm_parse(bad[i], "--norm_G", &cfg, &err) != 0, "'%s' accepted", bad[i]);
         ck_assert_msg(strstr(err.msg, bad[i]) && strstr(err.msg, "--norm_G"), "%s", err.msg);
     }
 }

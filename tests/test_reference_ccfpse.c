@@ -201,7 +201,7 @@ START_TEST(noise_streams_give_the_reference_eps)
         snprintf(name, sizeof name, "ref.eps.%d", k);
         const clsynth_ckpt_tensor *r = R(name);
         clsynth_tensor *eps = clsynth_tensor_new(ctx, "eps", r->shape[0], r->shape[1], 1, 1);
-        ck_assert_int_eq(clsynth_rand_normal(ctx, eps, 0.0f, 1.0f, (uint64_t)m->opt.seed, NETS_STREAM_NOISE + k), 0);
+        ck_assert_int_eq(clsynth_rand_normal(ctx, eps, 0.0f, 1.0f, (uint64_t)m->opt.seed, CLSYNTH_STREAM_NOISE + k), 0);
         check_tensor(name, eps, name, 1e-6);
     }
     clsynth_release_activations(ctx);
@@ -213,17 +213,17 @@ END_TEST
  * iteration) and on real (the stored u, v), as clsynth_train_step runs it. */
 typedef struct g_fwd {
     clsynth_tensor *mu, *logvar, *z, *fake;
-    nets_d_out pf, pr;
+    clsynth_d_out pf, pr;
 } g_fwd;
 
 static void g_step_forward(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, g_fwd *out)
 {
-    nets_fwd f = { ctx, true, true }, keep = { ctx, true, false };
+    clsynth_forward_mode f = { ctx, true, true }, keep = { ctx, true, false };
     clsynth_no_grad_begin(ctx);
-    out->z = nets_model_z(&f, m, seg->n, real, &out->mu, &out->logvar);
-    out->fake = nets_generator_forward(&f, &m->gen, seg, out->z);
-    ck_assert_msg(out->fake && nets_disc_forward(&f, &m->disc, out->fake, seg, &out->pf) == 0 &&
-                      nets_disc_forward(&keep, &m->disc, real, seg, &out->pr) == 0,
+    out->z = clsynth_model_z(&f, m, seg->n, real, &out->mu, &out->logvar);
+    out->fake = clsynth_generator_forward(&f, &m->gen, seg, out->z);
+    ck_assert_msg(out->fake && clsynth_disc_forward(&f, &m->disc, out->fake, seg, &out->pf) == 0 &&
+                      clsynth_disc_forward(&keep, &m->disc, real, seg, &out->pr) == 0,
                   "%s", ctx->err.msg);
     clsynth_no_grad_end(ctx);
 }
@@ -253,7 +253,7 @@ START_TEST(discriminator_scores_and_features_match)
     g_fwd g;
     g_step_forward(m, seg, real, &g);
     const char *side[2] = { "fake", "real" };
-    const nets_d_out *d[2] = { &g.pf, &g.pr };
+    const clsynth_d_out *d[2] = { &g.pf, &g.pr };
     double worst = 0;
     for (int k = 0; k < 2; k++) {
         ck_assert_int_eq(d[k]->n_scores, 3);

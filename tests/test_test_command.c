@@ -137,13 +137,13 @@ START_TEST(save_float_holds_the_generator_output_of_the_encoded_real_image)
     clsynth_tensor *te = clsynth_tensor_from_host(ctx, "edges", 1, 1, S, S, edges->data);
     clsynth_tensor *seg = clsynth_model_seg(ctx, m, tl, te);
     clsynth_tensor *tz = clsynth_tensor_from_host(ctx, "z", 1, 8, 1, 1, z->data);
-    nets_fwd f = { ctx, false, false };
-    float *want = clsynth_test_download(ctx, nets_generator_forward(&f, &m->gen, seg, tz));
+    clsynth_forward_mode f = { ctx, false, false };
+    float *want = clsynth_test_download(ctx, clsynth_generator_forward(&f, &m->gen, seg, tz));
     clsynth_test_assert_close("saved fake = G(seg, saved z)", fake->data, want, fake->count, 1e-6, 1e-5);
     free(want);
     clsynth_tensor *emu, *elv;
     clsynth_tensor *treal = clsynth_tensor_from_host(ctx, "real", 1, 3, S, S, real->data);
-    ck_assert_msg(nets_encoder_forward(&f, &m->enc, treal, &emu, &elv) == 0, "%s", ctx->err.msg);
+    ck_assert_msg(clsynth_encoder_forward(&f, &m->enc, treal, &emu, &elv) == 0, "%s", ctx->err.msg);
     float *hmu = clsynth_test_download(ctx, emu), *hlv = clsynth_test_download(ctx, elv);
     clsynth_test_assert_close("saved mu = E(real)", mu->data, hmu, 8, 1e-6, 1e-5);
     clsynth_test_assert_close("saved logvar = E(real)", logvar->data, hlv, 8, 1e-6, 1e-5);

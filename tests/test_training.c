@@ -305,8 +305,8 @@ START_TEST(overfit_two_images_lowers_l1)
         if (phase == 1)
             clsynth_test_run_steps(ctx, m, seg, real, steps);
         clsynth_no_grad_begin(ctx);
-        nets_fwd f = { ctx, true, false }; /* batch statistics, as in training */
-        clsynth_tensor *fake = nets_generator_forward(&f, &m->gen, seg, NULL);
+        clsynth_forward_mode f = { ctx, true, false }; /* batch statistics, as in training */
+        clsynth_tensor *fake = clsynth_generator_forward(&f, &m->gen, seg, NULL);
         clsynth_tensor *d = clsynth_l1_loss(ctx, fake, real);
         float v;
         ck_assert_msg(clsynth_scalar(ctx, d, &v) == 0, "%s", ctx->err.msg);
@@ -341,10 +341,10 @@ START_TEST(fpse_feature_matching_weights_and_plain_enc1)
     float *noise = malloc(2 * 3 * 32 * 32 * sizeof(float));
     clsynth_test_fill_uniform(noise, 2 * 3 * 32 * 32, -1, 1, 5);
     clsynth_tensor *fake = clsynth_tensor_from_host(ctx, "fake", 2, 3, 32, 32, noise);
-    nets_fwd f = { ctx, true, false };
-    nets_d_out pf, pr;
-    ck_assert_msg(nets_disc_forward(&f, &m->disc, fake, seg, &pf) == 0 &&
-                      nets_disc_forward(&f, &m->disc, real, seg, &pr) == 0,
+    clsynth_forward_mode f = { ctx, true, false };
+    clsynth_d_out pf, pr;
+    ck_assert_msg(clsynth_disc_forward(&f, &m->disc, fake, seg, &pf) == 0 &&
+                      clsynth_disc_forward(&f, &m->disc, real, seg, &pr) == 0,
                   "D: %s", ctx->err.msg);
     ck_assert_int_eq(pf.n_feats, 4);
     double want = 0;
@@ -358,7 +358,7 @@ START_TEST(fpse_feature_matching_weights_and_plain_enc1)
         free(b);
     }
     float got;
-    ck_assert_int_eq(clsynth_scalar(ctx, nets_loss_feat(ctx, &pf, &pr, 10.0f), &got), 0);
+    ck_assert_int_eq(clsynth_scalar(ctx, clsynth_loss_feat(ctx, &pf, &pr, 10.0f), &got), 0);
     ck_assert_msg(want > 0 && fabs(got - want) <= 1e-4 * want, "feature matching %g, want %g (lambda/4 each)", got,
                   want);
     clsynth_release_activations(ctx);
@@ -368,7 +368,7 @@ START_TEST(fpse_feature_matching_weights_and_plain_enc1)
     clsynth_param_group *D = clsynth_model_group(m, "D");
     ck_assert_ptr_nonnull(clsynth_group_find(D, "D.enc1.conv.b"));
     ck_assert_ptr_null(clsynth_group_find(D, "D.enc2.conv.b"));
-    ck_assert_msg(nets_disc_forward(&f, &m->disc, real, seg, &pr) == 0, "D plain enc1: %s", ctx->err.msg);
+    ck_assert_msg(clsynth_disc_forward(&f, &m->disc, real, seg, &pr) == 0, "D plain enc1: %s", ctx->err.msg);
     clsynth_release_activations(ctx);
     clsynth_model_free(ctx, m);
     free(noise);
