@@ -28,34 +28,33 @@ static void fixture_teardown(void)
     *fixture_ctx = NULL;
 }
 
-int clsynth_test_main(const char *name, clsynth_ctx **ctx, int timeout_s, const TTest *const *tests, int n)
+/* A test case of suite s with the context fixture (ctx NULL: none) and the timeout. */
+static TCase *add_case(Suite *s, const char *name, clsynth_ctx **ctx, int timeout_s)
 {
-    Suite *s = suite_create(name);
     TCase *tc = tcase_create(name);
     tcase_set_timeout(tc, clsynth_test_under_oclgrind() && timeout_s < 1800 ? 1800 : timeout_s);
     if (ctx) {
         fixture_ctx = ctx;
         tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     }
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+int clsynth_test_main(const char *name, clsynth_ctx **ctx, int timeout_s, const TTest *const *tests, int n)
+{
+    Suite *s = suite_create(name);
+    TCase *tc = add_case(s, name, ctx, timeout_s);
     for (int i = 0; i < n; i++)
         tcase_add_test(tc, tests[i]);
-    suite_add_tcase(s, tc);
     return clsynth_test_run(s);
 }
 
 int clsynth_test_main_cases(const char *name, clsynth_ctx **ctx, int timeout_s, const TTest *const *tests, int n)
 {
     Suite *s = suite_create(name);
-    for (int i = 0; i < n; i++) {
-        TCase *tc = tcase_create(tests[i]->name);
-        tcase_set_timeout(tc, clsynth_test_under_oclgrind() && timeout_s < 1800 ? 1800 : timeout_s);
-        if (ctx) {
-            fixture_ctx = ctx;
-            tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
-        }
-        tcase_add_test(tc, tests[i]);
-        suite_add_tcase(s, tc);
-    }
+    for (int i = 0; i < n; i++)
+        tcase_add_test(add_case(s, tests[i]->name, ctx, timeout_s), tests[i]);
     return clsynth_test_run(s);
 }
 
