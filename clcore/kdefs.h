@@ -33,7 +33,7 @@ typedef enum clsynth_kdef_id {
 typedef struct clsynth_conv_shape {
     int n, cin, h, w, cout, kh, kw, stride, pad;
 } clsynth_conv_shape;
-enum { CONV2D_ALGO, CONV2D_GEMM_BATCH };
+enum { CONV2D_ALGO, CONV2D_GEMM_BATCH, CONV2D_COL_ROW_ITEMS };
 /* CONV2D_GEMM_BATCH values: how the im2col + GEMM algorithm covers the samples */
 enum {
     CONV2D_GEMM_MERGED = 1,  /* one GEMM for all samples side by side (N*P columns), layouts permuted */

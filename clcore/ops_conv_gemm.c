@@ -126,9 +126,17 @@ int clsynth_conv_gemm_products(const clsynth_ctx *ctx, const clsynth_conv_shape 
 
 /* ------------------------------------------------------------ kernels */
 
+/* Work-items per im2col / col2im row (the COL_ROW_ITEMS tunable; 0, as in a configuration
+ * without it: one per pixel). */
+static size_t row_items(const clsynth_conv_call *c)
+{
+    const int v = c->cfg->v[CONV2D_COL_ROW_ITEMS];
+    return v > 0 ? (size_t)v : (size_t)INT_MAX;
+}
+
 /* col(r, n, p) for samples [n0, n0+ns), pixels [p0, p0+P) */
 static int launch_im2col(clsynth_ctx *ctx, const conv_geom *g, const clsynth_tensor *x, int n0, int ns, cl_mem col,
-                         size_t p0, size_t P, size_t ld_r, size_t ld_n)
+                         size_t p0, size_t P, size_t ld_r, size_t ld_n, size_t row_items)
 {
     cl_kernel k = clsynth_kernel_get(ctx, "im2col.cl", "im2col", NULL);
     clsynth_args a = clsynth_args_begin(ctx, k, "im2col");
@@ -139,13 +147,15 @@ static int launch_im2col(clsynth_ctx *ctx, const conv_geom *g, const clsynth_ten
     CLSYNTH_ARG_INTS(&a, g->Cin, g->H, g->W, g->OW, g->KH, g->KW, g->stride, g->pad, (int)p0, (int)P, (int)ld_r,
                      (int)ld_n, ns);
     const size_t ow = (size_t)g->OW, out_rows = (p0 + P - 1) / ow - p0 / ow + 1;
-    size_t global[3] = { ow, out_rows, (size_t)g->Cin * (size_t)(g->KH * g->KW) * (size_t)ns };
+    size_t global[3] = { row_items, out_rows, (size_t)g->Cin * (size_t)(g->KH * g->KW) * (size_t)ns };
+    if (global[0] > ow)
+        global[0] = ow;
     return clsynth_launch(&a, 3, global, NULL, 0, NULL);
 }
 
 /* dx(n0 + n) += col2im(col(., n, .)) */
 static int launch_col2im(clsynth_ctx *ctx, const conv_geom *g, cl_mem col, clsynth_tensor *dx, int n0, int ns,
-                         size_t p0, size_t P, size_t ld_r, size_t ld_n)
+                         size_t p0, size_t P, size_t ld_r, size_t ld_n, size_t row_items)
 {
     cl_kernel k = clsynth_kernel_get(ctx, "im2col.cl", "col2im_acc", NULL);
     clsynth_args a = clsynth_args_begin(ctx, k, "col2im_acc");
@@ -155,7 +165,8 @@ static int launch_col2im(clsynth_ctx *ctx, const conv_geom *g, cl_mem col, clsyn
     clsynth_arg_int(&a, (int)(dx->off + (size_t)n0 * (size_t)g->Cin * (size_t)g->H * (size_t)g->W));
     CLSYNTH_ARG_INTS(&a, g->Cin, g->H, g->W, g->OH, g->OW, g->KH, g->KW, g->stride, g->pad, (int)p0, (int)P,
                      (int)ld_r, (int)ld_n, ns);
-    size_t global[3] = { (size_t)g->W, (size_t)g->H, (size_t)g->Cin * (size_t)ns };
+    size_t global[3] = { row_items < (size_t)g->W ? row_items : (size_t)g->W, (size_t)g->H,
+                         (size_t)g->Cin * (size_t)ns };
     return clsynth_launch(&a, 3, global, NULL, 0, NULL);
 }
 
@@ -225,7 +236,7 @@ static int forward_chunk(clsynth_ctx *ctx, const clsynth_conv_call *c, const pla
         const clsynth_gemm_op op = { .m = cout, .n = wide, .k = rows, .alpha = 1.0f, .beta = 0.0f,
                                      .a = mat(w->mem, w->off, rows, 0), .b = mat(col, 0, wide, 0),
                                      .c = mat(tmp, 0, wide, 0), .batch = 1 };
-        if (launch_im2col(ctx, g, x, n0, ns, col, 0, P, wide, P) || clsynth_gemm(ctx, c->what, &op, c->force))
+        if (launch_im2col(ctx, g, x, n0, ns, col, 0, P, wide, P, row_items(c)) || clsynth_gemm(ctx, c->what, &op, c->force))
             return -1;
         return launch_swap01(ctx, tmp, 0, y->mem, y->off + (size_t)n0 * cout * P, g->Cout, ns, (int)P, c->b);
     }
@@ -238,7 +249,7 @@ static int forward_chunk(clsynth_ctx *ctx, const clsynth_conv_call *c, const pla
         op.b = mat(x->mem, x->off + (size_t)n0 * rows * hw, hw, rows * hw);
     } else {
         op.b = mat(col, 0, pc, rows * pc);
-        if (launch_im2col(ctx, g, x, n0, ns, col, p0, pc, pc, rows * pc))
+        if (launch_im2col(ctx, g, x, n0, ns, col, p0, pc, pc, rows * pc, row_items(c)))
             return -1;
     }
     return clsynth_gemm(ctx, c->what, &op, c->force);
@@ -277,7 +288,7 @@ static int backward_merged(clsynth_ctx *ctx, const clsynth_conv_call *c, const b
         const clsynth_gemm_op op = { .tb = true, .m = cout, .n = rows, .k = wide, .alpha = 1.0f, .beta = 1.0f,
                                      .a = mat(tmp, 0, wide, 0), .b = mat(col, 0, wide, 0),
                                      .c = mat(c->dw->mem, c->dw->off, rows, 0), .batch = 1 };
-        if (launch_im2col(ctx, g, c->x, n0, ns, col, 0, P, wide, P) || clsynth_gemm(ctx, c->what, &op, c->force))
+        if (launch_im2col(ctx, g, c->x, n0, ns, col, 0, P, wide, P, row_items(c)) || clsynth_gemm(ctx, c->what, &op, c->force))
             return -1;
     }
     if (c->dx) {
@@ -285,7 +296,7 @@ static int backward_merged(clsynth_ctx *ctx, const clsynth_conv_call *c, const b
         const clsynth_gemm_op op = { .ta = true, .m = rows, .n = wide, .k = cout, .alpha = 1.0f, .beta = 0.0f,
                                      .a = mat(c->w->mem, c->w->off, rows, 0), .b = mat(tmp, 0, wide, 0),
                                      .c = mat(col, 0, wide, 0), .batch = 1 };
-        if (clsynth_gemm(ctx, c->what, &op, c->force) || launch_col2im(ctx, g, col, c->dx, n0, ns, 0, P, wide, P))
+        if (clsynth_gemm(ctx, c->what, &op, c->force) || launch_col2im(ctx, g, col, c->dx, n0, ns, 0, P, wide, P, row_items(c)))
             return -1;
     }
     return 0;
@@ -308,7 +319,7 @@ static int backward_strided(clsynth_ctx *ctx, const clsynth_conv_call *c, const 
             op.b = mat(c->x->mem, c->x->off + (size_t)n0 * rows * hw, hw, rows * hw);
         } else {
             op.b = mat(col, 0, pc, rows * pc);
-            if (launch_im2col(ctx, g, c->x, n0, ns, col, p0, pc, pc, rows * pc))
+            if (launch_im2col(ctx, g, c->x, n0, ns, col, p0, pc, pc, rows * pc, row_items(c)))
                 return -1;
         }
         if (clsynth_gemm(ctx, c->what, &op, c->force))
@@ -326,7 +337,7 @@ static int backward_strided(clsynth_ctx *ctx, const clsynth_conv_call *c, const 
         }
         op.beta = 0.0f;
         op.c = mat(col, 0, pc, rows * pc);
-        if (clsynth_gemm(ctx, c->what, &op, c->force) || launch_col2im(ctx, g, col, c->dx, n0, ns, p0, pc, pc, rows * pc))
+        if (clsynth_gemm(ctx, c->what, &op, c->force) || launch_col2im(ctx, g, col, c->dx, n0, ns, p0, pc, pc, rows * pc, row_items(c)))
             return -1;
     }
     return 0;
