@@ -667,7 +667,10 @@ START_TEST(untuned_defaults_follow_the_device_class)
         { "NVIDIA CUDA", "NVIDIA Corporation", CL_DEVICE_TYPE_GPU, false },
         { "Intel(R) OpenCL Graphics", "Intel(R) Corporation", CL_DEVICE_TYPE_GPU, false },
     };
-    const clsynth_conv_shape big = { 2, 16, 64, 64, 144, 3, 3, 1, 1 }, small = { 2, 16, 64, 64, 16, 3, 3, 1, 1 };
+    /* big: GEMM everywhere; narrow (Cout 16, 19 MFLOP): GEMM under the host BLAS
+     * only; tiny (18 KFLOP): direct everywhere */
+    const clsynth_conv_shape big = { 2, 16, 64, 64, 144, 3, 3, 1, 1 }, narrow = { 2, 16, 64, 64, 16, 3, 3, 1, 1 };
+    const clsynth_conv_shape tiny = { 1, 4, 8, 8, 4, 3, 3, 1, 1 };
     for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
         clsynth_device_info d = ctx->dev;
         snprintf(d.platform_name, sizeof d.platform_name, "%s", devs[i].platform);
@@ -686,7 +689,10 @@ START_TEST(untuned_defaults_follow_the_device_class)
         ck_assert_int_eq(v[CONV2D_ALGO], CLSYNTH_CONV_IM2COL_GEMM);
         ck_assert_int_eq(v[CONV2D_GEMM_BATCH], host ? CONV2D_GEMM_STRIDED : CONV2D_GEMM_MERGED);
         clsynth_kdef_defaults(&clsynth_kdef_conv2d, &d, w);
-        clsynth_kdef_conv2d.fit(w, &small, &lim);
+        clsynth_kdef_conv2d.fit(w, &narrow, &lim);
+        ck_assert_int_eq(w[CONV2D_ALGO], host ? CLSYNTH_CONV_IM2COL_GEMM : CLSYNTH_CONV_DIRECT);
+        clsynth_kdef_defaults(&clsynth_kdef_conv2d, &d, w);
+        clsynth_kdef_conv2d.fit(w, &tiny, &lim);
         ck_assert_int_eq(w[CONV2D_ALGO], CLSYNTH_CONV_DIRECT);
     }
 }

@@ -13,7 +13,7 @@ tools/bench_vs_torch.py imports it for the side-by-side benchmark (float32, the
 configuration's own widths, no VAE unless asked; Run(..., fused=True) uses
 PyTorch's fused batch/instance norm). Importing it changes no global state.
 
-The configuration is tiny (64x64, batch 2, label_nc 3 + don't care + instance
+The configuration is tiny (64x64, batch 2, seed 15, label_nc 3 + don't care + instance
 edges, ngf = ndf = 4 (encoder as wide), nhidden 4, z_dim 8, --use_vae, no VGG
 loss) and the weights are drawn at unit scale (xavier gain 1, random BatchNorm
 statistics) so that no layer is near-linear or dead. The output file is a
@@ -35,8 +35,10 @@ them; clsynth_model_load reads it) plus the reference's results, "ref.*":
   ref.after.<buffer>                   every buffer after the step (BN running statistics,
                                        spectral-norm u and v)
   ref.f32err.<name of a result without "ref.">  max |float32 - float64| / max |float64| of
-                                       the same computation run in float32 by PyTorch: how
-                                       well conditioned each result is (the test's tolerance)
+                                       the same computation run in float32 by PyTorch, and
+                                       of 8 float64 runs with float32-sized summation errors
+                                       at every conv (Run.perturbed), the worst: how well
+                                       conditioned each result is (the test's tolerance)
 Sampling: element indices 0, s, 2s, ... of the flattened tensor, at most 128 of them,
 s = numel // 128 moved up to the next number coprime with 6 (1 when numel <= 255).
 
@@ -62,13 +64,37 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from clsynth_ckpt import read_checkpoint, write_checkpoint  # noqa: E402
 
-CFG = dict(label_nc=3, dontcare=1, crop=64, ngf=4, ndf=4, z_dim=8, nhidden=4, batch=2, seed=11, lr=0.0002,
+# seed 15: the first seed from 11 on whose 8 perturbed runs (reference()) move no
+# result by more than 1e-4 of its maximum. Seed 11's inputs had two LeakyReLU
+# inputs of 1e-6 at tensor maxima of 4 and 7: where Intel's runtime summed a conv
+# in another order (im2col + GEMM) they flipped sign, and G.fc.w's gradient moved
+# by 8.5e-4 of its maximum (D.enc3's by 7.7e-3 in perturbed runs). Seeds 12-14
+# flipped too. Seed 15's results stay within 7.5e-5 in 8 runs; at 10x the
+# perturbation (a further sqrt(K)) D.enc1's gradient flips (3e-2): its margin is
+# a few times float32's rounding, not more.
+CFG = dict(label_nc=3, dontcare=1, crop=64, ngf=4, ndf=4, z_dim=8, nhidden=4, batch=2, seed=15, lr=0.0002,
            lambda_feat=10.0, lambda_kld=0.05)
 SLOPE, EPS_NORM, EPS_SN, MOMENTUM = 0.2, 1e-5, 1e-12, 0.1
 BLOCKS = [("head_0", 16, 16), ("G_middle_0", 16, 16), ("G_middle_1", 16, 16), ("up_0", 16, 8), ("up_1", 8, 4),
           ("up_2", 4, 2), ("up_3", 2, 1)]
 SAMPLES = 128
 STREAM_NOISE = 0x300000000
+PERTURBED_RUNS = 8
+PERTURB = {"gen": None}  # set only inside perturb(): Run adds rounding-sized errors to conv outputs
+
+
+class perturb:
+    """with perturb(seed): every Run.conv/linear output gets a float32-sized
+    summation error (Run.perturbed), drawn from a generator of this seed."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def __enter__(self):
+        PERTURB["gen"] = torch.Generator().manual_seed(self.seed)
+
+    def __exit__(self, *exc):
+        PERTURB["gen"] = None
 
 
 class Store:
@@ -194,11 +220,29 @@ class Run:
     def conv(self, name, x, stride=1):
         w = self.weight(name)
         b = self.S.P.get(name + ".b")
-        return F.conv2d(x, w, None if b is None else b.reshape(-1), stride, w.shape[-1] // 2)
+        y = F.conv2d(x, w, None if b is None else b.reshape(-1), stride, w.shape[-1] // 2)
+        return self.perturbed(y, lambda: F.conv2d(x.abs(), w.abs(), None, stride, w.shape[-1] // 2))
 
     def linear(self, name, x):
         w = self.weight(name)
-        return x.reshape(x.shape[0], -1) @ w.reshape(w.shape[0], -1).t() + self.S.P[name + ".b"].reshape(1, -1)
+        x, w = x.reshape(x.shape[0], -1), w.reshape(w.shape[0], -1)
+        y = x @ w.t() + self.S.P[name + ".b"].reshape(1, -1)
+        return self.perturbed(y, lambda: x.abs() @ w.abs().t())
+
+    def perturbed(self, y, abs_products):
+        """y plus, under perturb(), a float32-sized summation error: N(0, 1) *
+        2^-24 * sum |w x| per output (calibrated: the G step's image and D's
+        features then move 1-3x as far as in PyTorch's float32 run; with a
+        further factor sqrt(K), K the dot product's length, 10-40x). Another
+        summation order is another such error; an activation this close to a
+        kink of a LeakyReLU/ReLU/L1/hinge flips it, and how much the results
+        depend on that shows in ref.f32err."""
+        if PERTURB["gen"] is None:
+            return y
+        with torch.no_grad():
+            e = torch.randn(y.shape, generator=PERTURB["gen"], dtype=y.dtype) * 2.0 ** -24
+            e = e * abs_products()
+        return y + e
 
     def bn(self, name, x):
         S = self.S
@@ -558,6 +602,16 @@ def reference(out_path):
     state = adam_state(c, S, real, seg, eps[0], np.random.default_rng(c["seed"] + 1))
     r = one_step(c, S, real, seg, eps, state, torch.float64)
     r32 = one_step(c, S, real, seg, eps, state, torch.float32)  # PyTorch's own float32 error
+    # Float32 in other summation orders (clsynth's convs are direct, im2col+GEMM,
+    # implicit GEMM, Winograd; each BLAS sums its own way): float64 runs with
+    # rounding-sized errors at every conv and linear output (Run.perturbed).
+    # ref.f32err takes the worst of these and PyTorch's float32 run. A result
+    # that moves more here sits within rounding of a kink; the seed is chosen
+    # so that none does (see CFG's comment).
+    perturbed = []
+    for k in range(PERTURBED_RUNS):
+        with perturb(1000 + k):
+            perturbed.append(one_step(c, S, real, seg, eps, state, torch.float64))
     fwd, losses, grads = r["fwd"], r["loss"], r["grad"]
     print("losses: " + ", ".join("%s %.6f" % (k, v.item()) for k, v in losses.items()))
     print("fake: std %.3f, |fake| > 0.99: %.1f%%; scores fake %s real %s" % (
@@ -572,15 +626,18 @@ def reference(out_path):
     for k, v in list(S.P.items()) + list(S.B.items()):
         tensors.append((k, "param" if k in S.P else "buffer", tuple(v.shape), v.numpy()))
     f32err = {}
+    moved = []  # results whose tolerance the perturbed runs raised above 1e-4
 
-    def put(name, t, t32=None):
+    def put(name, t, t32=None, others=()):
         t = t.detach()
         shape = tuple(t.shape) if t.dim() > 0 else (1,)
         if len(shape) == 2:
             shape = shape + (1, 1)  # (N, z_dim) -> (N, z_dim, 1, 1)
         tensors.append((name, "ref", shape, t.numpy()))
         if t32 is not None:
-            f32err[name] = rel_err(t32, t)
+            f32err[name] = max([rel_err(t32, t)] + [rel_err(o, t) for o in others])
+            if others and rel_err(t32, t) < 1e-4 < f32err[name]:
+                moved.append("%s %.3g -> %.3g" % (name, rel_err(t32, t), f32err[name]))
 
     # no flat Adam moments (clsynth_model_load starts them at zero, state.*.adam_step 0): the
     # test installs the reference's, per tensor, and the step count ADAM_STEPS
@@ -592,14 +649,17 @@ def reference(out_path):
     for k in range(2):
         put("ref.eps.%d" % k, eps[k])
     for k, v in fwd.items():
-        put("ref.fwd." + k, v, r32["fwd"][k])
+        put("ref.fwd." + k, v, r32["fwd"][k], [p["fwd"][k] for p in perturbed])
     for k, v in losses.items():
-        put("ref.loss." + k, v, r32["loss"][k])
+        put("ref.loss." + k, v, r32["loss"][k], [p["loss"][k] for p in perturbed])
     for k, g in grads.items():
-        put("ref.grad." + k, sample(g), sample(r32["grad"][k]))
-        put("ref.delta." + k, sample(r["delta"][k]), sample(r32["delta"][k]))
+        put("ref.grad." + k, sample(g), sample(r32["grad"][k]), [sample(p["grad"][k]) for p in perturbed])
+        put("ref.delta." + k, sample(r["delta"][k]), sample(r32["delta"][k]),
+            [sample(p["delta"][k]) for p in perturbed])
     for k, v in r["buf"].items():
-        put("ref.after." + k, v, r32["buf"][k])
+        put("ref.after." + k, v, r32["buf"][k], [p["buf"][k] for p in perturbed])
+    print("%d perturbed float64 runs raised %d tolerances above 1e-4: %s" % (
+        PERTURBED_RUNS, len(moved), "; ".join(moved) or "none"))
     for k, e in f32err.items():
         tensors.append(("ref.f32err." + k[len("ref."):], "ref", (1,), np.array([e])))
     names = [k for k in f32err if not (k.split(".")[1] in ("grad", "delta") and
