@@ -227,15 +227,15 @@ clsynth_tensor *clsynth_exp(clsynth_ctx *ctx, clsynth_tensor *x) { return unary(
 static int copy_channels(clsynth_ctx *ctx, const clsynth_tensor *src, int src_c0, clsynth_tensor *dst, int dst_c0,
                          int count, int accumulate)
 {
-    size_t total = (size_t)src->n * (size_t)count * CLSYNTH_HW(src);
     cl_kernel k = clsynth_kernel_get(ctx, EW_FILE, "ew_copy_channels", NULL);
     clsynth_args ar = clsynth_args_begin(ctx, k, "ew_copy_channels");
     clsynth_arg_tensor(&ar, src);
     clsynth_arg_int(&ar, src->c);
     clsynth_arg_int(&ar, src_c0);
     clsynth_arg_tensor(&ar, dst);
-    CLSYNTH_ARG_INTS(&ar, dst->c, dst_c0, count, (int)CLSYNTH_HW(src), (int)total, accumulate);
-    return launch_1d(&ar, total);
+    CLSYNTH_ARG_INTS(&ar, dst->c, dst_c0, count, (int)CLSYNTH_HW(src), src->n, accumulate);
+    const size_t global[3] = { CLSYNTH_HW(src), (size_t)count, (size_t)src->n };
+    return clsynth_launch(&ar, 3, global, NULL, 0, NULL);
 }
 
 static int concat_backward(clsynth_ctx *ctx, clsynth_node *nd)

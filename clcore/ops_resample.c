@@ -17,6 +17,14 @@
 
 static int launch_1d(clsynth_args *a, size_t n) { return clsynth_launch(a, 1, &n, NULL, 0, NULL); }
 
+/* global (W, H, N*C) of t: the kernels index by (column, row, plane), no divisions
+ * (PoCL computed the 1-D index's per element) */
+static int launch_3d(clsynth_args *a, const clsynth_tensor *t)
+{
+    const size_t global[3] = { (size_t)t->w, (size_t)t->h, (size_t)t->n * (size_t)t->c };
+    return clsynth_launch(a, 3, global, NULL, 0, NULL);
+}
+
 static cl_kernel rs_kernel(clsynth_ctx *ctx, const char *name)
 {
     return clsynth_kernel_get(ctx, RS_FILE, name, NULL);
@@ -35,7 +43,7 @@ static int nearest_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w);
-    return launch_1d(&a, x->numel);
+    return launch_3d(&a, x);
 }
 
 static clsynth_tensor *nearest(clsynth_ctx *ctx, const char *op, clsynth_tensor *x, int h, int w)
@@ -62,7 +70,7 @@ static clsynth_tensor *nearest(clsynth_ctx *ctx, const char *op, clsynth_tensor 
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, h, w);
-    if (launch_1d(&a, y->numel))
+    if (launch_3d(&a, y))
         return NULL;
     clsynth_tape_record(ctx, op, nearest_backward, y, &x, 1);
     return ctx->failed ? NULL : y;
@@ -93,7 +101,7 @@ static int bilinear_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w);
-    return launch_1d(&a, x->numel);
+    return launch_3d(&a, x);
 }
 
 clsynth_tensor *clsynth_upsample_bilinear2x(clsynth_ctx *ctx, clsynth_tensor *x)
@@ -108,7 +116,7 @@ clsynth_tensor *clsynth_upsample_bilinear2x(clsynth_ctx *ctx, clsynth_tensor *x)
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w);
-    if (launch_1d(&a, y->numel))
+    if (launch_3d(&a, y))
         return NULL;
     clsynth_tape_record(ctx, "upsample_bilinear2x", bilinear_backward, y, &x, 1);
     return ctx->failed ? NULL : y;
@@ -139,7 +147,7 @@ static int resize_bilinear_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     resize_bilinear_args(&a, x, dy->h, dy->w);
-    return launch_1d(&a, x->numel);
+    return launch_3d(&a, x);
 }
 
 clsynth_tensor *clsynth_resize_bilinear(clsynth_ctx *ctx, clsynth_tensor *x, int h, int w)
@@ -160,7 +168,7 @@ clsynth_tensor *clsynth_resize_bilinear(clsynth_ctx *ctx, clsynth_tensor *x, int
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
     resize_bilinear_args(&a, x, h, w);
-    if (launch_1d(&a, y->numel))
+    if (launch_3d(&a, y))
         return NULL;
     clsynth_tape_record(ctx, "resize_bilinear", resize_bilinear_backward, y, &x, 1);
     return ctx->failed ? NULL : y;
@@ -179,7 +187,7 @@ static int avgpool_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
-    return launch_1d(&a, x->numel);
+    return launch_3d(&a, x);
 }
 
 clsynth_tensor *clsynth_avg_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int s, int p)
@@ -206,7 +214,7 @@ clsynth_tensor *clsynth_avg_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, oh, ow, k, s, p);
-    if (launch_1d(&a, y->numel))
+    if (launch_3d(&a, y))
         return NULL;
     clsynth_node *nd = clsynth_tape_record(ctx, "avg_pool", avgpool_backward, y, &x, 1);
     if (nd) {
@@ -233,7 +241,7 @@ static int maxpool_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w, nd->iarg[0], nd->iarg[1]);
-    return launch_1d(&a, x->numel);
+    return launch_3d(&a, x);
 }
 
 clsynth_tensor *clsynth_max_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int s)
@@ -255,7 +263,7 @@ clsynth_tensor *clsynth_max_pool(clsynth_ctx *ctx, clsynth_tensor *x, int k, int
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, y);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, oh, ow, k, s);
-    if (launch_1d(&a, y->numel))
+    if (launch_3d(&a, y))
         return NULL;
     clsynth_node *nd = clsynth_tape_record(ctx, "max_pool", maxpool_backward, y, &x, 1);
     if (nd) {

@@ -20,10 +20,20 @@
  * row's pixels with that stride, so the index divisions are done once per item and row, not
  * per element. One item per row (CPU devices: the row is a plain copy loop; PoCL ran im2col
  * 9x faster at 44 channels 64x64 than with one item per element) or one item per pixel
- * (GPUs: neighbouring items touch neighbouring addresses).
+ * (GPUs: neighbouring items touch neighbouring addresses). im2col splits each row into its
+ * left padding, its taps inside the image and its right padding, and at stride 1 with one
+ * item per row copies the middle part in a loop of its own, which PoCL's compiler
+ * vectorizes (a tiny training step's im2col time, 1 thread: 87 ms, then 72 with the split,
+ * then 40-54 with the loop).
  * Memory traffic: im2col reads up to Cin*KH*KW*P floats per sample (cached) and writes as
  * many; col2im reads each col element once and reads+writes Cin*H*W floats per sample;
  * swap01 reads and writes D0*D1*D2 floats. */
+
+/* The first o >= lo with o = start (mod step), start <= lo allowed. */
+int first_from(const int lo, const int start, const int step)
+{
+    return start >= lo ? start : lo + (step - (lo - start) % step) % step;
+}
 
 /* global (row items, output rows meeting [p0, p0+P), Cin*KH*KW * ns); x_off: sample 0 of the
  * chunk. Dimension 0 runs along an output row (contiguous in col and, at stride 1, in x). */
@@ -44,10 +54,23 @@ __kernel void im2col(__global const float *x, const int x_off, __global float *c
     __global const float *xr = x + x_off + ((n * Cin + ci) * H + (row_in ? iy : 0)) * W;
     __global float *c = col + col_off + r * ld_r + n * ld_n;
     const int ox_lo = max(0, -row0), ox_hi = min(OW, P - row0); /* the row's pixels inside [0, P) */
-    for (int ox = ox_lo + (int)get_global_id(0); ox < ox_hi; ox += (int)get_global_size(0)) {
-        const int ix = ox * stride + kx - pad;
-        c[row0 + ox] = (row_in && ix >= 0 && ix < W) ? xr[ix] : 0.0f;
-    }
+    /* the pixels whose tap lies inside the image, ix = ox*stride + kx - pad in [0, W): [a, b);
+     * three loops, so that the middle one is a plain (at stride 1 contiguous) copy */
+    const int off = kx - pad;
+    const int a = row_in ? min(ox_hi, max(ox_lo, off >= 0 ? 0 : (-off + stride - 1) / stride)) : ox_hi;
+    const int b = row_in ? max(a, min(ox_hi, W - 1 - off >= 0 ? (W - 1 - off) / stride + 1 : 0)) : ox_hi;
+    const int id = (int)get_global_id(0), step = (int)get_global_size(0);
+    __global float *cr = c + row0;
+    for (int ox = ox_lo + id; ox < a; ox += step)
+        cr[ox] = 0.0f;
+    if (stride == 1 && step == 1) /* a loop the compiler can vectorize */
+        for (int ox = a; ox < b; ox++)
+            cr[ox] = xr[ox + off];
+    else
+        for (int ox = first_from(a, ox_lo + id, step); ox < b; ox += step)
+            cr[ox] = xr[ox * stride + off];
+    for (int ox = first_from(b, ox_lo + id, step); ox < ox_hi; ox += step)
+        cr[ox] = 0.0f;
 }
 
 /* global (row items, H, Cin * ns); dx_off: sample 0 of the chunk. Dimension 0 runs along an

@@ -1,6 +1,7 @@
 /* Resampling: nearest resize, bilinear 2x upsampling and resize, average and max pooling,
- * one-hot encoding. Every kernel is 1-D over the elements it writes (launch
- * default local size, no local memory), with div/mod to recover (nc, h, w).
+ * one-hot encoding. Every kernel but one_hot is 3-D over the elements it writes,
+ * global (w, h, n*c) (launch default local size, no local memory): with a 1-D
+ * index, PoCL computed the div/mod that recover (nc, h, w) per element.
  * Backward kernels are gather-form: each input element sums the output
  * gradients that depend on it (no atomics); results do not depend on the
  * schedule. Gradients are accumulated (+=).
@@ -21,10 +22,10 @@
 __kernel void resize_nearest_fwd(__global const float *x, const int x_off, __global float *y, const int y_off,
                                  const int NC, const int H, const int W, const int OH, const int OW)
 {
-    const int i = (int)get_global_id(0);
-    if (i >= NC * OH * OW)
+    const int ow = (int)get_global_id(0), oh = (int)get_global_id(1), nc = (int)get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= NC)
         return;
-    const int ow = i % OW, t = i / OW, oh = t % OH, nc = t / OH;
+    const int i = (nc * OH + oh) * OW + ow;
     const int ih = oh * H / OH, iw = ow * W / OW;
     y[y_off + i] = x[x_off + (nc * H + ih) * W + iw];
 }
@@ -33,10 +34,10 @@ __kernel void resize_nearest_fwd(__global const float *x, const int x_off, __glo
 __kernel void resize_nearest_bwd(__global const float *dy, const int dy_off, __global float *dx, const int dx_off,
                                  const int NC, const int H, const int W, const int OH, const int OW)
 {
-    const int i = (int)get_global_id(0);
-    if (i >= NC * H * W)
+    const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), nc = (int)get_global_id(2);
+    if (iw >= W || ih >= H || nc >= NC)
         return;
-    const int iw = i % W, t = i / W, ih = t % H, nc = t / H;
+    const int i = (nc * H + ih) * W + iw;
     const int oh0 = (ih * OH + H - 1) / H, oh1 = ((ih + 1) * OH + H - 1) / H;
     const int ow0 = (iw * OW + W - 1) / W, ow1 = ((iw + 1) * OW + W - 1) / W;
     float acc = 0.0f;
@@ -63,10 +64,10 @@ __kernel void bilinear2x_fwd(__global const float *x, const int x_off, __global 
                              const int NC, const int H, const int W)
 {
     const int OH = 2 * H, OW = 2 * W;
-    const int i = (int)get_global_id(0);
-    if (i >= NC * OH * OW)
+    const int ow = (int)get_global_id(0), oh = (int)get_global_id(1), nc = (int)get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= NC)
         return;
-    const int ow = i % OW, t = i / OW, oh = t % OH, nc = t / OH;
+    const int i = (nc * OH + oh) * OW + ow;
     int h0, h1, w0, w1;
     float a0, a1, b0, b1;
     bl_src(oh, H, &h0, &h1, &a0, &a1);
@@ -90,10 +91,10 @@ __kernel void bilinear2x_bwd(__global const float *dy, const int dy_off, __globa
                              const int NC, const int H, const int W)
 {
     const int OH = 2 * H, OW = 2 * W;
-    const int i = (int)get_global_id(0);
-    if (i >= NC * H * W)
+    const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), nc = (int)get_global_id(2);
+    if (iw >= W || ih >= H || nc >= NC)
         return;
-    const int iw = i % W, t = i / W, ih = t % H, nc = t / H;
+    const int i = (nc * H + ih) * W + iw;
     __global const float *g = dy + dy_off + nc * OH * OW;
     float acc = 0.0f;
     for (int oh = max(2 * ih - 1, 0); oh <= min(2 * ih + 2, OH - 1); oh++) {
@@ -142,10 +143,10 @@ __kernel void resize_bilinear_fwd(__global const float *x, const int x_off, __gl
                                   const int NC, const int H, const int W, const int OH, const int OW,
                                   const float scale_h, const float scale_w)
 {
-    const int i = (int)get_global_id(0);
-    if (i >= NC * OH * OW)
+    const int ow = (int)get_global_id(0), oh = (int)get_global_id(1), nc = (int)get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= NC)
         return;
-    const int ow = i % OW, t = i / OW, oh = t % OH, nc = t / OH;
+    const int i = (nc * OH + oh) * OW + ow;
     int h0, h1, w0, w1;
     float a0, a1, b0, b1;
     rb_src(oh, H, scale_h, &h0, &h1, &a0, &a1);
@@ -159,10 +160,10 @@ __kernel void resize_bilinear_bwd(__global const float *dy, const int dy_off, __
                                   const int NC, const int H, const int W, const int OH, const int OW,
                                   const float scale_h, const float scale_w)
 {
-    const int i = (int)get_global_id(0);
-    if (i >= NC * H * W)
+    const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), nc = (int)get_global_id(2);
+    if (iw >= W || ih >= H || nc >= NC)
         return;
-    const int iw = i % W, t = i / W, ih = t % H, nc = t / H;
+    const int i = (nc * H + ih) * W + iw;
     __global const float *g = dy + dy_off + nc * OH * OW;
     int oh0, oh1, ow0, ow1;
     rb_range(ih, OH, scale_h, &oh0, &oh1);
@@ -185,10 +186,10 @@ __kernel void avgpool_fwd(__global const float *x, const int x_off, __global flo
                           const int NC, const int H, const int W, const int OH, const int OW, const int K,
                           const int S, const int P)
 {
-    const int i = (int)get_global_id(0);
-    if (i >= NC * OH * OW)
+    const int ow = (int)get_global_id(0), oh = (int)get_global_id(1), nc = (int)get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= NC)
         return;
-    const int ow = i % OW, t = i / OW, oh = t % OH, nc = t / OH;
+    const int i = (nc * OH + oh) * OW + ow;
     const int hs = max(oh * S - P, 0), he = min(oh * S - P + K, H);
     const int ws = max(ow * S - P, 0), we = min(ow * S - P + K, W);
     __global const float *p = x + x_off + nc * H * W;
@@ -204,10 +205,10 @@ __kernel void avgpool_bwd(__global const float *dy, const int dy_off, __global f
                           const int NC, const int H, const int W, const int OH, const int OW, const int K,
                           const int S, const int P)
 {
-    const int i = (int)get_global_id(0);
-    if (i >= NC * H * W)
+    const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), nc = (int)get_global_id(2);
+    if (iw >= W || ih >= H || nc >= NC)
         return;
-    const int iw = i % W, t = i / W, ih = t % H, nc = t / H;
+    const int i = (nc * H + ih) * W + iw;
     const int ah = ih + P - K + 1, aw = iw + P - K + 1;
     const int oh0 = ah <= 0 ? 0 : (ah + S - 1) / S, oh1 = min((ih + P) / S, OH - 1);
     const int ow0 = aw <= 0 ? 0 : (aw + S - 1) / S, ow1 = min((iw + P) / S, OW - 1);
@@ -246,10 +247,10 @@ __kernel void maxpool_fwd(__global const float *x, const int x_off, __global flo
                           const int NC, const int H, const int W, const int OH, const int OW, const int K,
                           const int S)
 {
-    const int i = (int)get_global_id(0);
-    if (i >= NC * OH * OW)
+    const int ow = (int)get_global_id(0), oh = (int)get_global_id(1), nc = (int)get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= NC)
         return;
-    const int ow = i % OW, t = i / OW, oh = t % OH, nc = t / OH;
+    const int i = (nc * OH + oh) * OW + ow;
     __global const float *p = x + x_off + nc * H * W;
     y[y_off + i] = p[mp_argmax(p, W, oh * S, ow * S, K)];
 }
@@ -258,10 +259,10 @@ __kernel void maxpool_bwd(__global const float *x, const int x_off, __global con
                           __global float *dx, const int dx_off, const int NC, const int H, const int W,
                           const int OH, const int OW, const int K, const int S)
 {
-    const int i = (int)get_global_id(0);
-    if (i >= NC * H * W)
+    const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), nc = (int)get_global_id(2);
+    if (iw >= W || ih >= H || nc >= NC)
         return;
-    const int iw = i % W, t = i / W, ih = t % H, nc = t / H;
+    const int i = (nc * H + ih) * W + iw;
     const int ah = ih - K + 1, aw = iw - K + 1;
     const int oh0 = ah <= 0 ? 0 : (ah + S - 1) / S, oh1 = min(ih / S, OH - 1);
     const int ow0 = aw <= 0 ? 0 : (aw + S - 1) / S, ow1 = min(iw / S, OW - 1);
