@@ -83,22 +83,37 @@ clsynth_node *clsynth_tape_record(clsynth_ctx *ctx, const char *op, clsynth_back
     return nd;
 }
 
+/* A new gradient tensor for t, its contents undefined. */
+static clsynth_tensor *new_grad(clsynth_ctx *ctx, clsynth_tensor *t)
+{
+    char name[64];
+    snprintf(name, sizeof name, "grad(%.50s)", t->name);
+    clsynth_tensor *g = (t->flags & CLSYNTH_T_PERSISTENT)
+                            ? clsynth_tensor_new_persistent(ctx, name, t->n, t->c, t->h, t->w)
+                            : clsynth_tensor_new(ctx, name, t->n, t->c, t->h, t->w);
+    if (!g)
+        return NULL;
+    g->flags |= CLSYNTH_T_GRAD;
+    t->grad = g;
+    return g;
+}
+
 clsynth_tensor *clsynth_grad_of(clsynth_ctx *ctx, clsynth_tensor *t)
 {
     if (!t || ctx->failed)
         return NULL;
     if (t->grad)
         return t->grad;
-    char name[64];
-    snprintf(name, sizeof name, "grad(%.50s)", t->name);
-    clsynth_tensor *g = (t->flags & CLSYNTH_T_PERSISTENT)
-                            ? clsynth_tensor_new_persistent(ctx, name, t->n, t->c, t->h, t->w)
-                            : clsynth_tensor_new(ctx, name, t->n, t->c, t->h, t->w);
-    if (!g || clsynth_tensor_fill(ctx, g, 0.0f))
+    clsynth_tensor *g = new_grad(ctx, t);
+    return g && clsynth_tensor_fill(ctx, g, 0.0f) == 0 ? g : NULL;
+}
+
+clsynth_tensor *clsynth_grad_for_write(clsynth_ctx *ctx, clsynth_tensor *t, int *accumulate)
+{
+    if (!t || ctx->failed)
         return NULL;
-    g->flags |= CLSYNTH_T_GRAD;
-    t->grad = g;
-    return g;
+    *accumulate = t->grad != NULL;
+    return t->grad ? t->grad : new_grad(ctx, t);
 }
 
 static int run_tape(clsynth_ctx *ctx);

@@ -124,8 +124,17 @@ int clsynth_conv_run_backward(clsynth_ctx *ctx, const clsynth_conv_geom *g, clsy
     clsynth_conv_algo a = clsynth_conv_resolve(ctx, &c.g, algo, force, &cfg);
     if (a == CLSYNTH_CONV_AUTO)
         return -1;
-    if ((x->flags & CLSYNTH_T_REQUIRES_GRAD) && !(c.dx = clsynth_grad_of(ctx, x)))
-        return -1;
+    if (x->flags & CLSYNTH_T_REQUIRES_GRAD) {
+        int acc;
+        if (!(c.dx = clsynth_grad_for_write(ctx, x, &acc)))
+            return -1;
+        c.dx_fresh = !acc;
+        if (c.dx_fresh && !impls[a]->stores_dx) {
+            if (clsynth_tensor_fill(ctx, c.dx, 0.0f))
+                return -1;
+            c.dx_fresh = false;
+        }
+    }
     if ((w->flags & CLSYNTH_T_REQUIRES_GRAD) && !(c.dw = clsynth_grad_of(ctx, w)))
         return -1;
     if (b && (b->flags & CLSYNTH_T_REQUIRES_GRAD)) {

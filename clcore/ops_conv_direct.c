@@ -71,4 +71,4 @@ static int direct_backward(clsynth_ctx *ctx, const clsynth_conv_call *c)
     return 0;
 }
 
-const clsynth_conv_impl clsynth_conv_impl_direct = { "direct", direct_forward, direct_backward, false };
+const clsynth_conv_impl clsynth_conv_impl_direct = { "direct", direct_forward, direct_backward, false, false };

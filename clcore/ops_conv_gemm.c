@@ -153,9 +153,10 @@ static int launch_im2col(clsynth_ctx *ctx, const conv_geom *g, const clsynth_ten
     return clsynth_launch(&a, 3, global, NULL, 0, NULL);
 }
 
-/* dx(n0 + n) += col2im(col(., n, .)) */
+/* dx(n0 + n) += col2im(col(., n, .)), or = when !accumulate (the launch writes
+ * every element of those samples' dx, whatever the pixel range) */
 static int launch_col2im(clsynth_ctx *ctx, const conv_geom *g, cl_mem col, clsynth_tensor *dx, int n0, int ns,
-                         size_t p0, size_t P, size_t ld_r, size_t ld_n, size_t row_items)
+                         size_t p0, size_t P, size_t ld_r, size_t ld_n, size_t row_items, bool accumulate)
 {
     cl_kernel k = clsynth_kernel_get(ctx, "im2col.cl", "col2im_acc", NULL);
     clsynth_args a = clsynth_args_begin(ctx, k, "col2im_acc");
@@ -164,7 +165,7 @@ static int launch_col2im(clsynth_ctx *ctx, const conv_geom *g, cl_mem col, clsyn
     clsynth_arg_mem(&a, dx->mem);
     clsynth_arg_int(&a, (int)(dx->off + (size_t)n0 * (size_t)g->Cin * (size_t)g->H * (size_t)g->W));
     CLSYNTH_ARG_INTS(&a, g->Cin, g->H, g->W, g->OH, g->OW, g->KH, g->KW, g->stride, g->pad, (int)p0, (int)P,
-                     (int)ld_r, (int)ld_n, ns);
+                     (int)ld_r, (int)ld_n, ns, accumulate);
     size_t global[3] = { row_items < (size_t)g->W ? row_items : (size_t)g->W, (size_t)g->H,
                          (size_t)g->Cin * (size_t)ns };
     return clsynth_launch(&a, 3, global, NULL, 0, NULL);
@@ -296,7 +297,7 @@ static int backward_merged(clsynth_ctx *ctx, const clsynth_conv_call *c, const b
         const clsynth_gemm_op op = { .ta = true, .m = rows, .n = wide, .k = cout, .alpha = 1.0f, .beta = 0.0f,
                                      .a = mat(c->w->mem, c->w->off, rows, 0), .b = mat(tmp, 0, wide, 0),
                                      .c = mat(col, 0, wide, 0), .batch = 1 };
-        if (clsynth_gemm(ctx, c->what, &op, c->force) || launch_col2im(ctx, g, col, c->dx, n0, ns, 0, P, wide, P, row_items(c)))
+        if (clsynth_gemm(ctx, c->what, &op, c->force) || launch_col2im(ctx, g, col, c->dx, n0, ns, 0, P, wide, P, row_items(c), !c->dx_fresh))
             return -1;
     }
     return 0;
@@ -331,13 +332,14 @@ static int backward_strided(clsynth_ctx *ctx, const clsynth_conv_call *c, const 
         clsynth_gemm_op op = { .ta = true, .m = rows, .n = pc, .k = cout, .alpha = 1.0f,
                                .a = mat(c->w->mem, c->w->off, rows, 0), .b = dy, .batch = (size_t)ns };
         if (p->direct_x) {
-            op.beta = 1.0f;
+            op.beta = c->dx_fresh ? 0.0f : 1.0f;
             op.c = mat(c->dx->mem, c->dx->off + (size_t)n0 * rows * hw, hw, rows * hw);
             return clsynth_gemm(ctx, c->what, &op, c->force);
         }
         op.beta = 0.0f;
         op.c = mat(col, 0, pc, rows * pc);
-        if (clsynth_gemm(ctx, c->what, &op, c->force) || launch_col2im(ctx, g, col, c->dx, n0, ns, p0, pc, pc, rows * pc, row_items(c)))
+        if (clsynth_gemm(ctx, c->what, &op, c->force) || launch_col2im(ctx, g, col, c->dx, n0, ns, p0, pc, pc, rows * pc, row_items(c),
+                                                                      !c->dx_fresh || p0 > 0))
             return -1;
     }
     return 0;
@@ -365,4 +367,4 @@ static int gemm_backward(clsynth_ctx *ctx, const clsynth_conv_call *c)
     return rc;
 }
 
-const clsynth_conv_impl clsynth_conv_impl_gemm = { "im2col_gemm", gemm_forward, gemm_backward, false };
+const clsynth_conv_impl clsynth_conv_impl_gemm = { "im2col_gemm", gemm_forward, gemm_backward, false, true };

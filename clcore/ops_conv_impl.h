@@ -51,6 +51,9 @@ typedef struct clsynth_conv_call {
     clsynth_tensor *y;         /* forward: the output (N,Cout,OH,OW), uninitialized */
     clsynth_tensor *dy;        /* backward: d(loss)/dy */
     clsynth_tensor *dx, *dw;   /* backward: accumulate (+=) into these; NULL when not wanted */
+    bool dx_fresh;             /* backward: dx is a new gradient, its contents undefined: an impl
+                                  with stores_dx writes it (=), for the others the dispatcher
+                                  zero-fills it first */
     const char *what;          /* "conv2d forward of 'x' (2, 3, 9, 7)", for errors */
     const clsynth_conv_epi_run *epi; /* forward: the fused epilogue, only for an impl with
                                         fuses_epilogue (NULL: none) */
@@ -68,6 +71,8 @@ typedef struct clsynth_conv_impl {
     /* The forward applies c->epi itself as it writes y (one launch); else
      * clsynth_conv2d_fused runs one epilogue kernel after it. */
     bool fuses_epilogue;
+    /* The backward honours c->dx_fresh (stores instead of adding). */
+    bool stores_dx;
 } clsynth_conv_impl;
 
 extern const clsynth_conv_impl clsynth_conv_impl_direct;   /* ops_conv_direct.c */

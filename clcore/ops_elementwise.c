@@ -63,10 +63,11 @@ static int launch_binary(clsynth_ctx *ctx, const clsynth_tensor *a, const clsynt
 static int grad_into(clsynth_ctx *ctx, clsynth_tensor *x, const clsynth_tensor *g, const clsynth_tensor *other,
                      float sign)
 {
-    clsynth_tensor *gx = clsynth_grad_of(ctx, x);
-    if (!gx)
-        return -1;
     if (clsynth_same_shape(x, g)) {
+        int acc;
+        clsynth_tensor *gx = clsynth_grad_for_write(ctx, x, &acc);
+        if (!gx)
+            return -1;
         cl_kernel k = clsynth_kernel_get(ctx, EW_FILE, "ew_grad_full", NULL);
         clsynth_args ar = clsynth_args_begin(ctx, k, "ew_grad_full");
         clsynth_arg_tensor(&ar, gx);
@@ -76,8 +77,12 @@ static int grad_into(clsynth_ctx *ctx, clsynth_tensor *x, const clsynth_tensor *
         clsynth_arg_float(&ar, sign);
         CLSYNTH_ARG_INTS(&ar, (int)g->numel, g->c, g->h, g->w);
         arg_strides(&ar, other ? other : g);
+        clsynth_arg_int(&ar, acc);
         return launch_1d(&ar, g->numel);
     }
+    clsynth_tensor *gx = clsynth_grad_of(ctx, x);
+    if (!gx)
+        return -1;
     if (!other)
         return clsynth_reduce_sum_to(ctx, g, gx, sign, 1.0f);
     if (clsynth_same_shape(other, g))
@@ -156,7 +161,8 @@ clsynth_tensor *clsynth_mul(clsynth_ctx *ctx, clsynth_tensor *a, clsynth_tensor 
 static int unary_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
     clsynth_tensor *x = nd->in[0], *y = nd->out;
-    clsynth_tensor *gx = clsynth_grad_of(ctx, x);
+    int acc;
+    clsynth_tensor *gx = clsynth_grad_for_write(ctx, x, &acc);
     if (!gx)
         return -1;
     cl_kernel k = clsynth_kernel_get(ctx, EW_FILE, "ew_unary_backward", NULL);
@@ -168,6 +174,7 @@ static int unary_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_int(&ar, nd->iarg[0]);
     clsynth_arg_float(&ar, nd->farg[0]);
     clsynth_arg_int(&ar, (int)x->numel);
+    clsynth_arg_int(&ar, acc);
     return launch_1d(&ar, x->numel);
 }
 
@@ -244,8 +251,9 @@ static int concat_backward(clsynth_ctx *ctx, clsynth_node *nd)
     for (int i = 0; i < nd->n_in; i++) {
         clsynth_tensor *x = nd->in[i];
         if (x->flags & CLSYNTH_T_REQUIRES_GRAD) {
-            clsynth_tensor *gx = clsynth_grad_of(ctx, x);
-            if (!gx || copy_channels(ctx, nd->out->grad, c0, gx, 0, x->c, 1))
+            int acc;
+            clsynth_tensor *gx = clsynth_grad_for_write(ctx, x, &acc);
+            if (!gx || copy_channels(ctx, nd->out->grad, c0, gx, 0, x->c, acc))
                 return -1;
         }
         c0 += x->c;

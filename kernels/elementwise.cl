@@ -10,7 +10,7 @@
  *                    op 0: gx += sign * g;  op 1: gx += g * other(broadcast).  12-16 B/elt
  *   ew_unary         y = f(x, p): 0 scale, 1 add scalar, 2 relu, 3 leaky relu,
  *                    4 tanh, 5 sigmoid, 6 exp.  8 B/elt
- *   ew_unary_backward gx += gy * f'(x) (tanh, sigmoid, exp use y).  16 B/elt
+ *   ew_unary_backward gx (=|+=) gy * f'(x) (tanh, sigmoid, exp use y).  16 B/elt
  *   ew_copy_channels dst[n, dc0 + c] (=|+=) src[n, sc0 + c] for c < count: concat,
  *                    slice and their gradients.  8 (12 when accumulating) B/elt
  *
@@ -70,15 +70,13 @@ __kernel void ew_binary_same(__global const float *a, const int a_off, __global 
 __kernel void ew_grad_full(__global float *gx, const int gx_off, __global const float *g, const int g_off,
                            __global const float *other, const int o_off, const int op, const float sign,
                            const int total, const int C, const int H, const int W, const int on,
-                           const int oc, const int oh, const int ow)
+                           const int oc, const int oh, const int ow, const int accumulate)
 {
     const int i = get_global_id(0);
     if (i >= total)
         return;
-    if (op == 0)
-        gx[gx_off + i] += sign * g[g_off + i];
-    else
-        gx[gx_off + i] += g[g_off + i] * other[o_off + bcast_off(i, C, H, W, on, oc, oh, ow)];
+    const float v = op == 0 ? sign * g[g_off + i] : g[g_off + i] * other[o_off + bcast_off(i, C, H, W, on, oc, oh, ow)];
+    gx[gx_off + i] = (accumulate ? gx[gx_off + i] : 0.0f) + v;
 }
 
 float unary_f(const int op, const float x, const float p)
@@ -132,11 +130,13 @@ __kernel void ew_unary(__global const float *x, const int x_off, __global float 
 __kernel void ew_unary_backward(__global float *gx, const int gx_off, __global const float *gy,
                                 const int gy_off, __global const float *x, const int x_off,
                                 __global const float *y, const int y_off, const int op, const float p,
-                                const int total)
+                                const int total, const int accumulate)
 {
     const int i = get_global_id(0);
-    if (i < total)
-        gx[gx_off + i] += gy[gy_off + i] * unary_df(op, x[x_off + i], y[y_off + i], p);
+    if (i >= total)
+        return;
+    const float g = gy[gy_off + i] * unary_df(op, x[x_off + i], y[y_off + i], p);
+    gx[gx_off + i] = (accumulate ? gx[gx_off + i] : 0.0f) + g; /* 0 + g: a -0 stored as +0, as when added */
 }
 
 /* global (HW, count, N): no index divisions (PoCL computes them per element, which

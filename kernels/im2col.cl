@@ -78,7 +78,7 @@ __kernel void im2col(__global const float *x, const int x_off, __global float *c
 __kernel void col2im_acc(__global const float *col, const int col_off, __global float *dx, const int dx_off,
                          const int Cin, const int H, const int W, const int OH, const int OW, const int KH,
                          const int KW, const int stride, const int pad, const int p0, const int P, const int ld_r,
-                         const int ld_n, const int ns)
+                         const int ld_n, const int ns, const int accumulate)
 {
     const int iy = get_global_id(1), z = get_global_id(2);
     if (iy >= H || z >= Cin * ns)
@@ -87,6 +87,9 @@ __kernel void col2im_acc(__global const float *col, const int col_off, __global 
     const int KK = KH * KW;
     const int id = (int)get_global_id(0), step = (int)get_global_size(0);
     __global float *d = dx + dx_off + (z * H + iy) * W;
+    if (!accumulate) /* a fresh gradient (clsynth_grad_for_write): its contents are undefined */
+        for (int ix = id; ix < W; ix += step)
+            d[ix] = 0.0f;
     /* tap after tap, each adding its column row to the dx row (the same order for every
      * row-items count): at stride 1 a shifted contiguous add, which PoCL vectorizes */
     for (int ky = 0; ky < KH; ky++) {
