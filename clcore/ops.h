@@ -162,6 +162,30 @@ clsynth_tensor *clsynth_spectral_norm(clsynth_ctx *ctx, clsynth_tensor *w, clsyn
 int clsynth_spectral_norm_init_v(clsynth_ctx *ctx, const clsynth_tensor *w, const clsynth_tensor *u,
                                  clsynth_tensor *v);
 
+/* ---- spectral norm of a set of weights (clcore/ops_spectral_set.c, kernels/spectral_set.cl) ----
+ * clsynth_spectral_norm for many weights at once, in 5 launches per update
+ * forward (4 without update) and 3 per backward whatever their number, with
+ * the same results (the same sums in the same order, bit for bit where both
+ * run with a local size of 256). Members are (w, u, v)
+ * as clsynth_spectral_norm's, with every w a parameter of one finalized group
+ * (views of its flat data and gradient) and the u's and v's views of one
+ * buffer each (its buffers). The set must outlive the tape of its forwards. */
+typedef struct clsynth_sn_set clsynth_sn_set;
+clsynth_sn_set *clsynth_sn_set_new(clsynth_ctx *ctx, const char *name);
+void clsynth_sn_set_free(clsynth_ctx *ctx, clsynth_sn_set *s);
+/* Adds a member (before the set's first forward; tensors may lack storage yet). */
+int clsynth_sn_set_add(clsynth_ctx *ctx, clsynth_sn_set *s, clsynth_tensor *w, clsynth_tensor *u, clsynth_tensor *v);
+int clsynth_sn_set_size(const clsynth_sn_set *s);
+/* w / sigma(w) of every member, one power iteration first when update, as
+ * clsynth_spectral_norm. Returns the outputs as one flat tensor (1, 1, 1, sum
+ * of the members' sizes), members side by side in order, and keeps views of
+ * it shaped like the weights for clsynth_sn_set_output. One tape node for all
+ * (the members require grad together or not at all). */
+clsynth_tensor *clsynth_spectral_norm_set(clsynth_ctx *ctx, clsynth_sn_set *s, bool update);
+/* The latest clsynth_spectral_norm_set's output for member w (an activation:
+ * valid until it is released), NULL when w is no member or none was computed. */
+clsynth_tensor *clsynth_sn_set_output(const clsynth_sn_set *s, const clsynth_tensor *w);
+
 /* ---- resampling (clcore/ops_resample.c, kernels/resample.cl) ---- */
 clsynth_tensor *clsynth_upsample_nearest2x(clsynth_ctx *ctx, clsynth_tensor *x);
 /* Nearest resize to (h, w), PyTorch 'nearest' index rule: src = floor(dst * in/out). */

@@ -280,12 +280,25 @@ int clsynth_group_finalize(clsynth_ctx *ctx, clsynth_param_group *g)
         if (attach_grad(ctx, g, pk->view))
             return -1;
     }
+    /* buffers side by side in one block too, in declaration order: kernels
+     * that work on many of them at once (the spectral norm of a whole
+     * network, clcore/ops_spectral_set.c) find them in one cl_mem */
+    size_t buffers_total = 0;
+    for (int i = 0; i < g->n_buffers; i++)
+        buffers_total += g->buffers[i]->numel;
+    if (buffers_total) {
+        snprintf(name, sizeof name, "%s.buffers", g->name);
+        g->buffer_block = clsynth_pool_get(ctx, buffers_total * sizeof(float), name);
+        if (!g->buffer_block)
+            return -1;
+    }
+    off = 0;
     for (int i = 0; i < g->n_buffers; i++) {
         clsynth_tensor *b = g->buffers[i];
-        b->block = clsynth_pool_get(ctx, b->numel * sizeof(float), b->name);
-        if (!b->block)
-            return -1;
-        b->mem = clsynth_block_mem(b->block);
+        b->mem = clsynth_block_mem(g->buffer_block);
+        b->off = off;
+        b->flags |= CLSYNTH_T_VIEW;
+        off += b->numel;
         if (clsynth_tensor_fill(ctx, b, 0.0f))
             return -1;
     }
@@ -333,10 +346,10 @@ void clsynth_group_free(clsynth_ctx *ctx, clsynth_param_group *g)
         free(g->params[i]->grad);
         free(g->params[i]);
     }
-    for (int i = 0; i < g->n_buffers; i++) {
-        clsynth_pool_put(ctx, g->buffers[i]->block);
+    for (int i = 0; i < g->n_buffers; i++)
         free(g->buffers[i]);
-    }
+    if (g->buffer_block)
+        clsynth_pool_put(ctx, g->buffer_block);
     for (int k = 0; k < g->n_packs; k++) {
         free(g->packs[k].view->grad);
         free(g->packs[k].view);

@@ -1,7 +1,8 @@
 /* Parameter groups: every trainable tensor of a network (G or D) is a view
  * into one flat data buffer, with its gradient a view into one flat gradient
  * buffer, so Adam is one kernel over the whole group (as in llm.c). Groups also
- * hold named non-trainable state (batch-norm running stats, spectral-norm u).
+ * hold named non-trainable state (batch-norm running stats, spectral-norm u
+ * and v), all of it views into one more flat buffer.
  *
  * Use: clsynth_group_new → clsynth_group_param / clsynth_group_buffer for every
  * layer (tensors have no storage yet) → clsynth_group_finalize (allocates and
@@ -18,8 +19,9 @@ typedef struct clsynth_param_group {
     char name[32];
     clsynth_tensor **params;
     int n_params, cap_params;
-    clsynth_tensor **buffers; /* non-trainable persistent state */
+    clsynth_tensor **buffers; /* non-trainable persistent state: views into buffer_block */
     int n_buffers, cap_buffers;
+    struct clsynth_block *buffer_block; /* every buffer, in declaration order (NULL: none) */
     size_t total;             /* elements in all params */
     bool finalized;
     struct clsynth_block *data_block, *grad_block, *m_block, *v_block;

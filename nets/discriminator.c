@@ -116,21 +116,30 @@ int clsynth_disc_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_op
                    clsynth_err *err)
 {
     memset(d, 0, sizeof *d);
+    const int first_buffer = g->n_buffers;
+    int rc;
     if (strcmp(o->netD, "fpse") == 0) {
         d->kind = CLSYNTH_D_FPSE;
-        return clsynth_fpse_make(ctx, g, o, &d->fpse, err);
-    }
-    if (strcmp(o->netD, "multiscale") == 0) {
+        rc = clsynth_fpse_make(ctx, g, o, &d->fpse, err);
+    } else if (strcmp(o->netD, "multiscale") == 0) {
         d->kind = CLSYNTH_D_MULTISCALE;
-        return clsynth_multiscale_make(ctx, g, o, &d->ms, err);
+        rc = clsynth_multiscale_make(ctx, g, o, &d->ms, err);
+    } else {
+        return clsynth_fail(err, "--netD: unknown discriminator '%s' (fpse, multiscale)", o->netD);
     }
-    return clsynth_fail(err, "--netD: unknown discriminator '%s' (fpse, multiscale)", o->netD);
+    if (!rc && clsynth_sn_collect(ctx, g, first_buffer, "D", &d->sn))
+        return clsynth_fail(err, "%s", ctx->err.msg);
+    return rc;
 }
 
 int clsynth_disc_forward(const clsynth_forward_mode *f, const clsynth_disc *d, clsynth_tensor *img, clsynth_tensor *seg,
                       clsynth_d_out *out)
 {
+    memset(out, 0, sizeof *out);
+    clsynth_forward_mode fm; /* with every spectral-normalized weight normalized, all at once */
+    if (f->ctx->failed || clsynth_sn_forward(f, d->sn, &fm))
+        return -1;
     if (d->kind == CLSYNTH_D_FPSE)
-        return clsynth_fpse_forward(f, &d->fpse, img, seg, out);
-    return clsynth_multiscale_forward(f, &d->ms, img, seg, out);
+        return clsynth_fpse_forward(&fm, &d->fpse, img, seg, out);
+    return clsynth_multiscale_forward(&fm, &d->ms, img, seg, out);
 }

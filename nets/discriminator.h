@@ -64,6 +64,7 @@ typedef struct clsynth_disc {
     clsynth_d_kind kind;
     clsynth_fpse fpse;
     clsynth_multiscale ms;
+    struct clsynth_sn_set *sn; /* its spectral-normalized weights (NULL: none); the maker frees it */
 } clsynth_disc;
 
 int clsynth_disc_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, clsynth_disc *out,

@@ -13,6 +13,7 @@
 int clsynth_encoder_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, clsynth_encoder *out,
                       clsynth_err *err)
 {
+    const int first_buffer = g->n_buffers;
     clsynth_norm_cfg cfg;
     if (clsynth_norm_parse(o->norm_E, "--norm_E", &cfg, err))
         return -1;
@@ -33,14 +34,18 @@ int clsynth_encoder_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth
     /* (z_dim, 8nef·h·w, 1, 1) each */
     clsynth_linear_make(ctx, g, "E.fc_mu", in, o->z_dim, true, false, &out->fc_mu);
     clsynth_linear_make(ctx, g, "E.fc_var", in, o->z_dim, true, false, &out->fc_var);
-    if (ctx->failed)
+    if (ctx->failed || clsynth_sn_collect(ctx, g, first_buffer, "E", &out->sn))
         return clsynth_fail(err, "%s", ctx->err.msg);
     return 0;
 }
 
-int clsynth_encoder_forward(const clsynth_forward_mode *f, const clsynth_encoder *e, clsynth_tensor *img, clsynth_tensor **mu,
-                         clsynth_tensor **logvar)
+int clsynth_encoder_forward(const clsynth_forward_mode *f_in, const clsynth_encoder *e, clsynth_tensor *img,
+                            clsynth_tensor **mu, clsynth_tensor **logvar)
 {
+    clsynth_forward_mode fm; /* with every spectral-normalized weight normalized, all at once */
+    if (clsynth_sn_forward(f_in, e->sn, &fm))
+        return -1;
+    const clsynth_forward_mode *f = &fm;
     clsynth_tensor *x = img;
     if (img->h != CLSYNTH_ENC_SIZE || img->w != CLSYNTH_ENC_SIZE)
         x = clsynth_resize_bilinear(f->ctx, img, CLSYNTH_ENC_SIZE, CLSYNTH_ENC_SIZE); /* (N, 3, 256, 256) */

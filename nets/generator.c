@@ -15,6 +15,7 @@ int clsynth_generator_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsyn
                         clsynth_err *err)
 {
     memset(G, 0, sizeof *G);
+    const int first_buffer = g->n_buffers;
     clsynth_norm_cfg cfg;
     if (clsynth_norm_parse(o->norm_G, "--norm_G", &cfg, err))
         return -1;
@@ -62,7 +63,7 @@ int clsynth_generator_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsyn
     }
     /* conv_img (3, nf, 3, 3) */
     clsynth_conv_make(ctx, g, "conv_img", nf, 3, 3, 1, 1, true, false, &G->conv_img);
-    if (ctx->failed)
+    if (ctx->failed || clsynth_sn_collect(ctx, g, first_buffer, "G", &G->sn))
         return clsynth_fail(err, "%s", ctx->err.msg);
     return 0;
 }
@@ -76,10 +77,10 @@ static int level_of(const clsynth_tensor *seg, int h, int levels)
     return -1;
 }
 
-clsynth_tensor *clsynth_generator_forward(const clsynth_forward_mode *f, const clsynth_generator *G, clsynth_tensor *seg,
-                                       clsynth_tensor *z)
+clsynth_tensor *clsynth_generator_forward(const clsynth_forward_mode *f_in, const clsynth_generator *G,
+                                       clsynth_tensor *seg, clsynth_tensor *z)
 {
-    clsynth_ctx *ctx = f->ctx;
+    clsynth_ctx *ctx = f_in->ctx;
     if (ctx->failed || !seg)
         return NULL;
     if (seg->c != G->semantic_nc || seg->h != G->sh << G->num_up || seg->w != G->sw << G->num_up) {
@@ -89,6 +90,10 @@ clsynth_tensor *clsynth_generator_forward(const clsynth_forward_mode *f, const c
         return NULL;
     }
     int N = seg->n, nf = G->nf;
+    clsynth_forward_mode fm; /* with every spectral-normalized weight normalized, all at once */
+    if (clsynth_sn_forward(f_in, G->sn, &fm))
+        return NULL;
+    const clsynth_forward_mode *f = &fm;
 
     /* start tensor x (N, 16nf, sh, sw) */
     clsynth_tensor *x;

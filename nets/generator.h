@@ -110,6 +110,7 @@ typedef struct clsynth_encoder {
     clsynth_cna layer[6];
     clsynth_conv fc_mu, fc_var;
     int z_dim;
+    struct clsynth_sn_set *sn; /* its spectral-normalized weights (NULL: none); the maker frees it */
 } clsynth_encoder;
 
 int clsynth_encoder_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o, clsynth_encoder *out,
@@ -132,6 +133,8 @@ typedef struct clsynth_generator {
     clsynth_ccblock cc[CLSYNTH_G_BLOCKS];    /* condconv */
     clsynth_spadeblock sp[CLSYNTH_G_BLOCKS]; /* spade */
     clsynth_conv conv_img;                /* 3×3 nf→3 */
+    struct clsynth_sn_set *sn;            /* its spectral-normalized weights (NULL: none); the maker
+                                             frees it (clsynth_sn_set_free) */
 } clsynth_generator;
 
 int clsynth_generator_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_options *o,

@@ -70,6 +70,16 @@ int clsynth_conv_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name
     return ctx->failed ? -1 : 0;
 }
 
+/* The conv's weight, spectral-normalized when it has a u: the forward's set
+ * output, else normalized alone. */
+static clsynth_tensor *conv_weight(const clsynth_forward_mode *f, const clsynth_conv *c)
+{
+    if (!c->u)
+        return c->w;
+    clsynth_tensor *w = clsynth_sn_set_output(f->sn, c->w);
+    return w ? w : clsynth_spectral_norm(f->ctx, c->w, c->u, c->v, f->update_u);
+}
+
 /* y = conv(x, sn(w)) + b   x (N, cin, H, W) -> (N, cout, H', W') */
 clsynth_tensor *clsynth_conv_forward(const clsynth_forward_mode *f, const clsynth_conv *c, clsynth_tensor *x)
 {
@@ -80,11 +90,7 @@ clsynth_tensor *clsynth_conv_forward(const clsynth_forward_mode *f, const clsynt
 clsynth_tensor *clsynth_conv_forward_epi(const clsynth_forward_mode *f, const clsynth_conv *c, clsynth_tensor *x,
                                       const clsynth_conv_epilogue *e)
 {
-    clsynth_ctx *ctx = f->ctx;
-    clsynth_tensor *w = c->w;
-    if (c->u)
-        w = clsynth_spectral_norm(ctx, c->w, c->u, c->v, f->update_u);
-    return clsynth_conv2d_fused(ctx, x, w, c->b, c->stride, c->pad, e);
+    return clsynth_conv2d_fused(f->ctx, x, conv_weight(f, c), c->b, c->stride, c->pad, e);
 }
 
 int clsynth_linear_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *name, int in, int out,
@@ -96,11 +102,7 @@ int clsynth_linear_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *na
 /* x (N, in...) -> (N, out, 1, 1) */
 clsynth_tensor *clsynth_linear_forward(const clsynth_forward_mode *f, const clsynth_conv *c, clsynth_tensor *x)
 {
-    clsynth_ctx *ctx = f->ctx;
-    clsynth_tensor *w = c->w;
-    if (c->u)
-        w = clsynth_spectral_norm(ctx, c->w, c->u, c->v, f->update_u);
-    return clsynth_linear(ctx, x, w, c->b);
+    return clsynth_linear(f->ctx, x, conv_weight(f, c), c->b);
 }
 
 /* ---- normalization ---- */
@@ -268,4 +270,29 @@ int clsynth_init_spectral_v(clsynth_ctx *ctx, clsynth_param_group *g, const bool
             return -1;
     }
     return 0;
+}
+
+int clsynth_sn_collect(clsynth_ctx *ctx, clsynth_param_group *g, int first_buffer, const char *name,
+                       clsynth_sn_set **out)
+{
+    *out = NULL;
+    if (ctx->failed)
+        return -1;
+    for (int i = first_buffer; i < g->n_buffers; i++) {
+        clsynth_tensor *v = g->buffers[i], *w = NULL, *u = NULL;
+        if (!ends_with(v->name, ".v"))
+            continue;
+        if (!*out && !(*out = clsynth_sn_set_new(ctx, name)))
+            return -1;
+        if (sn_partners(ctx, g, v, &w, &u) || clsynth_sn_set_add(ctx, *out, w, u, v))
+            return -1;
+    }
+    return 0;
+}
+
+int clsynth_sn_forward(const clsynth_forward_mode *f, clsynth_sn_set *s, clsynth_forward_mode *out)
+{
+    *out = *f;
+    out->sn = s;
+    return s && !clsynth_spectral_norm_set(f->ctx, s, f->update_u) ? -1 : 0;
 }

@@ -22,12 +22,17 @@
 #include "clcore/params.h"
 #include "clcore/tensor.h"
 
+struct clsynth_sn_set;
+
 /* How a forward pass runs. */
 typedef struct clsynth_forward_mode {
     clsynth_ctx *ctx;
     bool training; /* batch norm: batch statistics + running-stat update (else running stats) */
     bool update_u; /* spectral norm: one power iteration (v, then u) before normalizing;
                       else the stored u and v give sigma, as PyTorch's eval */
+    struct clsynth_sn_set *sn; /* the network's spectral-normalized weights, normalized together at
+                                  the start of its forward (clsynth_sn_forward); NULL, or a conv not
+                                  in it: the conv normalizes its own weight (clsynth_spectral_norm) */
 } clsynth_forward_mode;
 
 typedef enum clsynth_norm_kind {
@@ -114,6 +119,17 @@ int clsynth_init_group(clsynth_ctx *ctx, clsynth_param_group *g, uint64_t seed, 
 /* ".v" <- normalize(Wᵀu) from the group's current weights and u, for every
  * ".v" buffer i with which[i] (which NULL: all of them). */
 int clsynth_init_spectral_v(clsynth_ctx *ctx, clsynth_param_group *g, const bool *which);
+
+/* The spectral-normalized convs declared in g from buffer index first_buffer
+ * on (a network's: g->n_buffers before its make) as a new set (*out NULL
+ * when there are none), for clsynth_sn_forward. */
+int clsynth_sn_collect(clsynth_ctx *ctx, clsynth_param_group *g, int first_buffer, const char *name,
+                       struct clsynth_sn_set **out);
+/* *out = *f with the weights of s normalized now, all at once (one power
+ * iteration first when f->update_u), for the convs of the network's forward
+ * to use: each weight once per forward, as each conv normalizing its own
+ * would. s NULL (a network without spectral norm): out->sn NULL. */
+int clsynth_sn_forward(const clsynth_forward_mode *f, struct clsynth_sn_set *s, clsynth_forward_mode *out);
 
 /* "name" formatted into a caller buffer (layer names are built from parts). */
 const char *clsynth_layer_name(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

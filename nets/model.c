@@ -95,6 +95,9 @@ void clsynth_model_free(clsynth_ctx *ctx, clsynth_model *m)
 {
     if (!m)
         return;
+    clsynth_sn_set_free(ctx, m->gen.sn);
+    clsynth_sn_set_free(ctx, m->enc.sn);
+    clsynth_sn_set_free(ctx, m->disc.sn);
     clsynth_group_free(ctx, m->G);
     clsynth_group_free(ctx, m->D);
     clsynth_vgg_free(ctx, m->vgg);
@@ -207,7 +210,7 @@ clsynth_tensor *clsynth_model_generate_z(clsynth_ctx *ctx, clsynth_model *m, cls
         *z_out = NULL;
     if (ctx->failed || !seg)
         return NULL;
-    clsynth_forward_mode f = { ctx, false, false };
+    clsynth_forward_mode f = { ctx, false, false, NULL };
     clsynth_tensor *z = clsynth_model_z(&f, m, seg->n, real, mu, logvar);
     if (m->opt.use_vae && !z)
         return NULL;

@@ -54,7 +54,7 @@ static clsynth_tensor *generate_fake(const clsynth_forward_mode *f, clsynth_mode
 
 static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, clsynth_losses *out)
 {
-    clsynth_forward_mode f = { ctx, true, true };
+    clsynth_forward_mode f = { ctx, true, true, NULL };
     if (clsynth_group_zero_grad(ctx, m->D))
         return -1;
     clsynth_group_set_requires_grad(m->D, true);
@@ -68,7 +68,7 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
     clsynth_release_newer(ctx, mark, &fake, 1); /* G's intermediates: only fake is needed */
 
     clsynth_d_out pf, pr;
-    clsynth_forward_mode f_again = { ctx, true, false }; /* one power iteration per D pass over fake + real */
+    clsynth_forward_mode f_again = { ctx, true, false, NULL }; /* one power iteration per D pass over fake + real */
     if (clsynth_disc_forward(&f, &m->disc, fake, seg, &pf) || clsynth_disc_forward(&f_again, &m->disc, real, seg, &pr))
         return abandon(ctx);
     clsynth_tensor *d_fake = clsynth_loss_d_hinge(ctx, &pf, false);
@@ -84,7 +84,7 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
 static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, clsynth_losses *out)
 {
     const clsynth_options *o = &m->opt;
-    clsynth_forward_mode f = { ctx, true, true };
+    clsynth_forward_mode f = { ctx, true, true, NULL };
     if (clsynth_group_zero_grad(ctx, m->G))
         return -1;
     clsynth_group_set_requires_grad(m->D, false);
@@ -99,7 +99,7 @@ static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
         goto fail;
     clsynth_tensor *total = g_gan;
     if (!o->no_ganFeat_loss) {
-        clsynth_forward_mode f_real = { ctx, true, false };
+        clsynth_forward_mode f_real = { ctx, true, false, NULL };
         unsigned long mark = ctx->tensor_serial;
         clsynth_no_grad_begin(ctx);
         int rc = clsynth_disc_forward(&f_real, &m->disc, real, seg, &pr);
