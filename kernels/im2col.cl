@@ -9,7 +9,7 @@
  * (ns, Cin*KH*KW, P) with ld_r = P, ld_n = Cin*KH*KW*P (a batched GEMM).
  *
  *   im2col:     col(r, n, p) = x(n, ci, oy*s+ky-pad, ox*s+kx-pad) (0 outside the image).
- *   col2im_acc: dx(n, ci, iy, ix) += col(r, n, q - p0) for each tap (ky, kx) in turn whose output
+ *   col2im_acc: dx(n, ci, iy, ix) (+)= sum of col(r, n, q - p0) over the taps (ky, kx) whose output
  *               pixel q = oy*OW + ox (iy+pad-ky = oy*s, ix+pad-kx = ox*s) lies in the range.
  *               A gather: every dx element is owned by one work-item (no atomics, fixed order).
  *   swap01:     dst(j, i, p) = src(i, j, p) (+ bias(i)): (D0, D1, D2) -> (D1, D0, D2), e.g. a
@@ -87,16 +87,44 @@ __kernel void col2im_acc(__global const float *col, const int col_off, __global 
     const int KK = KH * KW;
     const int id = (int)get_global_id(0), step = (int)get_global_size(0);
     __global float *d = dx + dx_off + (z * H + iy) * W;
-    if (!accumulate) /* a fresh gradient (clsynth_grad_for_write): its contents are undefined */
-        for (int ix = id; ix < W; ix += step)
-            d[ix] = 0.0f;
-    /* tap after tap, each adding its column row to the dx row (the same order for every
-     * row-items count): at stride 1 a shifted contiguous add, which PoCL vectorizes */
+    __global const float *cn = col + col_off + n * ld_n;
+    if (accumulate) {
+        /* dx += (the taps' sum, in tap order): an existing gradient gets one rounding */
+        for (int ix = id; ix < W; ix += step) {
+            float s = 0.0f;
+            for (int ky = 0; ky < KH; ky++) {
+                const int ty = iy + pad - ky;
+                if (ty < 0 || (stride > 1 && ty % stride))
+                    continue;
+                const int oy = stride > 1 ? ty / stride : ty; /* no division at stride 1 */
+                if (oy >= OH)
+                    continue;
+                for (int kx = 0; kx < KW; kx++) {
+                    const int tx = ix + pad - kx;
+                    if (tx < 0 || (stride > 1 && tx % stride))
+                        continue;
+                    const int ox = stride > 1 ? tx / stride : tx;
+                    if (ox >= OW)
+                        continue;
+                    const int q = oy * OW + ox - p0;
+                    if (q >= 0 && q < P)
+                        s += cn[(ci * KK + ky * KW + kx) * ld_r + q];
+                }
+            }
+            d[ix] += s;
+        }
+        return;
+    }
+    /* a fresh gradient (clsynth_grad_for_write), contents undefined: zero, then tap after
+     * tap a shifted add of its column row, at stride 1 contiguous (PoCL vectorizes it);
+     * the same roundings as the sum above started from 0 */
+    for (int ix = id; ix < W; ix += step)
+        d[ix] = 0.0f;
     for (int ky = 0; ky < KH; ky++) {
         const int ty = iy + pad - ky;
         if (ty < 0 || (stride > 1 && ty % stride))
             continue;
-        const int oy = stride > 1 ? ty / stride : ty; /* no division at stride 1 */
+        const int oy = stride > 1 ? ty / stride : ty;
         if (oy >= OH)
             continue;
         const int ox_lo = max(0, p0 - oy * OW), ox_hi = min(OW, p0 + P - oy * OW); /* the row's pixels in range */
@@ -104,7 +132,7 @@ __kernel void col2im_acc(__global const float *col, const int col_off, __global 
             continue;
         for (int kx = 0; kx < KW; kx++) {
             /* col element of output pixel ox of this row */
-            __global const float *c = col + col_off + n * ld_n + (ci * KK + ky * KW + kx) * ld_r + oy * OW - p0;
+            __global const float *c = cn + (ci * KK + ky * KW + kx) * ld_r + oy * OW - p0;
             if (stride == 1) { /* ox = ix + pad - kx */
                 const int off = pad - kx, lo = max(0, ox_lo - off), hi = min(W, ox_hi - off);
                 for (int ix = first_from(lo, id, step); ix < hi; ix += step)

@@ -403,6 +403,51 @@ START_TEST(gemm_in_sample_chunks_matches_reference)
 }
 END_TEST
 
+typedef struct acc_user {
+    const conv_case *c;
+    variant *v;
+} acc_user;
+
+static clsynth_tensor *acc_forward(clsynth_ctx *cx, clsynth_tensor **in, void *user)
+{
+    const acc_user *u = user;
+    return clsynth_conv2d_forced(cx, in[0], in[1], u->c->bias ? in[2] : NULL, u->c->stride, u->c->pad, u->v->algo,
+                                 force_of(u->v));
+}
+
+/* A second backward adds to the gradients of the first: the input's gradient
+ * is written (not added) when it is new (clsynth_grad_for_write) and added to
+ * when it exists, in every variant, in whole batches, in pixel ranges (a
+ * 24 KiB column budget) and at a plain 1x1 conv. */
+START_TEST(gradients_accumulate_into_existing_gradients)
+{
+    static const conv_case cs[] = { { 2, 5, 7, 5, 3, 4, 2, 1, 1 }, { 2, 3, 9, 7, 4, 3, 1, 1, 0 },
+                                    { 2, 6, 5, 4, 3, 1, 1, 0, 1 } };
+    variant v[MAX_VARIANTS + 1];
+    int nv = skip_gemm("gradients_accumulate_into_existing_gradients (GEMM variants)") ? 0 : gemm_variants(v);
+    v[nv++] = plain_variant(CLSYNTH_CONV_DIRECT);
+    for (int budget = 0; budget < 2; budget++) {
+        ctx->conv_col_bytes = budget ? 24576 : 0;
+        for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
+            for (int k = 0; k < nv; k++) {
+                const conv_case *c = &cs[i];
+                conv_data d = make_data(c, 900 + i);
+                clsynth_tensor *in[3] = { clsynth_test_input(ctx, "x", c->N, c->Cin, c->H, c->W, d.x),
+                                          clsynth_test_input(ctx, "w", c->Cout, c->Cin, c->K, c->K, d.w),
+                                          clsynth_test_input(ctx, "b", 1, c->Cout, 1, 1, d.b) };
+                char what[200];
+                describe(c, v[k].name, what, sizeof what);
+                acc_user u = { c, &v[k] };
+                clsynth_test_check_accumulates(ctx, what, acc_forward, in, c->bias ? 3 : 2, &u);
+                for (int j = 0; j < 3; j++)
+                    clsynth_tensor_free(ctx, in[j]);
+                free_data(&d);
+            }
+    }
+    ctx->conv_col_bytes = 0; /* the context is shared by the tests */
+}
+END_TEST
+
 /* One GEMM call per layer and pass over the whole batch: a forward makes one,
  * a backward two (dW and dx), in either layout, whatever the batch. */
 START_TEST(gemm_path_makes_one_gemm_call_per_layer_and_pass)
@@ -820,6 +865,7 @@ int main(void)
     tcase_add_test(tc, gemm_backward_matches_reference);
     tcase_add_test(tc, gemm_in_pixel_chunks_matches_reference);
     tcase_add_test(tc, gemm_in_sample_chunks_matches_reference);
+    tcase_add_test(tc, gradients_accumulate_into_existing_gradients);
     tcase_add_test(tc, gemm_path_makes_one_gemm_call_per_layer_and_pass);
     tcase_add_test(tc, gemm_products_are_the_gemms_the_op_runs);
     tcase_add_test(tc, direct_gradients_match_finite_differences);
