@@ -1,6 +1,9 @@
 /* clsynth: command-line entry point; dispatches to tools/cmd_*.c. */
+#define _GNU_SOURCE /* setenv, execv */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tools/commands.h"
 #include "tools/dist.h"
@@ -33,8 +36,29 @@ static void usage(FILE *f)
                "default: $CLSYNTH_DEVICE, else the first GPU, else accelerator, else CPU).\n");
 }
 
+/* OpenBLAS's idle worker threads spin (sched_yield) for 2^28 cycles after every
+ * threaded GEMM. On a CPU OpenCL device the runtime's own workers need those
+ * cores for the kernels between the GEMMs: at 2 threads on 2 cores about 30 % of
+ * a tiny training step's CPU samples were that spinning, and with
+ * OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles, OpenBLAS's minimum) a tiny step took
+ * 0.81x and a small step 0.79-0.89x the time (platforms.md). OpenBLAS reads the
+ * variable only when it loads, before main, so the process sets it and starts
+ * itself again once; a value the user set is kept. */
+static void openblas_thread_timeout(char **argv)
+{
+#if defined(CLSYNTH_HAVE_CBLAS) && defined(__linux__)
+    if (getenv("OPENBLAS_THREAD_TIMEOUT"))
+        return;
+    if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) == 0)
+        execv("/proc/self/exe", argv); /* returns only on failure: then run on as we are */
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char **argv)
 {
+    openblas_thread_timeout(argv);
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
