@@ -35,6 +35,17 @@ int first_from(const int lo, const int start, const int step)
     return start >= lo ? start : lo + (step - (lo - start) % step) % step;
 }
 
+/* The output index o (0 <= o < O) whose tap k reads input index i at this stride and
+ * pad (i + pad - k = o * stride), or -1 when there is none. */
+int tap_out(const int i, const int pad, const int k, const int stride, const int O)
+{
+    const int t = i + pad - k;
+    if (t < 0 || (stride > 1 && t % stride))
+        return -1;
+    const int o = stride > 1 ? t / stride : t; /* no division at stride 1 */
+    return o < O ? o : -1;
+}
+
 /* global (row items, output rows meeting [p0, p0+P), Cin*KH*KW * ns); x_off: sample 0 of the
  * chunk. Dimension 0 runs along an output row (contiguous in col and, at stride 1, in x). */
 __kernel void im2col(__global const float *x, const int x_off, __global float *col, const int col_off,
@@ -93,18 +104,12 @@ __kernel void col2im_acc(__global const float *col, const int col_off, __global 
         for (int ix = id; ix < W; ix += step) {
             float s = 0.0f;
             for (int ky = 0; ky < KH; ky++) {
-                const int ty = iy + pad - ky;
-                if (ty < 0 || (stride > 1 && ty % stride))
-                    continue;
-                const int oy = stride > 1 ? ty / stride : ty; /* no division at stride 1 */
-                if (oy >= OH)
+                const int oy = tap_out(iy, pad, ky, stride, OH);
+                if (oy < 0)
                     continue;
                 for (int kx = 0; kx < KW; kx++) {
-                    const int tx = ix + pad - kx;
-                    if (tx < 0 || (stride > 1 && tx % stride))
-                        continue;
-                    const int ox = stride > 1 ? tx / stride : tx;
-                    if (ox >= OW)
+                    const int ox = tap_out(ix, pad, kx, stride, OW);
+                    if (ox < 0)
                         continue;
                     const int q = oy * OW + ox - p0;
                     if (q >= 0 && q < P)
@@ -121,11 +126,8 @@ __kernel void col2im_acc(__global const float *col, const int col_off, __global 
     for (int ix = id; ix < W; ix += step)
         d[ix] = 0.0f;
     for (int ky = 0; ky < KH; ky++) {
-        const int ty = iy + pad - ky;
-        if (ty < 0 || (stride > 1 && ty % stride))
-            continue;
-        const int oy = stride > 1 ? ty / stride : ty;
-        if (oy >= OH)
+        const int oy = tap_out(iy, pad, ky, stride, OH);
+        if (oy < 0)
             continue;
         const int ox_lo = max(0, p0 - oy * OW), ox_hi = min(OW, p0 + P - oy * OW); /* the row's pixels in range */
         if (ox_lo >= ox_hi)
@@ -139,11 +141,8 @@ __kernel void col2im_acc(__global const float *col, const int col_off, __global 
                     d[ix] += c[ix + off];
             } else {
                 for (int ix = id; ix < W; ix += step) {
-                    const int tx = ix + pad - kx;
-                    if (tx < 0 || tx % stride)
-                        continue;
-                    const int ox = tx / stride;
-                    if (ox >= ox_lo && ox < ox_hi)
+                    const int ox = tap_out(ix, pad, kx, stride, OW);
+                    if (ox >= ox_lo && ox < ox_hi) /* no tap (-1) lies below ox_lo >= 0 */
                         d[ix] += c[ox];
                 }
             }

@@ -166,21 +166,31 @@ static float sn_row_lanes(__global const float *a, __global const float *b, int 
     return part[0];
 }
 
-/* Global (L * row groups), local (L): work-group g computes rows
- * o0 .. o0 + L / R - 1 of weight i, R items per row. */
-__kernel void sn_set_wv(__global const float *restrict w, __global const float *restrict vu, const int vu_off,
-                        __global float *restrict wv, const int wv_off, __global const int *restrict tab,
-                        const int row_at, __local float *ls)
+/* The row dots of a row group (work-group g: rows o0 .. o0 + L / R - 1 of
+ * weight i, R items per row): out[d[SN_R] + o] = a row o . b, a's rows at
+ * descriptor field a_at, b at field b_at, a row of its own per o when b_rows
+ * (else one vector for every row). */
+void sn_row_dots(__global const float *a, const int a_at, __global const float *b, const int b_at, const int b_rows,
+                 __global float *out, __global const int *tab, const int row_at, __local float *ls)
 {
     const int lid = get_local_id(0), g = get_group_id(0);
     const int i = tab[row_at + 2 * g];
     __global const int *d = tab + i * SN_DESC;
     const int Cout = d[SN_ROWS], K = d[SN_COLS], R = d[SN_ITEMS];
     const int o = tab[row_at + 2 * g + 1] + lid / R, r = lid & (R - 1);
-    const float s = o < Cout ? sn_row_lanes(w + d[SN_W] + o * K, vu + vu_off + d[SN_C], K, d[SN_S], R, r) : 0.0f;
+    const float s =
+        o < Cout ? sn_row_lanes(a + d[a_at] + o * K, b + d[b_at] + (b_rows ? o * K : 0), K, d[SN_S], R, r) : 0.0f;
     sn_segment_tree(ls, s, lid, R);
     if (r == 0 && o < Cout)
-        wv[wv_off + d[SN_R] + o] = ls[lid];
+        out[d[SN_R] + o] = ls[lid];
+}
+
+/* Global (L * row groups), local (L): wv = W v, one row dot per row. */
+__kernel void sn_set_wv(__global const float *restrict w, __global const float *restrict vu, const int vu_off,
+                        __global float *restrict wv, const int wv_off, __global const int *restrict tab,
+                        const int row_at, __local float *ls)
+{
+    sn_row_dots(w, SN_W, vu + vu_off, SN_C, 0, wv + wv_off, tab, row_at, ls);
 }
 
 /* Global (L * weights), local (L): work-group i handles weight i's u and sigma.
@@ -237,21 +247,12 @@ __kernel void sn_set_scale(__global const float *restrict w, __global const floa
         y[t] = x[t] / sg;
 }
 
-/* Global (L * row groups), local (L): as sn_set_wv. */
+/* Global (L * row groups), local (L): rows(o) = dWsn row o . W row o. */
 __kernel void sn_set_rowdot(__global const float *restrict dwsn, const int dwsn_off, __global const float *restrict w,
                             __global float *restrict rows, const int rows_off, __global const int *restrict tab,
                             const int row_at, __local float *ls)
 {
-    const int lid = get_local_id(0), g = get_group_id(0);
-    const int i = tab[row_at + 2 * g];
-    __global const int *d = tab + i * SN_DESC;
-    const int Cout = d[SN_ROWS], K = d[SN_COLS], R = d[SN_ITEMS];
-    const int o = tab[row_at + 2 * g + 1] + lid / R, r = lid & (R - 1);
-    const float s = o < Cout ? sn_row_lanes(dwsn + dwsn_off + d[SN_E] + o * K, w + d[SN_W] + o * K, K, d[SN_S], R, r)
-                             : 0.0f;
-    sn_segment_tree(ls, s, lid, R);
-    if (r == 0 && o < Cout)
-        rows[rows_off + d[SN_R] + o] = ls[lid];
+    sn_row_dots(dwsn + dwsn_off, SN_E, w, SN_W, 1, rows + rows_off, tab, row_at, ls);
 }
 
 /* Global (L * weights), local (L): work-group i handles weight i. */
