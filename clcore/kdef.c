@@ -380,16 +380,6 @@ int clsynth_kbench_input(clsynth_ctx *ctx, clsynth_kbench *b, const char *name, 
     return 0;
 }
 
-unsigned clsynth_kdef_src_hash(const clsynth_kdef *d)
-{
-    const char *src = d->file ? clsynth_kernel_source(d->file) : d->revision;
-    if (!src)
-        return 0;
-    uint64_t h = clsynth_fnv1a(CLSYNTH_FNV_SEED, src, strlen(src));
-    unsigned x = (unsigned)(h ^ (h >> 32));
-    return x ? x : 1;
-}
-
 static void shape_key(const clsynth_kdef *d, const void *base, int n, int i, char *key, size_t len)
 {
     key[0] = 0;

@@ -193,9 +193,22 @@ clsynth_klimits clsynth_klimits_of(const clsynth_ctx *ctx);
 bool clsynth_kdef_fits(const clsynth_kdef *d, const int *v, const void *shape, const clsynth_klimits *lim,
                        size_t local[3], size_t *local_mem, char *why, size_t len);
 
-/* FNV-1a of the kernel source, or of the revision string of a descriptor
- * without a file (0 for neither): entries tuned with another are stale. */
+/* ---- source hashes (clcore/kdef_src.c) ---- */
+
+/* The hash that dates d's tuning entries: FNV-1a of the part of its kernel
+ * file its kernels depend on (the file without comments, whitespace runs
+ * folded, without other descriptors' __kernel functions), or of the revision
+ * string of a descriptor without a file (0 for neither). Entries tuned under
+ * another are stale. */
 unsigned clsynth_kdef_src_hash(const clsynth_kdef *d);
+
+/* The former hash, of the whole file as it is (0 without a file): entries
+ * written under it are current while the file is unchanged. */
+unsigned clsynth_kdef_src_legacy(const clsynth_kdef *d);
+
+/* The text clsynth_kdef_src_hash hashes, of kernel source src (malloc'd;
+ * NULL when out of memory). */
+char *clsynth_kdef_own_source(const clsynth_kdef *d, const char *src);
 
 /* Smallest power of two >= x (x >= 1), for the descriptors' shape rules. */
 static inline int clsynth_pow2_ceil(int x)

@@ -280,11 +280,15 @@ static int add_record(void *user, const clsynth_tune_record *r, int line)
 {
     reader *rd = user;
     const clsynth_kdef *d = clsynth_kdef_find(r->kernel);
+    clsynth_tune_record cur = *r;
     if (d && ((r->src && d->file) || (!d->file && d->revision)) && r->src != clsynth_kdef_src_hash(d)) {
-        rd->stale++;
-        return 0;
+        if (!d->file || r->src != clsynth_kdef_src_legacy(d)) {
+            rd->stale++;
+            return 0;
+        }
+        cur.src = clsynth_kdef_src_hash(d); /* tuned on this very file under the former hash */
     }
-    slot *s = table_put(rd->t, r);
+    slot *s = table_put(rd->t, &cur);
     if (!s)
         return -1;
     s->line = line;

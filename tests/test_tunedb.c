@@ -16,6 +16,7 @@
 #include "clcore/kconfig.h"
 #include "clcore/kdefs.h"
 #include "clcore/ops.h"
+#include "clcore/program.h"
 #include "clcore/tunedb.h"
 #include "testutil.h"
 
@@ -393,6 +394,109 @@ START_TEST(gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults
 }
 END_TEST
 
+
+/* A kernel file of two descriptors' kernels with a shared helper, as
+ * kernels/norm.cl is: only own kernels, helpers and code count. */
+static const char TWO_KERNELS[] =
+    "/* header */\n#pragma OPENCL FP_CONTRACT OFF\n#error \"a kernel descriptor (x) { }\"\n"
+    "static float helper(float v) { return v * 2.0f; } // twice\n"
+    "__kernel __attribute__((reqd_work_group_size(8, 1, 1)))\nvoid first(__global float *p)\n"
+    "{\n    if (p[0] > 0) { p[0] = helper(p[0]); }\n}\n\n"
+    "__kernel void second(__global float *p) { p[1] = '}'; }\n";
+
+static char *own_of(const char *kernel, const char *src)
+{
+    const clsynth_kdef d = { .key = "test", .file = "test.cl", .kernels = { kernel } };
+    char *own = clsynth_kdef_own_source(&d, src);
+    ck_assert_ptr_nonnull(own);
+    return own;
+}
+
+START_TEST(source_hash_covers_own_kernels_helpers_and_code_only)
+{
+    char *first = own_of("first", TWO_KERNELS), *second = own_of("second", TWO_KERNELS);
+    ck_assert_msg(strstr(first, "void first(") && !strstr(first, "second"), "first: %s", first);
+    ck_assert_msg(strstr(second, "void second(") && !strstr(second, "void first"), "second: %s", second);
+    for (int i = 0; i < 2; i++) { /* shared code and the literals stay, comments go */
+        const char *o = i ? second : first;
+        ck_assert_msg(strstr(o, "static float helper(float v) { return v * 2.0f; }") &&
+                          strstr(o, "#error \"a kernel descriptor (x) { }\"") && !strstr(o, "twice") &&
+                          !strstr(o, "header"),
+                      "%s", o);
+    }
+    /* another kernel's edit, a new kernel and comments or layout leave "first" alone */
+    char edited[1024];
+    snprintf(edited, sizeof edited, "%s\n/* new */\n__kernel void third(__global float *q) { q[2] = 3; }\n",
+             TWO_KERNELS);
+    char *p = strstr(edited, "p[1] = '}'");
+    ck_assert_ptr_nonnull(p);
+    p[5] = '-';
+    char *moved = strstr(edited, "{\n    if");
+    ck_assert_ptr_nonnull(moved);
+    moved[1] = ' ';
+    char *a = own_of("first", edited), *b = own_of("second", edited);
+    ck_assert_str_eq(a, first);
+    ck_assert_str_ne(b, second);
+    free(a);
+    free(b);
+    /* an edit of the helper or of the kernel itself counts */
+    snprintf(edited, sizeof edited, "%s", TWO_KERNELS);
+    p = strstr(edited, "2.0f");
+    p[0] = '3';
+    a = own_of("first", edited);
+    b = own_of("second", edited);
+    ck_assert_str_ne(a, first);
+    ck_assert_str_ne(b, second);
+    free(a);
+    free(b);
+    free(first);
+    free(second);
+    /* every descriptor of ours finds its kernels in its file */
+    int n;
+    const clsynth_kdef *const *defs = clsynth_kdefs(&n);
+    for (int i = 0; i < n; i++) {
+        if (!defs[i]->file)
+            continue;
+        char *own = clsynth_kdef_own_source(defs[i], clsynth_kernel_source(defs[i]->file));
+        ck_assert_ptr_nonnull(own);
+        for (int k = 0; k < CLSYNTH_K_MAX_KERNELS && defs[i]->kernels[k]; k++) {
+            char sig[160];
+            snprintf(sig, sizeof sig, " %s(", defs[i]->kernels[k]);
+            ck_assert_msg(strstr(own, sig), "%s: kernel %s missing from its hashed source", defs[i]->key,
+                          defs[i]->kernels[k]);
+        }
+        ck_assert_uint_ne(clsynth_kdef_src_hash(defs[i]), clsynth_kdef_src_legacy(defs[i]));
+        free(own);
+    }
+}
+END_TEST
+
+START_TEST(entry_under_the_former_whole_file_hash_is_kept_and_saved_with_the_new_one)
+{
+    const unsigned legacy = clsynth_kdef_src_legacy(&clsynth_kdef_dwconv_fwd);
+    const unsigned now = clsynth_kdef_src_hash(&clsynth_kdef_dwconv_fwd);
+    char ent[256];
+    snprintf(ent, sizeof ent, "dwconv_fwd 8x8x8 opts=\"-DVW=4 -DTILE_W=8 -DTILE_H=8\" src=%08x\n", legacy);
+    clsynth_test_write_tunedb(ctx, "legacy.txt", NULL, NULL, NULL, ent);
+    clsynth_ctx *c = clsynth_test_ctx();
+    clsynth_tunedb_set_path(c, "legacy.txt");
+    int v[CLSYNTH_K_MAX_PARAMS];
+    ck_assert_int_eq(dw_lookup(c, "8x8x8", v), CLSYNTH_TUNEDB_DEVICE);
+    ck_assert_uint_eq(clsynth_tunedb_warnings(c), 0);
+    ck_assert_int_eq(clsynth_tunedb_save(c, "legacy.txt"), 0);
+    clsynth_ctx_free(c);
+    FILE *f = fopen("legacy.txt", "r");
+    ck_assert_ptr_nonnull(f);
+    char buf[8192];
+    size_t got = fread(buf, 1, sizeof buf - 1, f);
+    buf[got] = 0;
+    fclose(f);
+    char want[32];
+    snprintf(want, sizeof want, "src=%08x", now);
+    ck_assert_msg(strstr(buf, want) != NULL, "saved file lacks %s:\n%s", want, buf);
+}
+END_TEST
+
 int main(void)
 {
     return clsynth_test_main("tunedb", &ctx, 600,
@@ -404,5 +508,7 @@ int main(void)
                                                entries_with_undeclared_tunables_or_illegal_values_are_dropped_at_load,
                                                tuned_entry_whose_kernel_does_not_build_falls_back_to_the_defaults,
                                                illegal_clblast_entry_is_dropped_at_load_and_sgemm_works,
-                                               gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults));
+                                               gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults,
+                                               source_hash_covers_own_kernels_helpers_and_code_only,
+                                               entry_under_the_former_whole_file_hash_is_kept_and_saved_with_the_new_one));
 }
