@@ -11,6 +11,8 @@
 #ifndef CLSYNTH_NORM_STEPS_H
 #define CLSYNTH_NORM_STEPS_H
 
+#include <stdbool.h>
+
 #include "clcore/context.h"
 #include "clcore/kconfig.h"
 #include "clcore/tensor.h"
@@ -21,32 +23,49 @@
 int clsynth_norm_resolve(clsynth_ctx *ctx, const clsynth_kdef *def, clsynth_kforce *force, int Nv, int G, int HW,
                          clsynth_kcfg *cfg);
 
+/* The activation fused into a norm op's kernels: none (on 0) or LeakyReLU of
+ * slope >= 0 (0: ReLU). y is the op's output, which the backward kernels
+ * read for the activation's derivative (NULL in the forward). */
+typedef struct clsynth_norm_actv {
+    int on;
+    float slope;
+    const clsynth_tensor *y;
+} clsynth_norm_actv;
+
 /* Per-chunk partial moments: (1, G, P, 3) activation holding (count, mean, M2)
  * of each of P chunks of each group (Welford within a chunk; merge with Chan).
  * cfg: norm_partial_stats resolved at (Nv, G, HW); P follows from it. */
 clsynth_tensor *clsynth_norm_partial_moments(clsynth_ctx *ctx, const clsynth_kcfg *cfg, const clsynth_tensor *x,
                                              int Nv, int G, int HW);
 
-/* y = (x - mean[g]) * invstd[g] * gamma[c] + beta[c]; g = c, or n*C + c per instance. */
+/* y = act((x - mean[g]) * invstd[g] * gamma[c] + beta[c]); g = c, or n*C + c
+ * per instance; act may be NULL (none). */
 int clsynth_norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor *y, const clsynth_tensor *mean,
                        const clsynth_tensor *invstd, const clsynth_tensor *gamma, const clsynth_tensor *beta,
-                       int per_instance);
+                       int per_instance, const clsynth_norm_actv *act);
 
-/* (1, G, 1, 2) activation: (sum dy, sum dy * xhat) per group, xhat = (x - mean) * invstd.
- * cfg: norm_partial_dsums resolved at (Nv, G, HW). */
+/* (1, G, 1, 2): (sum dy', sum dy' * xhat) per group, xhat = (x - mean) *
+ * invstd, dy' = dy through act (NULL: none). cfg: norm_partial_dsums resolved
+ * at (Nv, G, HW). Batch norm may pass its affine gradients dg, db (either
+ * NULL): where one chunk covers a group they are added in the same launch and
+ * *affine_done is set; otherwise the caller adds them (clsynth_norm_affine_grads). */
 clsynth_tensor *clsynth_norm_grad_sums(clsynth_ctx *ctx, const clsynth_kcfg *cfg, const clsynth_tensor *x,
-                                       const clsynth_tensor *dy, const clsynth_tensor *mean,
-                                       const clsynth_tensor *invstd, int Nv, int G, int HW);
+                                       const clsynth_tensor *dy, const clsynth_norm_actv *act,
+                                       const clsynth_tensor *mean, const clsynth_tensor *invstd, int Nv, int G,
+                                       int HW, clsynth_tensor *dg, clsynth_tensor *db, bool *affine_done);
 
 /* dgamma[c] += sum over the Nrep rows of sums (n*C + c).1, dbeta[c] += ... .0
  * (Nrep = 1 for batch norm, N for instance norm); either may be NULL. */
 int clsynth_norm_affine_grads(clsynth_ctx *ctx, const clsynth_tensor *sums, int Nrep, int C, clsynth_tensor *dgamma,
                               clsynth_tensor *dbeta);
 
-/* dx += gamma * invstd * (dy - (sum dy + xhat * sum dy*xhat) / M) (training),
- * dx += gamma * invstd * dy (eval; sums unused). M = values per group. */
+/* dx (+)= gamma * invstd * (dy' - (sum dy' + xhat * sum dy'*xhat) / M) (training),
+ * dx (+)= gamma * invstd * dy' (eval; sums unused), dy' = dy through act (NULL:
+ * none). M = values per group. accumulate 0 stores (a fresh dx, from
+ * clsynth_grad_for_write), 1 adds. */
 int clsynth_norm_input_grad(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_tensor *dy, clsynth_tensor *dx,
-                            const clsynth_tensor *mean, const clsynth_tensor *invstd, const clsynth_tensor *gamma,
-                            const clsynth_tensor *sums, int per_instance, int training, float M);
+                            const clsynth_norm_actv *act, const clsynth_tensor *mean, const clsynth_tensor *invstd,
+                            const clsynth_tensor *gamma, const clsynth_tensor *sums, int per_instance, int training,
+                            float M, int accumulate);
 
 #endif

@@ -125,6 +125,13 @@ clsynth_tensor *clsynth_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor *x, c
                                           clsynth_tensor *beta, clsynth_tensor *running_mean,
                                           clsynth_tensor *running_var, bool training, float momentum,
                                           float eps, struct clsynth_kforce *force);
+/* LeakyReLU(batch_norm(x), slope) as one op (slope >= 0; 0 is ReLU): the same
+ * values and gradients as the two ops, without the activation's launches,
+ * tensor and gradient (its derivative is read off the output). */
+clsynth_tensor *clsynth_batch_norm_lrelu(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                         clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                         clsynth_tensor *running_var, bool training, float momentum, float eps,
+                                         float slope);
 /* Synchronized batch norm (clcore/ops_syncbn.c): batch norm whose training
  * statistics cover the batches of every rank of ctx->comm (PyTorch's
  * SyncBatchNorm); exactly clsynth_batch_norm in eval mode and in one process.
@@ -139,9 +146,18 @@ clsynth_tensor *clsynth_sync_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor 
                                                clsynth_tensor *beta, clsynth_tensor *running_mean,
                                                clsynth_tensor *running_var, bool training, float momentum,
                                                float eps, struct clsynth_kforce *force);
+/* LeakyReLU(sync_batch_norm(x), slope): one op where the statistics are one
+ * process's (clsynth_batch_norm_lrelu), else the two. */
+clsynth_tensor *clsynth_sync_batch_norm_lrelu(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                              clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                              clsynth_tensor *running_var, bool training, float momentum,
+                                              float eps, float slope);
 /* Instance norm over (H,W) per sample and channel; gamma/beta (1,C,1,1) or NULL. */
 clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
                                       clsynth_tensor *beta, float eps);
+/* LeakyReLU(instance_norm(x), slope) as one op, as clsynth_batch_norm_lrelu. */
+clsynth_tensor *clsynth_instance_norm_lrelu(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                            clsynth_tensor *beta, float eps, float slope);
 /* SPADE modulation x * (1 + gamma) + beta, all (N,C,H,W). */
 clsynth_tensor *clsynth_spade_mod(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
                                   clsynth_tensor *beta);

@@ -26,6 +26,7 @@
  * work-group of the partial kernel. Both ops resolve them through
  * clsynth_norm_resolve, and every step that launches a partial kernel takes
  * the resolved configuration. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,35 +94,64 @@ static size_t finalize_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, s
 #define STATS_BYTES (sizeof(cl_int) + 2 * sizeof(cl_float)) /* (count, mean, M2) per work-item */
 #define DSUMS_BYTES (2 * sizeof(cl_float))                  /* (sum dy, sum dy * xhat) */
 
+/* What norm_partial_stats writes besides its partials when it finalizes (P = 1). */
+typedef struct norm_stats_out {
+    clsynth_tensor *mean, *invstd, *rmean, *rvar; /* rmean, rvar NULL: no running statistics */
+    float eps, momentum;
+} norm_stats_out;
+
+/* The partials of plan pl into part, or with fin (pl.P = 1) the statistics. */
+static int launch_partial_stats(clsynth_ctx *ctx, const norm_plan *pl, const clsynth_tensor *x, int Nv, int G,
+                                int HW, clsynth_tensor *part, const norm_stats_out *fin)
+{
+    const int update = fin && fin->rmean;
+    clsynth_args a = clsynth_args_begin(ctx, pl->partial, "norm_partial_stats");
+    clsynth_arg_tensor(&a, x);
+    CLSYNTH_ARG_INTS(&a, Nv, G, HW, pl->P, pl->CH);
+    clsynth_arg_tensor(&a, part ? part : fin->mean); /* dummies are never touched */
+    clsynth_arg_int(&a, fin != NULL);
+    clsynth_arg_tensor(&a, fin ? fin->mean : part);
+    clsynth_arg_tensor(&a, fin ? fin->invstd : part);
+    clsynth_arg_float(&a, fin ? fin->eps : 0.0f);
+    clsynth_arg_int(&a, update);
+    clsynth_arg_tensor(&a, update ? fin->rmean : fin ? fin->mean : part);
+    clsynth_arg_tensor(&a, update ? fin->rvar : fin ? fin->mean : part);
+    clsynth_arg_float(&a, fin ? fin->momentum : 0.0f);
+    clsynth_arg_local(&a, pl->L1 * sizeof(cl_int));
+    clsynth_arg_local(&a, pl->L1 * sizeof(cl_float));
+    clsynth_arg_local(&a, pl->L1 * sizeof(cl_float));
+    size_t g1[2] = { pl->L1 * (size_t)pl->P, (size_t)G }, l1[2] = { pl->L1, 1 };
+    return clsynth_launch(&a, 2, g1, l1, pl->L1 * STATS_BYTES, NULL);
+}
+
 clsynth_tensor *clsynth_norm_partial_moments(clsynth_ctx *ctx, const clsynth_kcfg *cfg, const clsynth_tensor *x,
                                              int Nv, int G, int HW)
 {
-    norm_plan pl;
+    norm_plan pl = { 0 };
     if (ctx->failed || plan_of(ctx, cfg, &clsynth_kdef_norm_partial_stats, Nv, G, HW, &pl))
         return NULL;
     clsynth_tensor *part = clsynth_tensor_new(ctx, "norm.stats_partials", 1, G, pl.P, 3); /* (1, G, P, 3) */
     if (!part)
         return NULL;
-    clsynth_args a = clsynth_args_begin(ctx, pl.partial, "norm_partial_stats");
-    clsynth_arg_tensor(&a, x);
-    CLSYNTH_ARG_INTS(&a, Nv, G, HW, pl.P, pl.CH);
-    clsynth_arg_tensor(&a, part);
-    clsynth_arg_local(&a, pl.L1 * sizeof(cl_int));
-    clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
-    clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
-    size_t g1[2] = { pl.L1 * (size_t)pl.P, (size_t)G }, l1[2] = { pl.L1, 1 };
-    return clsynth_launch(&a, 2, g1, l1, pl.L1 * STATS_BYTES, NULL) ? NULL : part;
+    return launch_partial_stats(ctx, &pl, x, Nv, G, HW, part, NULL) ? NULL : part;
 }
 
-/* mean, invstd (G) of x viewed as (Nv, G, HW); updates running stats when given. */
+/* mean, invstd (G) of x viewed as (Nv, G, HW); updates running stats when
+ * given. One launch where one chunk covers a group, else partials + merge. */
 static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, int HW, float eps,
                       clsynth_tensor *mean, clsynth_tensor *invstd, clsynth_tensor *rmean, clsynth_tensor *rvar,
                       float momentum, clsynth_kforce *force)
 {
     const size_t stat_bytes = STATS_BYTES;
     clsynth_kcfg cfg;
-    if (clsynth_norm_resolve(ctx, &clsynth_kdef_norm_partial_stats, force, Nv, G, HW, &cfg))
+    norm_plan pl = { 0 };
+    if (clsynth_norm_resolve(ctx, &clsynth_kdef_norm_partial_stats, force, Nv, G, HW, &cfg) ||
+        plan_of(ctx, &cfg, &clsynth_kdef_norm_partial_stats, Nv, G, HW, &pl))
         return -1;
+    if (pl.P == 1) {
+        const norm_stats_out fin = { mean, invstd, rmean, rvar, eps, momentum };
+        return launch_partial_stats(ctx, &pl, x, Nv, G, HW, NULL, &fin);
+    }
     clsynth_tensor *part = clsynth_norm_partial_moments(ctx, &cfg, x, Nv, G, HW); /* (1, G, P, 3) */
     if (!part)
         return -1;
@@ -154,7 +184,7 @@ static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, 
 /* y (or dx) kernels over (HW, N*C). */
 int clsynth_norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor *y, const clsynth_tensor *mean,
                        const clsynth_tensor *invstd, const clsynth_tensor *gamma, const clsynth_tensor *beta,
-                       int per_instance)
+                       int per_instance, const clsynth_norm_actv *act)
 {
     cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_apply", NULL);
     clsynth_args a = clsynth_args_begin(ctx, k, "norm_apply");
@@ -165,7 +195,8 @@ int clsynth_norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor
     clsynth_arg_tensor(&a, gamma ? gamma : mean); /* dummies are never read */
     clsynth_arg_int(&a, gamma != NULL);
     clsynth_arg_tensor(&a, beta ? beta : mean);
-    CLSYNTH_ARG_INTS(&a, beta != NULL, (int)CLSYNTH_HW(x), x->c, x->n * x->c, per_instance);
+    CLSYNTH_ARG_INTS(&a, beta != NULL, (int)CLSYNTH_HW(x), x->c, x->n * x->c, per_instance, act && act->on);
+    clsynth_arg_float(&a, act && act->on ? act->slope : 0.0f);
     size_t g[2] = { CLSYNTH_HW(x), (size_t)x->n * (size_t)x->c };
     return clsynth_launch(&a, 2, g, NULL, 0, NULL);
 }
@@ -173,28 +204,48 @@ int clsynth_norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor
 static bool needs_grad(const clsynth_tensor *t) { return t && (t->flags & CLSYNTH_T_REQUIRES_GRAD); }
 
 clsynth_tensor *clsynth_norm_grad_sums(clsynth_ctx *ctx, const clsynth_kcfg *cfg, const clsynth_tensor *x,
-                                       const clsynth_tensor *dy, const clsynth_tensor *mean,
-                                       const clsynth_tensor *invstd, int Nv, int G, int HW)
+                                       const clsynth_tensor *dy, const clsynth_norm_actv *act,
+                                       const clsynth_tensor *mean, const clsynth_tensor *invstd, int Nv, int G,
+                                       int HW, clsynth_tensor *dg, clsynth_tensor *db, bool *affine_done)
 {
-    norm_plan pl;
+    norm_plan pl = { 0 };
     const size_t sum_bytes = DSUMS_BYTES;
+    if (affine_done)
+        *affine_done = false;
     if (ctx->failed || plan_of(ctx, cfg, &clsynth_kdef_norm_partial_dsums, Nv, G, HW, &pl))
         return NULL;
-    clsynth_tensor *part = clsynth_tensor_new(ctx, "norm.dsum_partials", 1, G, pl.P, 2); /* (1, G, P, 2) */
-    clsynth_tensor *sums = clsynth_tensor_new(ctx, "norm.dsums", 1, G, 1, 2);           /* (1, G, 1, 2) */
-    if (!part || !sums)
+    /* one chunk per group: the partials are the sums, (1, G, 1, 2) either way */
+    clsynth_tensor *part = clsynth_tensor_new(ctx, pl.P == 1 ? "norm.dsums" : "norm.dsum_partials", 1, G, pl.P, 2);
+    if (!part)
         return NULL;
+    const bool fuse_affine = pl.P == 1 && (dg || db);
+    const bool with_act = act && act->on;
     clsynth_args a = clsynth_args_begin(ctx, pl.partial, "norm_partial_dsums");
     clsynth_arg_tensor(&a, x);
     clsynth_arg_tensor(&a, dy);
+    clsynth_arg_tensor(&a, with_act ? act->y : dy); /* dummies are never touched */
+    clsynth_arg_int(&a, with_act);
+    clsynth_arg_float(&a, with_act ? act->slope : 0.0f);
     clsynth_arg_tensor(&a, mean);
     clsynth_arg_tensor(&a, invstd);
     CLSYNTH_ARG_INTS(&a, Nv, G, HW, pl.P, pl.CH);
     clsynth_arg_tensor(&a, part);
+    clsynth_arg_tensor(&a, fuse_affine && dg ? dg : part);
+    clsynth_arg_int(&a, fuse_affine && dg);
+    clsynth_arg_tensor(&a, fuse_affine && db ? db : part);
+    clsynth_arg_int(&a, fuse_affine && db);
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
     size_t g1[2] = { pl.L1 * (size_t)pl.P, (size_t)G }, l1[2] = { pl.L1, 1 };
     if (clsynth_launch(&a, 2, g1, l1, pl.L1 * sum_bytes, NULL))
+        return NULL;
+    if (pl.P == 1) {
+        if (affine_done)
+            *affine_done = fuse_affine;
+        return part;
+    }
+    clsynth_tensor *sums = clsynth_tensor_new(ctx, "norm.dsums", 1, G, 1, 2); /* (1, G, 1, 2) */
+    if (!sums)
         return NULL;
 
     cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_finalize_dsums", NULL);
@@ -231,9 +282,11 @@ int clsynth_norm_affine_grads(clsynth_ctx *ctx, const clsynth_tensor *sums, int 
 }
 
 int clsynth_norm_input_grad(clsynth_ctx *ctx, const clsynth_tensor *x, const clsynth_tensor *dy, clsynth_tensor *dx,
-                            const clsynth_tensor *mean, const clsynth_tensor *invstd, const clsynth_tensor *gamma,
-                            const clsynth_tensor *sums, int per_instance, int training, float M)
+                            const clsynth_norm_actv *act, const clsynth_tensor *mean, const clsynth_tensor *invstd,
+                            const clsynth_tensor *gamma, const clsynth_tensor *sums, int per_instance, int training,
+                            float M, int accumulate)
 {
+    const bool with_act = act && act->on;
     const int HW = (int)CLSYNTH_HW(x);
     cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_backward_dx", NULL);
     clsynth_args a = clsynth_args_begin(ctx, k, "norm_backward_dx");
@@ -245,45 +298,55 @@ int clsynth_norm_input_grad(clsynth_ctx *ctx, const clsynth_tensor *x, const cls
     clsynth_arg_tensor(&a, gamma ? gamma : mean);
     clsynth_arg_int(&a, gamma != NULL);
     clsynth_arg_tensor(&a, sums ? sums : mean);
+    clsynth_arg_tensor(&a, with_act ? act->y : dy);
+    clsynth_arg_int(&a, with_act);
+    clsynth_arg_float(&a, with_act ? act->slope : 0.0f);
     CLSYNTH_ARG_INTS(&a, HW, x->c, x->n * x->c, per_instance, training);
     clsynth_arg_float(&a, M);
+    clsynth_arg_int(&a, accumulate);
     size_t g[2] = { (size_t)HW, (size_t)x->n * (size_t)x->c };
     return clsynth_launch(&a, 2, g, NULL, 0, NULL);
 }
 
 /* Backward shared by batch and instance norm. in = {x, gamma, beta};
- * saved = {mean, invstd}; iarg = {training, per_instance}. */
+ * saved = {mean, invstd}; iarg = {training, per_instance, fused LeakyReLU};
+ * farg[0] = its slope. */
 static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
     clsynth_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
     clsynth_tensor *mean = nd->saved[0], *invstd = nd->saved[1];
     const clsynth_tensor *dy = nd->out->grad;
     const int training = nd->iarg[0], per_instance = nd->iarg[1];
+    const clsynth_norm_actv act = { nd->iarg[2], nd->farg[0], nd->out };
     const bool need_dx = needs_grad(x), need_dg = needs_grad(gamma), need_db = needs_grad(beta);
     const int Nv = per_instance ? 1 : x->n;
     const int G = per_instance ? x->n * x->c : x->c;
     const int HW = (int)CLSYNTH_HW(x);
     clsynth_tensor *sums = NULL;
+    clsynth_tensor *dg = need_dg ? clsynth_grad_of(ctx, gamma) : NULL;
+    clsynth_tensor *db = need_db ? clsynth_grad_of(ctx, beta) : NULL;
+    if ((need_dg && !dg) || (need_db && !db))
+        return -1;
+    bool affine_done = false;
 
     if (need_dg || need_db || (need_dx && training)) {
         clsynth_kcfg cfg;
+        /* batch norm's affine gradients are per group: added by the sums' kernel where it can */
         if (clsynth_norm_resolve(ctx, &clsynth_kdef_norm_partial_dsums, nd->force, Nv, G, HW, &cfg) ||
-            !(sums = clsynth_norm_grad_sums(ctx, &cfg, x, dy, mean, invstd, Nv, G, HW)))
+            !(sums = clsynth_norm_grad_sums(ctx, &cfg, x, dy, &act, mean, invstd, Nv, G, HW,
+                                            per_instance ? NULL : dg, per_instance ? NULL : db, &affine_done)))
             return -1;
     }
 
-    if (need_dg || need_db) {
-        clsynth_tensor *dg = need_dg ? clsynth_grad_of(ctx, gamma) : NULL;
-        clsynth_tensor *db = need_db ? clsynth_grad_of(ctx, beta) : NULL;
-        if ((need_dg && !dg) || (need_db && !db) ||
-            clsynth_norm_affine_grads(ctx, sums, per_instance ? x->n : 1, x->c, dg, db))
-            return -1;
-    }
+    if ((need_dg || need_db) && !affine_done &&
+        clsynth_norm_affine_grads(ctx, sums, per_instance ? x->n : 1, x->c, dg, db))
+        return -1;
 
     if (need_dx) {
-        clsynth_tensor *dx = clsynth_grad_of(ctx, x);
-        if (!dx || clsynth_norm_input_grad(ctx, x, dy, dx, mean, invstd, gamma, sums, per_instance, training,
-                                           (float)Nv * (float)HW))
+        int accumulate;
+        clsynth_tensor *dx = clsynth_grad_for_write(ctx, x, &accumulate);
+        if (!dx || clsynth_norm_input_grad(ctx, x, dy, dx, &act, mean, invstd, gamma, sums, per_instance, training,
+                                           (float)Nv * (float)HW, accumulate))
             return -1;
     }
     return 0;
@@ -301,10 +364,43 @@ static int check_per_channel(clsynth_ctx *ctx, const char *op, const char *role,
                             clsynth_tensor_describe(x, bx, sizeof bx));
 }
 
-clsynth_tensor *clsynth_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
-                                          clsynth_tensor *beta, clsynth_tensor *running_mean,
-                                          clsynth_tensor *running_var, bool training, float momentum, float eps,
-                                          clsynth_kforce *force)
+/* The fused activation of a *_lrelu op, checked: slope >= 0 keeps LeakyReLU's
+ * derivative a function of its output (kernels/norm.cl). */
+static int lrelu_actv(clsynth_ctx *ctx, const char *op, const clsynth_tensor *x, float slope, clsynth_norm_actv *act)
+{
+    if (!(slope >= 0.0f) || isinf(slope)) {
+        char bx[128];
+        return clsynth_ctx_fail(ctx, "%s: x %s: LeakyReLU slope %g must be finite and >= 0", op,
+                                clsynth_tensor_describe(x, bx, sizeof bx), (double)slope);
+    }
+    act->on = 1;
+    act->slope = slope;
+    act->y = NULL;
+    return 0;
+}
+
+/* Records the backward of a batch or instance norm's output y. */
+static void record_norm(clsynth_ctx *ctx, const char *op, clsynth_tensor *y, clsynth_tensor *x, clsynth_tensor *gamma,
+                        clsynth_tensor *beta, clsynth_tensor *mean, clsynth_tensor *invstd, int training,
+                        int per_instance, const clsynth_norm_actv *act, clsynth_kforce *force)
+{
+    clsynth_tensor *in[3] = { x, gamma, beta };
+    clsynth_node *nd = clsynth_tape_record(ctx, op, norm_backward, y, in, 3);
+    if (nd) {
+        nd->saved[0] = mean;
+        nd->saved[1] = invstd;
+        nd->iarg[0] = training;
+        nd->iarg[1] = per_instance;
+        nd->iarg[2] = act && act->on;
+        nd->farg[0] = act && act->on ? act->slope : 0.0f;
+        nd->force = force;
+    }
+}
+
+static clsynth_tensor *batch_norm_impl(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                       clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                       clsynth_tensor *running_var, bool training, float momentum, float eps,
+                                       const clsynth_norm_actv *act, clsynth_kforce *force)
 {
     if (ctx->failed || !x)
         return NULL;
@@ -353,18 +449,30 @@ clsynth_tensor *clsynth_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor *x, c
         if (clsynth_launch(&a, 1, &g, NULL, 0, NULL))
             return NULL;
     }
-    if (clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0))
+    if (clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0, act))
         return NULL;
-    clsynth_tensor *in[3] = { x, gamma, beta };
-    clsynth_node *nd = clsynth_tape_record(ctx, "batch_norm", norm_backward, y, in, 3);
-    if (nd) {
-        nd->saved[0] = mean;
-        nd->saved[1] = invstd;
-        nd->iarg[0] = training;
-        nd->iarg[1] = 0;
-        nd->force = force;
-    }
+    record_norm(ctx, act ? "batch_norm_lrelu" : "batch_norm", y, x, gamma, beta, mean, invstd, training, 0, act,
+                force);
     return ctx->failed ? NULL : y;
+}
+
+clsynth_tensor *clsynth_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                          clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                          clsynth_tensor *running_var, bool training, float momentum, float eps,
+                                          clsynth_kforce *force)
+{
+    return batch_norm_impl(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps, NULL, force);
+}
+
+clsynth_tensor *clsynth_batch_norm_lrelu(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                         clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                         clsynth_tensor *running_var, bool training, float momentum, float eps,
+                                         float slope)
+{
+    clsynth_norm_actv act;
+    if (ctx->failed || !x || lrelu_actv(ctx, "batch_norm_lrelu", x, slope, &act))
+        return NULL;
+    return batch_norm_impl(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps, &act, NULL);
 }
 
 clsynth_tensor *clsynth_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma, clsynth_tensor *beta,
@@ -374,8 +482,8 @@ clsynth_tensor *clsynth_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_
     return clsynth_batch_norm_forced(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps, NULL);
 }
 
-clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
-                                      clsynth_tensor *beta, float eps)
+static clsynth_tensor *instance_norm_impl(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                          clsynth_tensor *beta, float eps, const clsynth_norm_actv *act)
 {
     if (ctx->failed || !x)
         return NULL;
@@ -389,17 +497,25 @@ clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsyn
     if (!mean || !invstd || !y)
         return NULL;
     if (norm_stats(ctx, x, 1, G, (int)CLSYNTH_HW(x), eps, mean, invstd, NULL, NULL, 0.0f, NULL) ||
-        clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 1))
+        clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 1, act))
         return NULL;
-    clsynth_tensor *in[3] = { x, gamma, beta };
-    clsynth_node *nd = clsynth_tape_record(ctx, "instance_norm", norm_backward, y, in, 3);
-    if (nd) {
-        nd->saved[0] = mean;
-        nd->saved[1] = invstd;
-        nd->iarg[0] = 1;
-        nd->iarg[1] = 1;
-    }
+    record_norm(ctx, act ? "instance_norm_lrelu" : "instance_norm", y, x, gamma, beta, mean, invstd, 1, 1, act, NULL);
     return ctx->failed ? NULL : y;
+}
+
+clsynth_tensor *clsynth_instance_norm(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                      clsynth_tensor *beta, float eps)
+{
+    return instance_norm_impl(ctx, x, gamma, beta, eps, NULL);
+}
+
+clsynth_tensor *clsynth_instance_norm_lrelu(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                            clsynth_tensor *beta, float eps, float slope)
+{
+    clsynth_norm_actv act;
+    if (ctx->failed || !x || lrelu_actv(ctx, "instance_norm_lrelu", x, slope, &act))
+        return NULL;
+    return instance_norm_impl(ctx, x, gamma, beta, eps, &act);
 }
 
 /* ---- SPADE modulation ---- */

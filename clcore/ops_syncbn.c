@@ -150,7 +150,7 @@ static int sync_bn_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_kcfg cfg;
     clsynth_tensor *sums = NULL; /* (1, C, 1, 2) */
     if (clsynth_norm_resolve(ctx, &clsynth_kdef_norm_partial_dsums, nd->force, x->n, C, HW, &cfg) ||
-        !(sums = clsynth_norm_grad_sums(ctx, &cfg, x, dy, mean, invstd, x->n, C, HW)))
+        !(sums = clsynth_norm_grad_sums(ctx, &cfg, x, dy, NULL, mean, invstd, x->n, C, HW, NULL, NULL, NULL)))
         return -1;
     if (need_dg || need_db) {
         clsynth_tensor *dg = need_dg ? clsynth_grad_of(ctx, gamma) : NULL;
@@ -175,8 +175,10 @@ static int sync_bn_backward(clsynth_ctx *ctx, clsynth_node *nd)
     for (int i = 0; i < 2 * C; i++)
         hs[i] = (float)ds[i];
     clsynth_tensor *gsums = clsynth_tensor_from_host(ctx, "sync_batch_norm.sums", 1, C, 1, 2, hs); /* (1, C, 1, 2) */
-    clsynth_tensor *dx = gsums ? clsynth_grad_of(ctx, x) : NULL;
-    if (!dx || clsynth_norm_input_grad(ctx, x, dy, dx, mean, invstd, gamma, gsums, 0, 1, nd->farg[0]))
+    int accumulate = 1;
+    clsynth_tensor *dx = gsums ? clsynth_grad_for_write(ctx, x, &accumulate) : NULL;
+    if (!dx || clsynth_norm_input_grad(ctx, x, dy, dx, NULL, mean, invstd, gamma, gsums, 0, 1, nd->farg[0],
+                                       accumulate))
         goto done;
     rc = 0;
 done:
@@ -218,7 +220,7 @@ clsynth_tensor *clsynth_sync_batch_norm_forced(clsynth_ctx *ctx, clsynth_tensor 
     if (!mean || !invstd || !y)
         return NULL;
     double M = global_stats(ctx, x, eps, mean, invstd, running_mean, running_var, momentum, force);
-    if (M < 0 || clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0))
+    if (M < 0 || clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0, NULL))
         return NULL;
     clsynth_tensor *in[3] = { x, gamma, beta };
     clsynth_node *nd = clsynth_tape_record(ctx, "sync_batch_norm", sync_bn_backward, y, in, 3);
@@ -237,4 +239,20 @@ clsynth_tensor *clsynth_sync_batch_norm(clsynth_ctx *ctx, clsynth_tensor *x, cls
 {
     return clsynth_sync_batch_norm_forced(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps,
                                           NULL);
+}
+
+clsynth_tensor *clsynth_sync_batch_norm_lrelu(clsynth_ctx *ctx, clsynth_tensor *x, clsynth_tensor *gamma,
+                                              clsynth_tensor *beta, clsynth_tensor *running_mean,
+                                              clsynth_tensor *running_var, bool training, float momentum,
+                                              float eps, float slope)
+{
+    if (ctx->failed || !x)
+        return NULL;
+    if (!training || clsynth_comm_size(ctx) <= 1)
+        return clsynth_batch_norm_lrelu(ctx, x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                                        slope);
+    /* across ranks the statistics' steps are separate launches anyway: the activation stays its own op */
+    return clsynth_leaky_relu(ctx, clsynth_sync_batch_norm(ctx, x, gamma, beta, running_mean, running_var, training,
+                                                           momentum, eps),
+                              slope);
 }

@@ -12,17 +12,27 @@
  * order in local memory: results do not depend on scheduling, no atomics.
  *
  * Kernels (tensors are (global float *p, int p_off) pairs):
- *   norm_partial_stats   x -> part (G, P, 3) = (count, mean, M2) per chunk
+ *   norm_partial_stats   x -> part (G, P, 3) = (count, mean, M2) per chunk; with P = 1
+ *                        (one chunk per group) it can write the statistics itself, as
+ *                        norm_finalize_stats would: one launch instead of two
  *   norm_finalize_stats  part -> mean (G), invstd (G) = 1/sqrt(var + eps), biased var;
  *                        optionally running_mean/var (G) updated with momentum
  *                        (running_var gets the unbiased M2 / (M - 1))
  *   norm_eval_stats      running_mean/var -> mean, invstd
- *   norm_apply           y = (x - mean[g]) * invstd[g] * gamma[c] + beta[c]
- *   norm_partial_dsums   (x, dy) -> part (G, P, 2) = (sum dy, sum dy * xhat) per chunk
+ *   norm_apply           y = act((x - mean[g]) * invstd[g] * gamma[c] + beta[c]), act the
+ *                        identity or LeakyReLU(slope >= 0) (ReLU at slope 0)
+ *   norm_partial_dsums   (x, dy) -> part (G, P, 2) = (sum dy, sum dy * xhat) per chunk; with
+ *                        P = 1 part is the sums, and for batch norm the affine gradients
+ *                        are added there too (no norm_finalize_dsums, no norm_affine_grad)
  *   norm_finalize_dsums  part -> sums (G, 2)
  *   norm_affine_grad     dgamma[c] += sum_n sums[n*C+c].1, dbeta[c] += sum_n sums[n*C+c].0
- *   norm_backward_dx     dx += gamma*invstd*(dy - (sdy + xhat*sdyx)/M) (training)
- *                        dx += gamma*invstd*dy                          (eval)
+ *   norm_backward_dx     dx (+)= gamma*invstd*(dy - (sdy + xhat*sdyx)/M) (training)
+ *                        dx (+)= gamma*invstd*dy                          (eval)
+ *                        stored into a fresh dx, added to an existing one
+ * With the activation fused, the backward kernels take the op's output y and
+ * use dy * act'(y) for dy: LeakyReLU's derivative is 1 where its input is
+ * positive, which for slope >= 0 is exactly where y > 0, so the result is the
+ * separate LeakyReLU's backward (kernels/elementwise.cl) bit for bit.
  *   spade_mod_forward    y = x * (1 + gamma) + beta
  *   spade_mod_backward   dx += dy*(1+gamma), dgamma += dy*x, dbeta += dy
  *
@@ -94,13 +104,41 @@ static void norm_tree_sum2(__local float *la, __local float *lb, int lid, int L)
     }
 }
 
+/* Writes group g's statistics from its merged (M, mean, M2): mean, invstd and,
+ * when asked, the running estimates (unbiased variance). */
+static void norm_store_stats(const int g, const int M, const float mu, const float m2, __global float *mean_out,
+                             const int mean_off, __global float *invstd_out, const int invstd_off,
+                             const float eps, const int update_running, __global float *rmean,
+                             const int rmean_off, __global float *rvar, const int rvar_off,
+                             const float momentum)
+{
+    const float var = m2 / (float)M;
+    mean_out[mean_off + g] = mu;
+    invstd_out[invstd_off + g] = 1.0f / sqrt(var + eps);
+    if (update_running) {
+        const float unbiased = m2 / (float)(M - 1);
+        rmean[rmean_off + g] = (1.0f - momentum) * rmean[rmean_off + g] + momentum * mu;
+        rvar[rvar_off + g] = (1.0f - momentum) * rvar[rvar_off + g] + momentum * unbiased;
+    }
+}
+
+/* dy through the fused activation of an output y (act 0: none; 1: LeakyReLU). */
+static float norm_act_grad(const int act, const float slope, const float dy, const float y)
+{
+    return act && !(y > 0.0f) ? dy * slope : dy;
+}
+
 /* Global (local * P, G), local (L, 1). Work-group (j, g) reduces elements
  * [j*CH, min(M, (j+1)*CH)) of group g, M = Nv*HW, element i = (n, p) with
  * i = n*HW + p at address x[(n*G + g)*HW + p]. */
 __kernel void norm_partial_stats(__global const float *x, const int x_off, const int Nv, const int G,
                                  const int HW, const int P, const int CH, __global float *part,
-                                 const int part_off, __local int *lc, __local float *lmean,
-                                 __local float *lm2)
+                                 const int part_off, const int finalize, __global float *mean_out,
+                                 const int mean_off,
+                                 __global float *invstd_out, const int invstd_off, const float eps,
+                                 const int update_running, __global float *rmean, const int rmean_off,
+                                 __global float *rvar, const int rvar_off, const float momentum,
+                                 __local int *lc, __local float *lmean, __local float *lm2)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     const int j = get_group_id(0), g = get_global_id(1);
@@ -134,10 +172,15 @@ __kernel void norm_partial_stats(__global const float *x, const int x_off, const
     lm2[lid] = m2;
     norm_tree_stats(lc, lmean, lm2, lid, L);
     if (lid == 0 && g < G && j < P) {
-        __global float *o = part + part_off + (g * P + j) * 3;
-        o[0] = (float)lc[0];
-        o[1] = lmean[0];
-        o[2] = lm2[0];
+        if (finalize) { /* the host asks only with P = 1 */
+            norm_store_stats(g, lc[0], lmean[0], lm2[0], mean_out, mean_off, invstd_out, invstd_off, eps,
+                             update_running, rmean, rmean_off, rvar, rvar_off, momentum);
+        } else {
+            __global float *o = part + part_off + (g * P + j) * 3;
+            o[0] = (float)lc[0];
+            o[1] = lmean[0];
+            o[2] = lm2[0];
+        }
     }
 }
 
@@ -163,18 +206,9 @@ __kernel void norm_finalize_stats(__global const float *part, const int part_off
     lmean[lid] = mean;
     lm2[lid] = m2;
     norm_tree_stats(lc, lmean, lm2, lid, L);
-    if (lid == 0 && g < G) {
-        const int M = lc[0];
-        const float mu = lmean[0];
-        const float var = lm2[0] / (float)M;
-        mean_out[mean_off + g] = mu;
-        invstd_out[invstd_off + g] = 1.0f / sqrt(var + eps);
-        if (update_running) {
-            const float unbiased = lm2[0] / (float)(M - 1);
-            rmean[rmean_off + g] = (1.0f - momentum) * rmean[rmean_off + g] + momentum * mu;
-            rvar[rvar_off + g] = (1.0f - momentum) * rvar[rvar_off + g] + momentum * unbiased;
-        }
-    }
+    if (lid == 0 && g < G)
+        norm_store_stats(g, lc[0], lmean[0], lm2[0], mean_out, mean_off, invstd_out, invstd_off, eps,
+                         update_running, rmean, rmean_off, rvar, rvar_off, momentum);
 }
 
 /* Global (G): eval-mode statistics from the running estimates. */
@@ -195,7 +229,7 @@ __kernel void norm_apply(__global const float *x, const int x_off, __global floa
                          const int invstd_off, __global const float *gamma, const int gamma_off,
                          const int has_gamma, __global const float *beta, const int beta_off,
                          const int has_beta, const int HW, const int C, const int NC,
-                         const int per_instance)
+                         const int per_instance, const int act, const float slope)
 {
     const int p = get_global_id(0), nc = get_global_id(1);
     if (p >= HW || nc >= NC)
@@ -208,15 +242,18 @@ __kernel void norm_apply(__global const float *x, const int x_off, __global floa
         v *= gamma[gamma_off + c];
     if (has_beta)
         v += beta[beta_off + c];
-    y[y_off + i] = v;
+    y[y_off + i] = act && !(v > 0.0f) ? v * slope : v;
 }
 
 /* Same grid as norm_partial_stats: partial (sum dy, sum dy * xhat) per chunk. */
 __kernel void norm_partial_dsums(__global const float *x, const int x_off, __global const float *dy,
-                                 const int dy_off, __global const float *mean, const int mean_off,
+                                 const int dy_off, __global const float *y, const int y_off, const int act,
+                                 const float slope, __global const float *mean, const int mean_off,
                                  __global const float *invstd, const int invstd_off, const int Nv,
                                  const int G, const int HW, const int P, const int CH,
-                                 __global float *part, const int part_off, __local float *la,
+                                 __global float *part, const int part_off, __global float *dgamma,
+                                 const int dgamma_off, const int has_dgamma, __global float *dbeta,
+                                 const int dbeta_off, const int has_dbeta, __local float *la,
                                  __local float *lb)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
@@ -233,7 +270,7 @@ __kernel void norm_partial_dsums(__global const float *x, const int x_off, __glo
         const int base = g * HW;
         for (; i < end; i += L) {
             const int a = base + n * G * HW + p;
-            const float d = dy[dy_off + a];
+            const float d = norm_act_grad(act, slope, dy[dy_off + a], act ? y[y_off + a] : 0.0f);
             sdy += d;
             sdyx += d * ((x[x_off + a] - mu) * is);
             n += Ln;
@@ -250,6 +287,10 @@ __kernel void norm_partial_dsums(__global const float *x, const int x_off, __glo
     if (lid == 0 && g < G && j < P) {
         part[part_off + (g * P + j) * 2] = la[0];
         part[part_off + (g * P + j) * 2 + 1] = lb[0];
+        if (has_dgamma) /* the host asks only with P = 1 and batch norm (g = c) */
+            dgamma[dgamma_off + g] += lb[0];
+        if (has_dbeta)
+            dbeta[dbeta_off + g] += la[0];
     }
 }
 
@@ -302,8 +343,9 @@ __kernel void norm_backward_dx(__global const float *x, const int x_off, __globa
                                __global const float *mean, const int mean_off, __global const float *invstd,
                                const int invstd_off, __global const float *gamma, const int gamma_off,
                                const int has_gamma, __global const float *sums, const int sums_off,
+                               __global const float *y, const int y_off, const int act, const float slope,
                                const int HW, const int C, const int NC, const int per_instance,
-                               const int training, const float M)
+                               const int training, const float M, const int accumulate)
 {
     const int p = get_global_id(0), nc = get_global_id(1);
     if (p >= HW || nc >= NC)
@@ -313,7 +355,7 @@ __kernel void norm_backward_dx(__global const float *x, const int x_off, __globa
     const int i = nc * HW + p;
     const float is = invstd[invstd_off + g];
     const float k = (has_gamma ? gamma[gamma_off + c] : 1.0f) * is;
-    const float d = dy[dy_off + i];
+    const float d = norm_act_grad(act, slope, dy[dy_off + i], act ? y[y_off + i] : 0.0f);
     float r;
     if (training) {
         const float xhat = (x[x_off + i] - mean[mean_off + g]) * is;
@@ -321,7 +363,7 @@ __kernel void norm_backward_dx(__global const float *x, const int x_off, __globa
     } else {
         r = k * d;
     }
-    dx[dx_off + i] += r;
+    dx[dx_off + i] = (accumulate ? dx[dx_off + i] : 0.0f) + r; /* 0 + r: a -0 stored as +0, as when added */
 }
 
 /* Global (E): y = x * (1 + gamma) + beta, all of E elements. */

@@ -170,8 +170,22 @@ clsynth_tensor *clsynth_cna_forward(const clsynth_forward_mode *f, const clsynth
         return clsynth_conv_forward_epi(f, &l->conv, x, &e);
     }
     clsynth_tensor *y = clsynth_conv_forward(f, &l->conv, x);
-    y = clsynth_norm_forward(f, &l->norm, y);
-    return l->act ? clsynth_leaky_relu(f->ctx, y, CLSYNTH_LRELU_SLOPE) : y;
+    if (!l->act)
+        return clsynth_norm_forward(f, &l->norm, y);
+    const clsynth_norm *n = &l->norm;
+    switch (n->kind) { /* norm -> LeakyReLU in one op */
+    case CLSYNTH_NORM_BATCH:
+        return clsynth_batch_norm_lrelu(f->ctx, y, n->gamma, n->beta, n->running_mean, n->running_var, f->training,
+                                        CLSYNTH_BN_MOMENTUM, CLSYNTH_NORM_EPS, CLSYNTH_LRELU_SLOPE);
+    case CLSYNTH_NORM_SYNCBATCH:
+        return clsynth_sync_batch_norm_lrelu(f->ctx, y, n->gamma, n->beta, n->running_mean, n->running_var,
+                                             f->training, CLSYNTH_BN_MOMENTUM, CLSYNTH_NORM_EPS, CLSYNTH_LRELU_SLOPE);
+    case CLSYNTH_NORM_INSTANCE:
+        return clsynth_instance_norm_lrelu(f->ctx, y, n->gamma, n->beta, CLSYNTH_NORM_EPS, CLSYNTH_LRELU_SLOPE);
+    case CLSYNTH_NORM_NONE:
+    default:
+        return clsynth_leaky_relu(f->ctx, y, CLSYNTH_LRELU_SLOPE);
+    }
 }
 
 /* ---- initialization ---- */

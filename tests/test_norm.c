@@ -657,6 +657,141 @@ START_TEST(ops_read_views_at_offsets)
 }
 END_TEST
 
+
+/* ---- norm + LeakyReLU fused ---- */
+
+typedef struct lrelu_args {
+    bn_args bn;
+    bool fused;
+    float slope;
+} lrelu_args;
+
+static clsynth_tensor *fwd_norm_lrelu(clsynth_ctx *c, clsynth_tensor **in, void *user)
+{
+    lrelu_args *l = user;
+    const bn_args *b = &l->bn;
+    clsynth_tensor *g = b->affine ? in[1] : NULL, *be = b->affine ? in[2] : NULL;
+    if (!l->fused)
+        return clsynth_leaky_relu(c, fwd_norm(c, in, &l->bn), l->slope);
+    if (b->instance)
+        return clsynth_instance_norm_lrelu(c, in[0], g, be, 1e-5f, l->slope);
+    return clsynth_batch_norm_lrelu(c, in[0], g, be, b->rm, b->rv, b->training, 0.1f, 1e-5f, l->slope);
+}
+
+/* y, the gradients of x (and gamma, beta) and the running statistics of one
+ * forward + backward (seeded with a fixed dy), into out[0..n_in + 2). */
+static void run_norm_lrelu(lrelu_args *l, clsynth_tensor **in, int n_in, const float *seed_dy, float **out)
+{
+    clsynth_tensor *y = fwd_norm_lrelu(ctx, in, l);
+    ck_assert_msg(y != NULL, "%s", ctx->err.msg);
+    out[0] = clsynth_test_download(ctx, y);
+    clsynth_tensor *seed = clsynth_tensor_from_host(ctx, "dy", y->n, y->c, y->h, y->w, seed_dy);
+    ck_assert_msg(clsynth_backward_with(ctx, y, seed) == 0, "%s", ctx->err.msg);
+    for (int i = 0; i < n_in; i++) {
+        out[1 + i] = clsynth_test_download(ctx, in[i]->grad);
+        ck_assert_int_eq(clsynth_tensor_fill(ctx, in[i]->grad, 0.0f), 0);
+    }
+    out[1 + n_in] = l->bn.rm ? clsynth_test_download(ctx, l->bn.rm) : NULL;
+}
+
+/* The fused op against batch/instance norm followed by clsynth_leaky_relu:
+ * the same bits forward and backward (with one chunk per group, which takes
+ * the one-launch statistics and sums, and with several), and gradients
+ * against finite differences where a group is small enough that a step of
+ * gamma moves no value across the activation's kink (with hundreds per group
+ * some always cross, and the difference quotient is not the derivative). */
+static void check_norm_lrelu(const char *what, int N, int C, int H, int W, bool instance, bool affine, bool training,
+                             int max_wg, float slope, bool gradcheck, uint64_t seed)
+{
+    clsynth_ctx_emulate_limits(ctx, max_wg, 0);
+    size_t n = (size_t)N * C * H * W;
+    float *x = rnd(n, -2.0f, 2.5f, seed), *g = rnd((size_t)C, -1.0f, 1.5f, seed + 1);
+    float *b = rnd((size_t)C, -0.5f, 0.5f, seed + 2), *dy = rnd(n, -1.0f, 1.0f, seed + 3);
+    float *rm = rnd((size_t)C, -0.2f, 0.2f, seed + 4), *rv = rnd((size_t)C, 0.5f, 2.0f, seed + 5);
+    clsynth_tensor *in[3] = { clsynth_test_input(ctx, "x", N, C, H, W, x), NULL, NULL };
+    int n_in = 1;
+    if (affine) {
+        in[1] = clsynth_test_input(ctx, "gamma", 1, C, 1, 1, g);
+        in[2] = clsynth_test_input(ctx, "beta", 1, C, 1, 1, b);
+        n_in = 3;
+    }
+    lrelu_args l = { { NULL, NULL, training, affine, instance }, false, slope };
+    if (!instance) {
+        l.bn.rm = state("running_mean", 1, C, 1, 1, rm);
+        l.bn.rv = state("running_var", 1, C, 1, 1, rv);
+    }
+    float *sep[5] = { 0 }, *fus[5] = { 0 };
+    run_norm_lrelu(&l, in, n_in, dy, sep);
+    if (l.bn.rm) { /* the fused run starts from the same running statistics */
+        ck_assert_int_eq(clsynth_tensor_upload(ctx, l.bn.rm, rm), 0);
+        ck_assert_int_eq(clsynth_tensor_upload(ctx, l.bn.rv, rv), 0);
+    }
+    l.fused = true;
+    run_norm_lrelu(&l, in, n_in, dy, fus);
+    static const char *const names[5] = { "y", "dx", "dgamma", "dbeta", "running_mean" };
+    const size_t len[5] = { n, n, (size_t)C, (size_t)C, (size_t)C };
+    for (int i = 0; i < n_in + 2; i++) {
+        if (!sep[i])
+            continue;
+        const int k = i <= n_in ? i : 4;
+        size_t bad = 0;
+        for (size_t j = 0; j < len[k]; j++)
+            bad += sep[i][j] != fus[i][j] && !(sep[i][j] == 0.0f && fus[i][j] == 0.0f);
+        ck_assert_msg(bad == 0, "%s: fused %s differs from norm + leaky_relu at %zu of %zu values", what, names[k],
+                      bad, len[k]);
+    }
+    for (int i = 0; i < 5; i++) {
+        free(sep[i]);
+        free(fus[i]);
+    }
+    if (l.bn.rm) {
+        ck_assert_int_eq(clsynth_tensor_upload(ctx, l.bn.rm, rm), 0);
+        ck_assert_int_eq(clsynth_tensor_upload(ctx, l.bn.rv, rv), 0);
+    }
+    if (gradcheck)
+        clsynth_test_gradcheck(ctx, what, fwd_norm_lrelu, in, n_in, &l, 1e-2f, 2e-3, 2e-2, tiny() ? 3 : 10);
+    for (int i = 0; i < n_in; i++)
+        clsynth_tensor_free(ctx, in[i]);
+    clsynth_tensor_free(ctx, l.bn.rm);
+    clsynth_tensor_free(ctx, l.bn.rv);
+    clsynth_ctx_emulate_limits(ctx, 0, 0);
+    free(x);
+    free(g);
+    free(b);
+    free(dy);
+    free(rm);
+    free(rv);
+}
+
+START_TEST(norm_lrelu_is_norm_then_leaky_relu_bit_for_bit)
+{
+    /* one chunk per group (M = 2*3*5 = 30), then several (local 7, M = 3*13*11 = 429) */
+    check_norm_lrelu("batch_norm_lrelu (2,3,3,5)", 2, 3, 3, 5, false, true, true, 0, 0.2f, true, 71);
+    check_norm_lrelu("batch_norm_lrelu eval (2,3,3,5)", 2, 3, 3, 5, false, true, false, 0, 0.2f, true, 72);
+    check_norm_lrelu("instance_norm_lrelu no affine (3,5,3,7)", 3, 5, 3, 7, true, false, true, 0, 0.2f, true, 73);
+    check_norm_lrelu("batch_norm_lrelu relu no affine (2,4,5,3)", 2, 4, 5, 3, false, false, true, 0, 0.0f, true, 74);
+    if (!tiny()) {
+        check_norm_lrelu("batch_norm_lrelu local 7 (3,5,13,11)", 3, 5, 13, 11, false, true, true, 7, 0.2f, false, 75);
+        check_norm_lrelu("instance_norm_lrelu local 7 (2,3,17,9)", 2, 3, 17, 9, true, true, true, 7, 0.2f, false, 76);
+    }
+}
+END_TEST
+
+START_TEST(norm_lrelu_refuses_a_negative_slope)
+{
+    float x[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    clsynth_tensor *t = clsynth_tensor_from_host(ctx, "x_neg", 2, 2, 1, 2, x);
+    ck_assert_ptr_null(clsynth_batch_norm_lrelu(ctx, t, NULL, NULL, NULL, NULL, true, 0.1f, 1e-5f, -0.2f));
+    ck_assert_msg(strstr(ctx->err.msg, "batch_norm_lrelu") && strstr(ctx->err.msg, "x_neg") &&
+                      strstr(ctx->err.msg, "-0.2"),
+                  "message: %s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    ck_assert_ptr_null(clsynth_instance_norm_lrelu(ctx, t, NULL, NULL, 1e-5f, NAN));
+    ck_assert_msg(strstr(ctx->err.msg, "instance_norm_lrelu"), "message: %s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+}
+END_TEST
+
 int main(void)
 {
     return clsynth_test_main("norm", &ctx, 300,
@@ -676,5 +811,7 @@ int main(void)
                                                spectral_norm_eval_uses_the_stored_pair_in_pytorch_order,
                                                spectral_norm_converges_to_largest_singular_value,
                                                spectral_norm_gradient_through_sigma,
-                                               ops_read_views_at_offsets));
+                                               ops_read_views_at_offsets,
+                                               norm_lrelu_is_norm_then_leaky_relu_bit_for_bit,
+                                               norm_lrelu_refuses_a_negative_slope));
 }
