@@ -646,20 +646,21 @@ static int tune_job(clsynth_ctx *ctx, search *S)
         r->status = CLSYNTH_TUNE_DEFAULT_BEST;
     }
     rec.default_ms = r->default_ms;
-    if (partial && r->tried == 0) {
+    /* cut short without a better candidate: not stored (below), so not "kept its default" */
+    if (partial && (r->tried == 0 || r->status != CLSYNTH_TUNE_TUNED)) {
         r->status = CLSYNTH_TUNE_NO_TIME;
+        if (r->tried)
+            snprintf(r->note, sizeof r->note, "budget reached after %d of %d legal candidates", r->tried, r->legal);
         return 0;
     }
     if (partial)
         snprintf(r->note, sizeof r->note, "budget reached after %d of %d legal candidates", r->tried, r->legal);
     /* a job cut short by the budget is stored only when it found something
-     * better, so a later run (resume) searches it again otherwise */
-    if (!partial || r->status == CLSYNTH_TUNE_TUNED) {
-        if (clsynth_tunedb_put(ctx, &rec))
-            return -1;
-        if (S->o->save && clsynth_tunedb_save(ctx, NULL))
-            return -1;
-    }
+     * better (above: otherwise a later run, a resume, searches it again) */
+    if (clsynth_tunedb_put(ctx, &rec))
+        return -1;
+    if (S->o->save && clsynth_tunedb_save(ctx, NULL))
+        return -1;
     return 0;
 }
 
