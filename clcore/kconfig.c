@@ -275,6 +275,10 @@ size_t clsynth_kdef_kernel_wg_bound(clsynth_ctx *ctx, const clsynth_kdef *def)
             return c->bounds[i].wg < ctx->max_wg ? c->bounds[i].wg : ctx->max_wg;
     int v[CLSYNTH_K_MAX_PARAMS] = { 0 };
     clsynth_kdef_defaults(def, &ctx->dev, v);
+    if (def->kernels_algo > 0) /* its kernels build only under that algorithm (with its tunables) */
+        for (int i = 0; i < def->n_params; i++)
+            if (def->params[i].kind == CLSYNTH_K_ALGO)
+                v[i] = def->kernels_algo;
     char opts[256];
     clsynth_kdef_options(def, v, opts, sizeof opts);
     size_t raw = (size_t)-1;

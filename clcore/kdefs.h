@@ -53,6 +53,11 @@ bool clsynth_conv_shape_parse(const char *key, void *shape);
  * forward (with its fused epilogue), the backward data, the backward weight
  * (plus its K-split) and Winograd's 16 batched GEMMs. */
 enum { IG_MWG, IG_NWG, IG_KWG, IG_MDIMC, IG_NDIMC, IG_VWM, IG_VWN, IG_USE_LOCAL, IG_KSPLIT };
+/* Winograd's ALGO (after the GEMM tunables): who runs its 16 batched GEMMs,
+ * our igemm_batched kernel (with those tunables) or clsynth_gemm (the "gemm"
+ * descriptor's algorithm: the host BLAS on CPU devices, CLBlast). */
+enum { WINO_GEMM = IG_USE_LOCAL + 1 };
+enum { WINO_GEMM_IGEMM = 1, WINO_GEMM_DISPATCH = 2 };
 extern const clsynth_kdef clsynth_kdef_conv_igemm_fwd, clsynth_kdef_conv_igemm_bwd_data,
     clsynth_kdef_conv_igemm_bwd_weight, clsynth_kdef_conv_winograd;
 /* The GEMM (M, N, K) that descriptor d runs at conv shape s. */

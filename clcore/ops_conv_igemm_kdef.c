@@ -8,6 +8,7 @@
  * MDIMC); local memory (MWG + NWG) * KWG floats with USE_LOCAL. */
 #include <stdio.h>
 
+#include "clcore/gemm.h"
 #include "clcore/kdefs.h"
 #include "clcore/ops.h"
 
@@ -187,6 +188,8 @@ static void bwd_weight_fit(int *v, const void *shape, const clsynth_klimits *lim
 static void wino_fit(int *v, const void *shape, const clsynth_klimits *lim)
 {
     ig_fit_for(&clsynth_kdef_conv_winograd, v, shape, lim);
+    if (!v[WINO_GEMM])
+        v[WINO_GEMM] = lim->dev && clsynth_gemm_host_capable(lim->dev) ? WINO_GEMM_DISPATCH : WINO_GEMM_IGEMM;
 }
 
 /* Winograd's shape rule: 3x3 stride 1 (a key of another conv is not one of its shapes). */
@@ -288,22 +291,23 @@ static clsynth_tensor *run_fused_wino(clsynth_ctx *ctx, clsynth_kbench *b, clsyn
  * compilers keep the accumulators in memory) with 8x4 outputs per item;
  * GPUs stage 64x64 tiles in local memory with 4x4 per item (CLBlast-like;
  * no GPU was available to measure them). */
-#define IG_PARAMS                                                                                              \
-    { .name = "MWG", .kind = CLSYNTH_K_DEFINE, .n = 4, .values = { 32, 16, 64, 128 }, .def = 64,                \
-      .by_class = { { "cpu", 32 } } },                                                                         \
-    { .name = "NWG", .kind = CLSYNTH_K_DEFINE, .n = 4, .values = { 32, 16, 64, 128 }, .def = 64,                \
-      .by_class = { { "cpu", 32 } } },                                                                         \
-    { .name = "KWG", .kind = CLSYNTH_K_DEFINE, .n = 3, .values = { 16, 8, 32 }, .def = 16 },                    \
-    { .name = "MDIMC", .kind = CLSYNTH_K_DEFINE, .n = 5, .values = { 8, 2, 4, 16, 32 }, .def = 16,              \
-      .by_class = { { "cpu", 4 } } },                                                                          \
-    { .name = "NDIMC", .kind = CLSYNTH_K_DEFINE, .n = 4, .values = { 8, 4, 16, 32 }, .def = 16,                 \
-      .by_class = { { "cpu", 8 } } },                                                                          \
-    { .name = "VWM", .kind = CLSYNTH_K_DEFINE, .n = 3, .values = { 1, 2, 4 }, .def = 2,                         \
-      .by_class = { { "cpu", 1 } } },                                                                          \
-    { .name = "VWN", .kind = CLSYNTH_K_DEFINE, .n = 3, .values = { 1, 2, 4 }, .def = 2,                         \
-      .by_class = { { "cpu", 1 } } },                                                                          \
-    { .name = "USE_LOCAL", .kind = CLSYNTH_K_DEFINE, .n = 2, .values = { 1, 0 }, .def = 1,                      \
+#define IG_PARAMS_ONLY(oa)                                                                                            \
+    { .name = "MWG", .kind = CLSYNTH_K_DEFINE, .n = 4, .values = { 32, 16, 64, 128 }, .def = 64, .only_algo = (oa),   \
+      .by_class = { { "cpu", 32 } } },                                                                                \
+    { .name = "NWG", .kind = CLSYNTH_K_DEFINE, .n = 4, .values = { 32, 16, 64, 128 }, .def = 64, .only_algo = (oa),   \
+      .by_class = { { "cpu", 32 } } },                                                                                \
+    { .name = "KWG", .kind = CLSYNTH_K_DEFINE, .n = 3, .values = { 16, 8, 32 }, .def = 16, .only_algo = (oa) },       \
+    { .name = "MDIMC", .kind = CLSYNTH_K_DEFINE, .n = 5, .values = { 8, 2, 4, 16, 32 }, .def = 16, .only_algo = (oa), \
+      .by_class = { { "cpu", 4 } } },                                                                                 \
+    { .name = "NDIMC", .kind = CLSYNTH_K_DEFINE, .n = 4, .values = { 8, 4, 16, 32 }, .def = 16, .only_algo = (oa),    \
+      .by_class = { { "cpu", 8 } } },                                                                                 \
+    { .name = "VWM", .kind = CLSYNTH_K_DEFINE, .n = 3, .values = { 1, 2, 4 }, .def = 2, .only_algo = (oa),            \
+      .by_class = { { "cpu", 1 } } },                                                                                 \
+    { .name = "VWN", .kind = CLSYNTH_K_DEFINE, .n = 3, .values = { 1, 2, 4 }, .def = 2, .only_algo = (oa),            \
+      .by_class = { { "cpu", 1 } } },                                                                                 \
+    { .name = "USE_LOCAL", .kind = CLSYNTH_K_DEFINE, .n = 2, .values = { 1, 0 }, .def = 1, .only_algo = (oa),         \
       .by_class = { { "cpu", 0 } } }
+#define IG_PARAMS IG_PARAMS_ONLY(0)
 
 const clsynth_kdef clsynth_kdef_conv_igemm_fwd = {
     .key = "conv_igemm_fwd", .op = "clsynth_conv2d_fused (implicit GEMM)", .file = "conv_igemm.cl",
@@ -349,9 +353,16 @@ const clsynth_kdef clsynth_kdef_conv_igemm_bwd_weight = {
  * gradients), so both directions are checked and timed. */
 const clsynth_kdef clsynth_kdef_conv_winograd = {
     .key = "conv_winograd", .op = "clsynth_conv2d_fused (Winograd F(2x2,3x3))", .file = "conv_igemm.cl",
-    .kernels = { "igemm_batched" }, .dims = 3, .backward = true, .grad_mask = (1u << 0) | (1u << 3) | (1u << 4),
-    .n_params = 8,
-    .params = { IG_PARAMS },
+    .kernels = { "igemm_batched" }, .kernels_algo = WINO_GEMM_IGEMM, .dims = 3, .backward = true,
+    .grad_mask = (1u << 0) | (1u << 3) | (1u << 4),
+    .n_params = 9,
+    .params = {
+        IG_PARAMS_ONLY(WINO_GEMM_IGEMM),
+        /* 0: where the device is the host CPU, clsynth_gemm (OpenBLAS there: about 2x our kernel's
+         * rate at these shapes), else igemm_batched */
+        { .name = "GEMM", .kind = CLSYNTH_K_ALGO, .n = 2, .values = { WINO_GEMM_IGEMM, WINO_GEMM_DISPATCH },
+          .def = 0 },
+    },
     .shape_size = sizeof(clsynth_conv_shape), .format = clsynth_conv_shape_format, .parse = wino_parse,
     .valid = wino_valid, .local_size = ig_local, .local_mem = ig_lmem, .fit = wino_fit,
     .test_shapes = wino_shapes, .n_test_shapes = 4,

@@ -1,13 +1,15 @@
 /* Winograd F(2x2, 3x3) convolution (kernels/conv_winograd.cl): weight
- * transform, input transform, 16 batched GEMMs (igemm_batched, descriptor
- * "conv_winograd" at the conv's shape), output transform with the fused
- * epilogue. The transformed input and the products live in pool buffers of
+ * transform, input transform, 16 batched GEMMs (descriptor "conv_winograd"
+ * at the conv's shape: our igemm_batched kernel, or clsynth_gemm, which is
+ * the host BLAS on CPU devices), output transform with the fused epilogue. The transformed input and the products live in pool buffers of
  * at most CONV_WINO_BUDGET_BYTES (ctx->conv_col_bytes when set): the batch's
  * 2x2 output tiles are processed in chunks that fit. The backward data is the
  * Winograd conv of dy with the weights transposed and rotated by 180 degrees,
  * padded by 2 - pad, accumulated into dx. */
 #include <stdio.h>
 
+#include "clcore/gemm.h"
+#include "clcore/kconfig.h"
 #include "clcore/launch.h"
 #include "clcore/ops_conv_impl.h"
 #include "clcore/program.h"
@@ -51,6 +53,10 @@ static int wino_run(clsynth_ctx *ctx, const clsynth_conv_shape *s, clsynth_kforc
     const int Co = s->cout, Ci = s->cin, OH = clsynth_conv_oh(s), OW = clsynth_conv_ow(s);
     const int TH = (OH + 1) / 2, TW = (OW + 1) / 2, tiles = s->n * TH * TW;
     const int pc = chunk_tiles(ctx, s, tiles);
+    clsynth_kcfg cfg; /* who runs the 16 GEMMs */
+    if (clsynth_kconfig(ctx, &clsynth_kdef_conv_winograd, s, force, &cfg))
+        return -1;
+    const int gemm_algo = cfg.v[WINO_GEMM];
     cl_kernel kw = clsynth_kernel_get(ctx, "conv_winograd.cl", "wino_weight", NULL);
     cl_kernel ki = clsynth_kernel_get(ctx, "conv_winograd.cl", "wino_input", NULL);
     cl_kernel ko = clsynth_kernel_get(ctx, "conv_winograd.cl", "wino_output", NULL);
@@ -86,10 +92,20 @@ static int wino_run(clsynth_ctx *ctx, const clsynth_conv_shape *s, clsynth_kforc
         size_t gi[2] = { (size_t)P, (size_t)Ci };
         rc = clsynth_launch(&a, 2, gi, NULL, 0, NULL);
         /* M[xi] (Co, P) = U[xi] (Co, Ci) V[xi] (Ci, P), xi < 16 */
-        if (!rc)
+        if (!rc && gemm_algo == WINO_GEMM_DISPATCH) {
+            const clsynth_gemm_op op = {
+                .m = (size_t)Co, .n = (size_t)P, .k = (size_t)Ci, .alpha = 1.0f, .beta = 0.0f,
+                .a = { clsynth_block_mem(U), 0, (size_t)Ci, (size_t)Co * Ci },
+                .b = { clsynth_block_mem(V), 0, (size_t)P, (size_t)Ci * P },
+                .c = { clsynth_block_mem(Mb), 0, (size_t)P, (size_t)Co * P },
+                .batch = 16,
+            };
+            rc = clsynth_gemm(ctx, "conv2d (winograd) batched GEMMs", &op, NULL);
+        } else if (!rc) {
             rc = clsynth_igemm_batched(ctx, &clsynth_kdef_conv_winograd, s, force, clsynth_block_mem(U), 0,
                                        (size_t)Co * Ci, clsynth_block_mem(V), 0, (size_t)Ci * P,
                                        clsynth_block_mem(Mb), 0, (size_t)Co * P, Co, P, Ci, 16);
+        }
         if (rc)
             break;
         clsynth_args o = clsynth_args_begin(ctx, ko, "wino_output");
@@ -140,13 +156,35 @@ static int wino_impl_forward(clsynth_ctx *ctx, const clsynth_conv_call *c)
     return clsynth_conv_winograd_forward(ctx, &s, c->force, c->x, c->w, c->b, c->epi, c->y);
 }
 
-/* dw by the implicit GEMM (Winograd's weight gradient would need the 4x4
- * transforms of dy and x per tile and gains little at these sizes); dx by
- * Winograd where its padding allows, else the implicit GEMM. */
+/* dw by a GEMM conv (Winograd's weight gradient would need the 4x4
+ * transforms of dy and x per tile and gains little at these sizes): the
+ * implicit GEMM, or where Winograd's GEMMs are clsynth_gemm's (the host BLAS
+ * on CPU devices), im2col + clsynth_gemm with conv2d's default tunables of
+ * that algorithm. dx by Winograd where its padding allows, else the implicit
+ * GEMM. */
+static int wino_dw_by_im2col(clsynth_ctx *ctx, const clsynth_conv_call *c)
+{
+    clsynth_kcfg cfg = *c->cfg;
+    int dv[CLSYNTH_K_MAX_PARAMS] = { 0 };
+    clsynth_kdef_defaults(&clsynth_kdef_conv2d, &ctx->dev, dv);
+    cfg.v[CONV2D_ALGO] = CLSYNTH_CONV_IM2COL_GEMM;
+    cfg.v[CONV2D_GEMM_BATCH] = dv[CONV2D_GEMM_BATCH];
+    cfg.v[CONV2D_COL_ROW_ITEMS] = dv[CONV2D_COL_ROW_ITEMS];
+    clsynth_conv_call dwc = *c;
+    dwc.cfg = &cfg;
+    dwc.dx = NULL;
+    return clsynth_conv_impl_gemm.backward(ctx, &dwc);
+}
+
 static int wino_impl_backward(clsynth_ctx *ctx, const clsynth_conv_call *c)
 {
     const clsynth_conv_shape s = clsynth_conv_shape_of(&c->g);
-    if (c->dw && clsynth_conv_igemm_backward_weight(ctx, &s, c->force, c->dy, c->x, c->dw))
+    clsynth_kcfg wcfg;
+    if (c->dw && clsynth_kconfig(ctx, &clsynth_kdef_conv_winograd, &s, c->force, &wcfg))
+        return -1;
+    if (c->dw && (wcfg.v[WINO_GEMM] == WINO_GEMM_DISPATCH ? wino_dw_by_im2col(ctx, c)
+                                                          : clsynth_conv_igemm_backward_weight(ctx, &s, c->force,
+                                                                                               c->dy, c->x, c->dw)))
         return -1;
     if (!c->dx)
         return 0;

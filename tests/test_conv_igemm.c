@@ -129,7 +129,8 @@ static void free_dev(dev *t)
 
 /* ------------------------------------------------------------ plain conv */
 
-static void check_plain(clsynth_conv_algo algo, double atol, double rtol)
+/* wino_gemm: for Winograd, who runs its 16 GEMMs (WINO_GEMM_*; 0: as resolved). */
+static void check_plain_with(clsynth_conv_algo algo, double atol, double rtol, int wino_gemm)
 {
     int n;
     const cv *cs = shape_list(&n);
@@ -144,15 +145,26 @@ static void check_plain(clsynth_conv_algo algo, double atol, double rtol)
         ref_conv2d_backward(d.x, d.w, d.dy, rdx, rdw, rdb, c->N, c->Cin, c->H, c->W, c->Cout, c->K, c->K, c->stride,
                             c->pad);
         dev t = upload(c, &d, true);
-        clsynth_tensor *y = clsynth_conv2d_algo(ctx, t.x, t.w, t.b, c->stride, c->pad, algo);
+        clsynth_kforce f = { .def = &clsynth_kdef_conv_winograd };
+        if (wino_gemm) {
+            const clsynth_conv_shape s = { c->N, c->Cin, c->H, c->W, c->Cout, c->K, c->K, c->stride, c->pad };
+            clsynth_kcfg cfg;
+            ck_assert_msg(clsynth_kconfig(ctx, f.def, &s, NULL, &cfg) == 0, "%s", ctx->err.msg);
+            memcpy(f.v, cfg.v, sizeof f.v);
+            f.v[WINO_GEMM] = wino_gemm;
+        }
+        clsynth_tensor *y = clsynth_conv2d_forced(ctx, t.x, t.w, t.b, c->stride, c->pad, algo, wino_gemm ? &f : NULL);
         ck_assert_msg(y != NULL, "%s", ctx->err.msg);
         float *hy = clsynth_test_download(ctx, y);
         clsynth_tensor *gy = clsynth_tensor_from_host(ctx, "dy", y->n, y->c, y->h, y->w, d.dy);
         ck_assert_msg(clsynth_backward_with(ctx, y, gy) == 0, "%s", ctx->err.msg);
         float *hdx = clsynth_test_download(ctx, t.x->grad), *hdw = clsynth_test_download(ctx, t.w->grad);
         float *hdb = clsynth_test_download(ctx, t.b->grad);
-        char what[200], base[160];
-        describe(c, clsynth_conv_algo_name(algo), base, sizeof base);
+        ck_assert_msg(!wino_gemm || f.hits > 0, "the forced Winograd GEMM was never resolved");
+        char what[200], base[160], name[64];
+        snprintf(name, sizeof name, "%s%s", clsynth_conv_algo_name(algo),
+                 wino_gemm == WINO_GEMM_IGEMM ? " (igemm_batched)" : wino_gemm ? " (clsynth_gemm)" : "");
+        describe(c, name, base, sizeof base);
         snprintf(what, sizeof what, "%s: y", base);
         clsynth_test_assert_close(what, hy, ry, d.ny, atol, rtol);
         snprintf(what, sizeof what, "%s: dx", base);
@@ -174,12 +186,18 @@ static void check_plain(clsynth_conv_algo algo, double atol, double rtol)
     }
 }
 
+static void check_plain(clsynth_conv_algo algo, double atol, double rtol) { check_plain_with(algo, atol, rtol, 0); }
+
 START_TEST(igemm_forward_and_backward_match_reference) { check_plain(CLSYNTH_CONV_IGEMM, ATOL, RTOL); }
 END_TEST
 
 /* F(2x2,3x3) adds a few roundings per output (transforms of 4 terms, halves):
- * 3e-4 absolute on outputs of size ~3 here. */
-START_TEST(winograd_forward_and_backward_match_reference) { check_plain(CLSYNTH_CONV_WINOGRAD, 3e-4, 3e-4); }
+ * 3e-4 absolute on outputs of size ~3 here. Both engines of its 16 GEMMs. */
+START_TEST(winograd_forward_and_backward_match_reference)
+{
+    check_plain_with(CLSYNTH_CONV_WINOGRAD, 3e-4, 3e-4, WINO_GEMM_IGEMM);
+    check_plain_with(CLSYNTH_CONV_WINOGRAD, 3e-4, 3e-4, WINO_GEMM_DISPATCH);
+}
 END_TEST
 
 /* Winograd's error is within a small factor of the direct kernel's (both
