@@ -284,14 +284,13 @@ static outcome two_by_one_vs_one_by_two(const char *netG, const char *norm_G, co
 START_TEST(sync_batch_norm_two_ranks_of_one_equal_one_process_of_two)
 {
     const char *G = "spectralspadesyncbatch3x3", *D = "spectralsyncbatch";
-    /* KNOWN OPEN on Intel's CPU runtime: there a G gradient of this step differs by 8 %
-     * (G.up_1.conv_1.b[13], also at --lr 0, so not a trajectory split); PoCL and rusticl agree
-     * to 1e-4. Not diagnosed yet (platforms.md); left out there, saying so, until it is. */
-    const char *dev = getenv("CLSYNTH_DEVICE");
-    if (dev && strstr(dev, "Intel")) {
-        printf("sync batch norm, 2 ranks vs 1: left out on Intel's runtime (known open difference, platforms.md)\n");
-        return;
-    }
+    /* Once left out on Intel's CPU runtime: G.up_1.conv_1.b[13]'s gradient differed by 8 %
+     * (also at --lr 0). Not an op error: it came with one tuned entry of Intel's class file
+     * (norm_partial_stats G=32,M=512: 16 items of 32 values, one process's batch of 2 only),
+     * whose batch norm equals the default's within 1.9e-6 (y) and 1.5e-7 (dx) at that shape;
+     * a rounding-level change flipping something downstream, as the LeakyReLU kinks of the
+     * reference test did (platforms.md). Without that entry (the norm entries are no longer
+     * shipped) the case passes on Intel (3 runs), PoCL and rusticl. */
     outcome o = two_by_one_vs_one_by_two("condconv", G, G, D, -1.0f);
     ck_assert_msg(o.rc == 0, "sync batch norm: %s", o.msg);
     ck_assert_msg(o.buffer_diff <= 1e-5, "sync batch norm: buffers differ by %g (%s)", o.buffer_diff, o.worst);
