@@ -35,7 +35,7 @@
  *   dwconv_fwd: read x h, read k 9, write y 1                            ~11.3
  *   dwconv_bwd: read dy h, x h (only for dk), k 9 (only for dx; each element
  *               once, at shifted positions), read+write dx 2 and dk 18
- *               (gradients are accumulated)                            ~31.7
+ *               (when accumulated; a fresh dx / dk is only written: 21.7) ~31.7
  * No unfolded (9x) copy of x is ever materialized. */
 #pragma OPENCL FP_CONTRACT OFF
 #if !defined(VW) || !defined(TILE_W) || !defined(TILE_H)
@@ -120,8 +120,10 @@ void dwconv_fwd(__global const float *x, const int x_off, __global const float *
     }
 }
 
-/* need_dx / need_dk select the gradients to accumulate; a gradient not needed
- * may be passed as any buffer (it is neither read nor written). */
+/* need_dx / need_dk select the gradients: 0 not needed (any buffer may be passed:
+ * it is neither read nor written), 1 accumulated (+=), 2 stored (a fresh gradient,
+ * clsynth_grad_for_write: written as 0 + value, bit for bit what adding to a
+ * zero-filled one gave, without reading it). */
 __kernel __attribute__((reqd_work_group_size(NV, TILE_H, 1)))
 void dwconv_bwd(__global const float *x, const int x_off, __global const float *k, const int k_off,
                 __global const float *dy, const int dy_off, __global float *dx, const int dx_off,
@@ -160,7 +162,7 @@ void dwconv_bwd(__global const float *x, const int x_off, __global const float *
                 for (int j = 0; j < 3; j++)
                     acc += LOADV(d + (2 - i) * TPW + 2 - j) * LOADV(kp + (3 * i + j) * HW + oh * W + gw + 1 - j);
             }
-            STOREV(LOADV(dxp + p) + acc, dxp + p);
+            STOREV((need_dx == 1 ? LOADV(dxp + p) : (floatV)(0.0f)) + acc, dxp + p);
         } else {
             const int rn = min(VW, W - gw);
             for (int r = 0; r < rn; r++) {
@@ -175,7 +177,7 @@ void dwconv_bwd(__global const float *x, const int x_off, __global const float *
                             acc += d[(2 - i) * TPW + 2 - j + r] * kp[(3 * i + j) * HW + oh * W + ow];
                     }
                 }
-                dxp[p + r] += acc;
+                dxp[p + r] = (need_dx == 1 ? dxp[p + r] : 0.0f) + acc;
             }
         }
     }
@@ -187,13 +189,16 @@ void dwconv_bwd(__global const float *x, const int x_off, __global const float *
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) {
                     __global float *o = dkp + (3 * i + j) * HW + p;
-                    STOREV(LOADV(o) + g * LOADV(t + i * TPW + j), o);
+                    STOREV((need_dk == 1 ? LOADV(o) : (floatV)(0.0f)) + g * LOADV(t + i * TPW + j), o);
                 }
         } else {
             for (int r = 0; r < W - gw; r++)
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++)
-                        dkp[(3 * i + j) * HW + p + r] += d[r] * t[i * TPW + j + r];
+                    {
+                        __global float *o = dkp + (3 * i + j) * HW + p + r;
+                        *o = (need_dk == 1 ? *o : 0.0f) + d[r] * t[i * TPW + j + r];
+                    }
         }
     }
 }
