@@ -4,8 +4,30 @@
 #include "clcore/launch.h"
 
 #include <clblast_c.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
+
+/* Contexts alive in the process (CLBlast's cache is process-wide: see the header). */
+static pthread_mutex_t clblast_lock = PTHREAD_MUTEX_INITIALIZER;
+static int clblast_holders;
+
+void clsynth_clblast_hold(void)
+{
+    pthread_mutex_lock(&clblast_lock);
+    clblast_holders++;
+    pthread_mutex_unlock(&clblast_lock);
+}
+
+int clsynth_clblast_unhold(void)
+{
+    int st = CLBlastSuccess;
+    pthread_mutex_lock(&clblast_lock);
+    if (--clblast_holders == 0)
+        st = (int)CLBlastClearCache();
+    pthread_mutex_unlock(&clblast_lock);
+    return st == CLBlastSuccess ? 0 : st;
+}
 
 const char *clsynth_clblast_status_name(int status)
 {

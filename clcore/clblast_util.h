@@ -31,4 +31,20 @@ int clsynth_sgemm_strided(clsynth_ctx *ctx, const char *what, bool trans_a, bool
                           size_t b_off, size_t ldb, size_t b_stride, float beta, cl_mem c, size_t c_off, size_t ldc,
                           size_t c_stride, size_t batch);
 
+/* CLBlast keeps a process-wide cache of the programs it built, keyed by
+ * context; each program retains its context, so a released context lives on
+ * in it. Left there, those programs are released by CLBlast's static
+ * destructor while the process exits, after the thread-local destructors
+ * have run: Oclgrind's runtime (its API entry points push onto a
+ * thread_local call stack) then writes into freed memory (valgrind: "Invalid
+ * write" in clReleaseProgram / clReleaseContext into a block freed by that
+ * stack's destructor in __call_tls_dtors), which corrupted glibc's heap.
+ * Each context holds a reference (clsynth_ctx_create / clsynth_ctx_free);
+ * releasing the last one clears CLBlast's program and binary caches, so no
+ * OpenCL object outlives the contexts (the next context builds CLBlast's
+ * kernels anew; tuned parameters stay: CLBlast keeps them apart).
+ * Returns 0, or the CLBlast status of a failed CLBlastClearCache. */
+void clsynth_clblast_hold(void);
+int clsynth_clblast_unhold(void);
+
 #endif

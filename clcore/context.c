@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clcore/autograd.h"
+#include "clcore/clblast_util.h"
 #include "clcore/program.h"
 #include "clcore/tensor.h"
 
@@ -150,6 +151,8 @@ clsynth_ctx *clsynth_ctx_create(const char *spec, clsynth_err *err)
         free(ctx);
         return NULL;
     }
+    clsynth_clblast_hold();
+    ctx->clblast_held = true;
     ctx->max_wg = ctx->dev.max_wg;
     for (int i = 0; i < 3; i++)
         ctx->max_item[i] = ctx->dev.max_item[i];
@@ -199,6 +202,13 @@ void clsynth_ctx_free(clsynth_ctx *ctx)
     clsynth_program_cache_free(ctx);
     clsynth_tunedb_free(ctx);
     clsynth_kconfig_free(ctx);
+    /* the last context clears CLBlast's program cache before the programs'
+     * context goes: nothing is left to release at exit (clcore/clblast_util.h) */
+    if (ctx->clblast_held) {
+        int st = clsynth_clblast_unhold();
+        if (st && !ctx->quiet)
+            fprintf(stderr, "clsynth: CLBlastClearCache failed: %s\n", clsynth_clblast_status_name(st));
+    }
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->context)

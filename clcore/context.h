@@ -48,6 +48,7 @@ typedef struct clsynth_ctx {
     struct clsynth_tunedb *tunedb; /* NULL until loaded; owned by clcore/tunedb.c */
     struct clsynth_kcache *kcache; /* resolved kernel configurations (clcore/kconfig.c) */
     unsigned clblast_overridden;   /* bit k: CLBlast kernel k runs tuned parameters (clcore/clblast_apply.c) */
+    bool clblast_held;             /* holds a reference on CLBlast's cache (clcore/clblast_util.h) */
     struct clsynth_tensor *live;   /* activations, released by clsynth_release_activations */
     unsigned long tensor_serial;   /* serial of the last tensor made */
     /* Diagnostics (NULL: off): called with every activation that owns device

@@ -8,9 +8,9 @@
  * once, y written once: ~11.3 floats of traffic per output pixel with the
  * 32x8 tile. Backward: one fused kernel reads dy (tile with halo), x
  * (tile, only when dk is needed) and k (once, only when dx is needed) and
- * accumulates into dx and dk in place (gather form, no atomics); nothing is
- * allocated besides the gradients themselves (zero-filled by clsynth_grad_of
- * on first use). The forward saves nothing extra for backward: x and k are
+ * accumulates into dx and dk in place (gather form, no atomics), or stores
+ * into them when they are new (clsynth_grad_for_write: no zero fill, no read);
+ * nothing is allocated besides the gradients themselves. The forward saves nothing extra for backward: x and k are
  * the op's inputs. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -45,10 +45,14 @@ static int dwconv_backward(clsynth_ctx *ctx, clsynth_node *nd)
     int need_dk = (kt->flags & CLSYNTH_T_REQUIRES_GRAD) != 0;
     if (!need_dx && !need_dk)
         return 0;
-    clsynth_tensor *dx = need_dx ? clsynth_grad_of(ctx, x) : dy;
-    clsynth_tensor *dk = need_dk ? clsynth_grad_of(ctx, kt) : dy;
+    /* 1: add to an existing gradient, 2: store into a fresh one (kernels/dwconv.cl) */
+    int acc_x = 0, acc_k = 0;
+    clsynth_tensor *dx = need_dx ? clsynth_grad_for_write(ctx, x, &acc_x) : dy;
+    clsynth_tensor *dk = need_dk ? clsynth_grad_for_write(ctx, kt, &acc_k) : dy;
     if (!dx || !dk)
         return -1;
+    need_dx = need_dx ? (acc_x ? 1 : 2) : 0;
+    need_dk = need_dk ? (acc_k ? 1 : 2) : 0;
     clsynth_kcfg cfg;
     if (dw_config(ctx, &clsynth_kdef_dwconv_bwd, x, nd->force, &cfg))
         return -1;

@@ -118,14 +118,18 @@ static void dw_fit_tiles(int *v, const clsynth_dwconv_shape *s, const clsynth_kl
 static void dw_fwd_fit(int *v, const void *shape, const clsynth_klimits *lim) { dw_fit_tiles(v, shape, lim, 1); }
 static void dw_bwd_fit(int *v, const void *shape, const clsynth_klimits *lim) { dw_fit_tiles(v, shape, lim, 2); }
 
-/* Defaults per device class: CPUs need explicit vectors to stream (measured
- * on PoCL, 2 shared AVX-512 cores: VW 8, 64x8 tiles = 8x8 work-items); GPUs
- * get two pixels per work-item and 64x8 tiles (32x8 = 256 work-items). */
+/* Defaults per device class: CPUs need explicit vectors to stream (VW 8, 64x8
+ * tiles = 8x8 work-items); on PoCL (2 shared AVX-512 cores, interleaved runs
+ * of forward + backward at 256x32x32 and 64x128x128) one AVX-512 register per
+ * work-item and 128x8 tiles (8x8 work-items; 2x8 at 32 wide) were 1.2-1.9x
+ * faster than that; GPUs get two pixels per work-item and 64x8 tiles (32x8 =
+ * 256 work-items). */
 #define DW_PARAMS                                                                                            \
     {                                                                                                        \
         { .name = "VW", .kind = CLSYNTH_K_DEFINE, .n = 5, .values = { 1, 2, 4, 8, 16 }, .def = 2,            \
-          .by_class = { { "cpu", 8 } } },                                                                    \
-        { .name = "TILE_W", .kind = CLSYNTH_K_DEFINE, .n = 6, .values = { 8, 16, 32, 64, 128, 256 }, .def = 64 }, \
+          .by_class = { { "pocl-cpu", 16 }, { "cpu", 8 } } },                                                \
+        { .name = "TILE_W", .kind = CLSYNTH_K_DEFINE, .n = 6, .values = { 8, 16, 32, 64, 128, 256 }, .def = 64, \
+          .by_class = { { "pocl-cpu", 128 } } },                                                             \
         { .name = "TILE_H", .kind = CLSYNTH_K_DEFINE, .n = 6, .values = { 1, 2, 4, 8, 16, 32 }, .def = 8 },  \
     }
 

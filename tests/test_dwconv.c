@@ -33,10 +33,12 @@ static float *host_uniform(size_t n, uint64_t seed)
 }
 
 /* Forward shapes: N >= 2, odd sizes, channel counts 3/5/17, sizes that leave
- * partial tiles in both directions with the default 32x8 tile, and 1x1. */
+ * partial tiles in both directions with the default 32x8 tile, and 1x1; a
+ * width that is a multiple of every vector width (32, 8 under Oclgrind), so
+ * that whole vector segments touch both image edges. */
 static const shape fwd_shapes[] = { { 2, 3, 13, 11 }, { 2, 17, 7, 9 }, { 2, 5, 37, 45 }, { 3, 2, 1, 1 },
-                                    { 1, 4, 9, 70 } };
-static const shape fwd_shapes_tiny[] = { { 2, 3, 7, 9 }, { 1, 2, 10, 35 } };
+                                    { 1, 4, 9, 70 }, { 2, 3, 6, 32 } };
+static const shape fwd_shapes_tiny[] = { { 2, 3, 7, 9 }, { 1, 2, 10, 35 }, { 1, 2, 5, 8 } };
 
 static void shapes_for_mode(const shape **s, int *count)
 {
@@ -268,35 +270,41 @@ static bool run_forced(shape s, const float *x, const float *k, const float *dy,
 
 START_TEST(identical_under_other_tunables)
 {
-    shape s = clsynth_test_under_oclgrind() ? (shape){ 2, 3, 11, 9 } : (shape){ 2, 5, 37, 45 };
-    size_t nx = numel(s), nk = 9 * nx;
-    float *x = host_uniform(nx, 41), *k = host_uniform(nk, 42), *dy = host_uniform(nx, 43);
-    float *y0, *dx0, *dk0;
-    run_fwd_bwd(ctx, s, x, k, dy, &y0, &dx0, &dk0);
-    /* (VW, TILE_W, TILE_H): tiles that do and do not divide the image, odd
-     * work-group shapes (local size = (TILE_W/VW, TILE_H, 1)) */
-    static const int cfgs[][3] = { { 1, 5, 3 },  { 2, 6, 3 },   { 1, 1, 1 },  { 4, 64, 2 }, { 8, 16, 16 },
-                                   { 16, 32, 8 }, { 8, 64, 4 }, { 2, 64, 8 }, { 4, 12, 7 } };
-    int ncfg = clsynth_test_under_oclgrind() ? 3 : (int)(sizeof cfgs / sizeof *cfgs), ran = 0;
-    for (int i = 0; i < ncfg; i++) {
-        for (int pass = 0; pass < 2; pass++) {
-            const clsynth_kdef *def = pass ? &clsynth_kdef_dwconv_bwd : &clsynth_kdef_dwconv_fwd;
-            float *y, *dx, *dk;
-            if (!run_forced(s, x, k, dy, def, cfgs[i], &y, &dx, &dk))
-                continue;
-            ran++;
-            char what[160];
-            snprintf(what, sizeof what, "%s with VW=%d TILE_W=%d TILE_H=%d", def->key, cfgs[i][0], cfgs[i][1],
-                     cfgs[i][2]);
-            if (!pass)
-                assert_identical(what, y, y0, nx);
-            assert_identical(what, dx, dx0, nx);
-            assert_identical(what, dk, dk0, nk);
-            free(y), free(dx), free(dk);
+    /* an odd width (partial vector segments at the right edge) and one that
+     * every vector width divides (whole segments at both edges) */
+    const shape shapes[2] = { clsynth_test_under_oclgrind() ? (shape){ 2, 3, 11, 9 } : (shape){ 2, 5, 37, 45 },
+                              clsynth_test_under_oclgrind() ? (shape){ 1, 2, 5, 8 } : (shape){ 1, 3, 9, 32 } };
+    for (int si = 0; si < 2; si++) {
+        shape s = shapes[si];
+        size_t nx = numel(s), nk = 9 * nx;
+        float *x = host_uniform(nx, 41), *k = host_uniform(nk, 42), *dy = host_uniform(nx, 43);
+        float *y0, *dx0, *dk0;
+        run_fwd_bwd(ctx, s, x, k, dy, &y0, &dx0, &dk0);
+        /* (VW, TILE_W, TILE_H): tiles that do and do not divide the image, odd
+         * work-group shapes (local size = (TILE_W/VW, TILE_H, 1)) */
+        static const int cfgs[][3] = { { 1, 5, 3 },  { 2, 6, 3 },   { 1, 1, 1 },  { 4, 64, 2 }, { 8, 16, 16 },
+                                       { 16, 32, 8 }, { 8, 64, 4 }, { 2, 64, 8 }, { 4, 12, 7 } };
+        int ncfg = clsynth_test_under_oclgrind() ? 3 : (int)(sizeof cfgs / sizeof *cfgs), ran = 0;
+        for (int i = 0; i < ncfg; i++) {
+            for (int pass = 0; pass < 2; pass++) {
+                const clsynth_kdef *def = pass ? &clsynth_kdef_dwconv_bwd : &clsynth_kdef_dwconv_fwd;
+                float *y, *dx, *dk;
+                if (!run_forced(s, x, k, dy, def, cfgs[i], &y, &dx, &dk))
+                    continue;
+                ran++;
+                char what[200];
+                snprintf(what, sizeof what, "%s with VW=%d TILE_W=%d TILE_H=%d at (%d,%d,%d,%d)", def->key,
+                         cfgs[i][0], cfgs[i][1], cfgs[i][2], s.n, s.c, s.h, s.w);
+                if (!pass)
+                    assert_identical(what, y, y0, nx);
+                assert_identical(what, dx, dx0, nx);
+                assert_identical(what, dk, dk0, nk);
+                free(y), free(dx), free(dk);
+            }
         }
+        ck_assert_int_ge(ran, clsynth_test_under_oclgrind() ? 4 : 8);
+        free(x), free(k), free(dy), free(y0), free(dx0), free(dk0);
     }
-    ck_assert_int_ge(ran, clsynth_test_under_oclgrind() ? 4 : 8);
-    free(x), free(k), free(dy), free(y0), free(dx0), free(dk0);
 }
 END_TEST
 
