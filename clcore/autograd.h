@@ -66,6 +66,26 @@ int clsynth_backward(clsynth_ctx *ctx, clsynth_tensor *loss);
  * the tape and releases the activations like clsynth_backward. */
 int clsynth_backward_with(clsynth_ctx *ctx, clsynth_tensor *out, const clsynth_tensor *grad_out);
 
+/* Half-precision storage of what only the backward reads (the
+ * --half_activations training option; compute stays float everywhere).
+ * Moves to half storage (clsynth_tensor_to_half) every activation newer than
+ * serial `mark` (a value of ctx->tensor_serial) that some recorded node reads
+ * in its backward (as out, input or saved tensor, itself or through a view)
+ * except keep[0..n_keep) (NULL entries allowed) and the tensors whose memory
+ * a kept view uses: the caller promises that its forward reads nothing else
+ * of that stretch any more (an op that does fails naming the tensor).
+ * Gradients, views, persistent tensors, tensors no node reads and tensors of
+ * fewer than CLSYNTH_STASH_MIN_NUMEL elements stay float. clsynth_backward
+ * brings each stashed tensor back to a fresh float block right before the
+ * first backward function (in backward order) that reads it; it is freed as
+ * before, after the last. The activations the forward leaves for the
+ * backward then take half the memory where the networks stash at their block
+ * boundaries. Fails (message naming the device) where the device does not
+ * report cl_khr_fp16. The analogue of clsynth_release_newer for a pass that
+ * records. */
+#define CLSYNTH_STASH_MIN_NUMEL 1024 /* smaller tensors: a launch each way for < 2 KiB saved */
+int clsynth_stash_newer_as_half(clsynth_ctx *ctx, unsigned long mark, clsynth_tensor *const *keep, int n_keep);
+
 /* Drops the tape without running it (e.g. after a no-grad evaluation). */
 void clsynth_tape_clear(clsynth_ctx *ctx);
 

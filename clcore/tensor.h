@@ -26,6 +26,8 @@ enum {
     CLSYNTH_T_PERSISTENT = 1u << 2, /* not released with the activations */
     CLSYNTH_T_VIEW = 1u << 3,       /* does not own its block */
     CLSYNTH_T_GRAD = 1u << 4,       /* an activation's gradient (clsynth_grad_of): freed with it */
+    CLSYNTH_T_HALF = 1u << 5,       /* its block holds half values, kept for the backward
+                                       (clsynth_stash_newer_as_half): no op may read it as float */
 };
 
 typedef struct clsynth_tensor {
@@ -92,6 +94,24 @@ void clsynth_tensor_release(clsynth_ctx *ctx, clsynth_tensor *t);
  * outputs are all that is needed (a no-grad pass, which records nothing on
  * the tape). */
 void clsynth_release_newer(clsynth_ctx *ctx, unsigned long mark, clsynth_tensor *const *keep, int n_keep);
+
+/* Half-precision storage of activations (clcore/stash.c, kernels/half.cl),
+ * for clsynth_stash_newer_as_half (clcore/autograd.h) and the backward.
+ * 0 when the device reports cl_khr_fp16, else -1 with a message naming
+ * `what`, the device and the missing extension. */
+int clsynth_half_storage_check(clsynth_ctx *ctx, const char *what);
+/* Moves an activation that owns its block to half storage and sets
+ * CLSYNTH_T_HALF: a new block of numel halves of x 2^k, k the power of two
+ * that brings max |x| into [2^14, 2^15) (so 1e-10 activations keep 11
+ * bits), rounded to nearest even, and the block's max |x| (kernels/half.cl);
+ * the float block goes back to the pool. */
+int clsynth_tensor_to_half(clsynth_ctx *ctx, clsynth_tensor *t);
+/* The reverse: a fresh float block holding the half values (exact), for a
+ * reader; the views of t on the activation list follow it. No-op on float. */
+int clsynth_tensor_to_float(clsynth_ctx *ctx, clsynth_tensor *t);
+/* 0 if t (or the tensor owning a view's memory) is stored as float, else
+ * -1 with a message naming the reader and the tensor. */
+int clsynth_tensor_readable(clsynth_ctx *ctx, const clsynth_tensor *t, const char *reader);
 
 /* Device-memory pool statistics. The pool never reserves more than the
  * device's global memory: an allocation past it fails with a message (before
