@@ -36,6 +36,7 @@
 #include "nets/model.h"
 #include "nets/model_impl.h"
 #include "nets/options.h"
+#include "cliutil.h"
 #include "nets_fixture.h"
 #include "testutil.h"
 
@@ -465,6 +466,17 @@ START_TEST(half_activations_are_refused_without_cl_khr_fp16)
     ck_assert_int_ne(clsynth_stash_newer_as_half(ctx, 0, NULL, 0), 0);
     ck_assert_msg(strstr(ctx->err.msg, "cl_khr_fp16"), "message: %s", ctx->err.msg);
     clsynth_ctx_clear_error(ctx);
+    /* `clsynth train --half_activations`: refused before the run folder is made (device as the test's) */
+    clsynth_test_tiny_dataset("half_data");
+    int st = clsynth_test_sh("'%s' train --dataroot half_data --checkpoints_dir half_ck --name refused "
+                             CLSYNTH_TEST_TINY_RUN " --max_iters 1 --half_activations > half_refused.log 2>&1",
+                             clsynth_test_bin());
+    ck_assert_int_eq(st, 1);
+    ck_assert_msg(clsynth_test_file_has("half_refused.log", "--half_activations: the device") &&
+                      clsynth_test_file_has("half_refused.log", ctx->dev.name) &&
+                      clsynth_test_file_has("half_refused.log", "cl_khr_fp16"),
+                  "clsynth train's output (half_refused.log) does not name the device and cl_khr_fp16");
+    ck_assert(!clsynth_test_exists("half_ck/refused"));
     clsynth_release_activations(ctx);
     clsynth_tensor_free(ctx, seg);
     clsynth_tensor_free(ctx, real);
