@@ -24,18 +24,13 @@ int clsynth_half_storage_check(clsynth_ctx *ctx, const char *what)
                             what, ctx->dev.name, ctx->dev.platform_name);
 }
 
-/* A half block: numel halves, then (at int index slot) max |x| of the
- * float values it holds, which fixes their power-of-two scale (kernels/half.cl). */
-static size_t slot_of(size_t numel) { return (numel * sizeof(cl_half) + sizeof(cl_int) - 1) / sizeof(cl_int); }
-
-/* hb[slot] <- max |t| (as bits), for half_store's scale. */
-static int absmax(clsynth_ctx *ctx, const clsynth_tensor *t, cl_mem hb, size_t slot)
+/* mx[0] <- max |t| (as bits), for half_store's scale. */
+static int absmax(clsynth_ctx *ctx, const clsynth_tensor *t, cl_mem mx)
 {
     const cl_int zero = 0;
-    cl_int rc = clEnqueueFillBuffer(ctx->queue, hb, &zero, sizeof zero, slot * sizeof(cl_int), sizeof zero, 0, NULL,
-                                    NULL);
+    cl_int rc = clEnqueueFillBuffer(ctx->queue, mx, &zero, sizeof zero, 0, sizeof zero, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
-        return clsynth_cl_fail(ctx, "clEnqueueFillBuffer", "half_absmax slot", rc);
+        return clsynth_cl_fail(ctx, "clEnqueueFillBuffer", "half_absmax", rc);
     cl_kernel k = clsynth_kernel_get(ctx, HALF_FILE, "half_absmax", NULL);
     size_t maxwg = k ? clsynth_kernel_max_wg(ctx, k, "half_absmax") : 0;
     if (!maxwg)
@@ -48,18 +43,17 @@ static int absmax(clsynth_ctx *ctx, const clsynth_tensor *t, cl_mem hb, size_t s
     clsynth_arg_mem(&a, t->mem);
     clsynth_arg_int(&a, (int)t->off);
     clsynth_arg_int(&a, (int)t->numel);
-    clsynth_arg_mem(&a, hb);
-    clsynth_arg_int(&a, (int)slot);
+    clsynth_arg_mem(&a, mx);
     clsynth_arg_local(&a, L * sizeof(cl_float));
     size_t g = groups * L;
     return clsynth_launch(&a, 1, &g, &L, L * sizeof(cl_float), NULL);
 }
 
-/* half_store (float t -> half block hb) or half_load (hb -> float block f). */
-static int convert(clsynth_ctx *ctx, bool store, const clsynth_tensor *t, cl_mem hb, cl_mem f)
+/* half_store (float t -> half block hb) or half_load (hb -> float block f),
+ * scaled by the max in mx. */
+static int convert(clsynth_ctx *ctx, bool store, const clsynth_tensor *t, cl_mem hb, cl_mem mx, cl_mem f)
 {
     const char *kname = store ? "half_store" : "half_load";
-    const size_t slot = slot_of(t->numel);
     cl_kernel k = clsynth_kernel_get(ctx, HALF_FILE, kname, NULL);
     if (!k)
         return -1;
@@ -68,13 +62,12 @@ static int convert(clsynth_ctx *ctx, bool store, const clsynth_tensor *t, cl_mem
         clsynth_arg_mem(&a, t->mem);
         clsynth_arg_int(&a, (int)t->off);
         clsynth_arg_mem(&a, hb);
-        clsynth_arg_int(&a, (int)slot);
     } else {
         clsynth_arg_mem(&a, hb);
-        clsynth_arg_int(&a, (int)slot);
         clsynth_arg_mem(&a, f);
         clsynth_arg_int(&a, 0); /* a fresh block */
     }
+    clsynth_arg_mem(&a, mx);
     clsynth_arg_int(&a, (int)t->numel);
     size_t g = t->numel;
     return clsynth_launch(&a, 1, &g, NULL, 0, NULL);
@@ -93,18 +86,24 @@ int clsynth_tensor_to_half(clsynth_ctx *ctx, clsynth_tensor *t)
         return -1;
     char name[64];
     snprintf(name, sizeof name, "half(%.50s)", t->name);
-    const size_t slot = slot_of(t->numel);
-    struct clsynth_block *h = clsynth_pool_get(ctx, (slot + 1) * sizeof(cl_int), name); /* (numel) halves, max */
-    if (!h)
+    struct clsynth_block *h = clsynth_pool_get(ctx, t->numel * sizeof(cl_half), name); /* (numel) halves */
+    snprintf(name, sizeof name, "half max(%.46s)", t->name);
+    struct clsynth_block *mx = h ? clsynth_pool_get(ctx, sizeof(cl_int), name) : NULL; /* max |x| */
+    if (!mx) {
+        clsynth_pool_put(ctx, h);
         return -1;
+    }
     /* the float block returns to the pool at once: the in-order queue runs
      * whatever reuses it after this conversion has read it */
-    if (absmax(ctx, t, clsynth_block_mem(h), slot) || convert(ctx, true, t, clsynth_block_mem(h), NULL)) {
+    if (absmax(ctx, t, clsynth_block_mem(mx)) ||
+        convert(ctx, true, t, clsynth_block_mem(h), clsynth_block_mem(mx), NULL)) {
         clsynth_pool_put(ctx, h);
+        clsynth_pool_put(ctx, mx);
         return -1;
     }
     clsynth_pool_put(ctx, t->block);
     t->block = h;
+    t->half_max = mx;
     t->mem = clsynth_block_mem(h);
     t->flags |= CLSYNTH_T_HALF;
     /* views of t now point at the half block: an op that read one would fail
@@ -124,11 +123,13 @@ int clsynth_tensor_to_float(clsynth_ctx *ctx, clsynth_tensor *t)
     struct clsynth_block *f = clsynth_pool_get(ctx, t->numel * sizeof(float), t->name); /* (numel) floats */
     if (!f)
         return -1;
-    if (convert(ctx, false, t, t->mem, clsynth_block_mem(f))) {
+    if (convert(ctx, false, t, t->mem, clsynth_block_mem(t->half_max), clsynth_block_mem(f))) {
         clsynth_pool_put(ctx, f);
         return -1;
     }
     clsynth_pool_put(ctx, t->block);
+    clsynth_pool_put(ctx, t->half_max);
+    t->half_max = NULL;
     t->block = f;
     t->mem = clsynth_block_mem(f);
     t->off = 0;

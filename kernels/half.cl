@@ -3,9 +3,10 @@
  * clcore/autograd.h). Compute stays float: these kernels only move a tensor
  * between float and half storage.
  *
- * Scaled half: a stored block is n halves h[i] = half(x[i] 2^k) followed by
- * one int, at int index `slot`, that holds max |x| (as its bits: non-negative
- * floats order as their int bits, so atomic_max finds it). k = 14 - ilogb(max)
+ * Scaled half: a stored tensor is n halves h[i] = half(x[i] 2^k) and, in a
+ * buffer of its own, one int mx[0] that holds max |x| (as its bits:
+ * non-negative floats order as their int bits, so atomic_max finds it).
+ * k = 14 - ilogb(max)
  * puts max |x| 2^k in [2^14, 2^15): CC-FPSE's activations reach 1e-10 at
  * initialization (predicted kernels times small gates), far below half's
  * smallest subnormal 2^-24, so unscaled half would store them as 0. The power
@@ -15,8 +16,8 @@
  * k = 0 when max |x| is 0, not finite or below FLT_MIN (inf then stays inf,
  * NaN stays NaN, and finite values beyond 65504 would become inf).
  *
- * half_absmax: slot <- max(slot, bits of max |x[x_off + i]|) for i < n (slot
- *   zeroed before), one atomic per work-group after a local reduction.
+ * half_absmax: mx[0] <- max(mx[0], bits of max |x[x_off + i]|) for i < n
+ *   (mx[0] zeroed before), one atomic per work-group after a local reduction.
  * half_store:  h[i] = half(x[x_off + i] 2^k), rounded to nearest even.
  * half_load:   x[x_off + i] = float(h[i]) 2^-k (exact).
  * vload_half / vstore_half_rte / atomic_max / ilogb / ldexp are core OpenCL C
@@ -36,8 +37,8 @@ static int half_scale_exp(const int m)
     return 14 - ilogb(mx);
 }
 
-__kernel void half_absmax(__global const float *x, const int x_off, const int n, __global int *hb,
-                          const int slot, __local float *part)
+__kernel void half_absmax(__global const float *x, const int x_off, const int n, __global int *mx,
+                          __local float *part)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     float m = 0.0f;
@@ -55,23 +56,25 @@ __kernel void half_absmax(__global const float *x, const int x_off, const int n,
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (lid == 0)
-        atomic_max(&hb[slot], as_int(part[0]) & 0x7fffffff);
+        atomic_max(mx, as_int(part[0]) & 0x7fffffff);
 }
 
-__kernel void half_store(__global const float *x, const int x_off, __global half *h, const int slot, const int n)
+__kernel void half_store(__global const float *x, const int x_off, __global half *h, __global const int *mx,
+                         const int n)
 {
     const int i = get_global_id(0);
     if (i < n) {
-        const int k = half_scale_exp(((__global const int *)h)[slot]);
+        const int k = half_scale_exp(mx[0]);
         vstore_half_rte(ldexp(x[x_off + i], k), i, h);
     }
 }
 
-__kernel void half_load(__global const half *h, const int slot, __global float *x, const int x_off, const int n)
+__kernel void half_load(__global const half *h, __global float *x, const int x_off, __global const int *mx,
+                        const int n)
 {
     const int i = get_global_id(0);
     if (i < n) {
-        const int k = half_scale_exp(((__global const int *)h)[slot]);
+        const int k = half_scale_exp(mx[0]);
         x[x_off + i] = ldexp(vload_half(i, h), -k);
     }
 }
