@@ -68,21 +68,23 @@ int clsynth_backward_with(clsynth_ctx *ctx, clsynth_tensor *out, const clsynth_t
 
 /* Half-precision storage of what only the backward reads (the
  * --half_activations training option; compute stays float everywhere).
- * Moves to half storage (clsynth_tensor_to_half) every activation newer than
- * serial `mark` (a value of ctx->tensor_serial) that some recorded node reads
- * in its backward (as out, input or saved tensor, itself or through a view)
- * except keep[0..n_keep) (NULL entries allowed) and the tensors whose memory
- * a kept view uses: the caller promises that its forward reads nothing else
- * of that stretch any more (an op that does fails naming the tensor).
- * Gradients, views, persistent tensors, tensors no node reads and tensors of
- * fewer than CLSYNTH_STASH_MIN_NUMEL elements stay float. clsynth_backward
- * brings each stashed tensor back to a fresh float block right before the
- * first backward function (in backward order) that reads it; it is freed as
- * before, after the last. The activations the forward leaves for the
- * backward then take half the memory where the networks stash at their block
- * boundaries. Fails (message naming the device) where the device does not
- * report cl_khr_fp16. The analogue of clsynth_release_newer for a pass that
- * records. */
+ * Of the activations newer than serial `mark` (a value of ctx->tensor_serial)
+ * other than keep[0..n_keep) (NULL entries allowed) and the tensors whose
+ * memory a kept view uses (the caller promises that its forward reads
+ * nothing else of that stretch any more; an op that does fails naming the
+ * tensor):
+ *   - those some recorded node reads in its backward (as out, input or saved
+ *     tensor, itself or through a view) move to half storage
+ *     (clsynth_tensor_to_half), except views, gradients and tensors of fewer
+ *     than CLSYNTH_STASH_MIN_NUMEL elements, which stay float;
+ *   - those no node reads are freed now, as the backward would free them
+ *     first thing (with an empty tape, a no-grad pass: all of them, as
+ *     clsynth_release_newer).
+ * clsynth_backward brings each stashed tensor back to a fresh float block
+ * right before the first backward function (in backward order) that reads
+ * it; it is freed as before, after the last. Fails (message naming the
+ * device) where the device does not report cl_khr_fp16. The analogue of
+ * clsynth_release_newer for a pass that records. */
 #define CLSYNTH_STASH_MIN_NUMEL 8192 /* smaller tensors: four launches for < 16 KiB saved (at the tiny preset
                                         on Intel's CPU runtime 1024 stashed 345 tensors a step, 8192 210, for
                                         0.3 MiB more at the peak) */

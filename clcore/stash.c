@@ -24,34 +24,13 @@ int clsynth_half_storage_check(clsynth_ctx *ctx, const char *what)
                             what, ctx->dev.name, ctx->dev.platform_name);
 }
 
-/* mx[0] <- max |t| (as bits), for half_store's scale. */
-static int absmax(clsynth_ctx *ctx, const clsynth_tensor *t, cl_mem mx)
-{
-    const cl_int zero = 0;
-    cl_int rc = clEnqueueFillBuffer(ctx->queue, mx, &zero, sizeof zero, 0, sizeof zero, 0, NULL, NULL);
-    if (rc != CL_SUCCESS)
-        return clsynth_cl_fail(ctx, "clEnqueueFillBuffer", "half_absmax", rc);
-    cl_kernel k = clsynth_kernel_get(ctx, HALF_FILE, "half_absmax", NULL);
-    size_t maxwg = k ? clsynth_kernel_max_wg(ctx, k, "half_absmax") : 0;
-    if (!maxwg)
-        return -1;
-    size_t L = clsynth_reduction_local(maxwg, ctx->max_item[0], ctx->local_mem, sizeof(cl_float), t->numel);
-    size_t groups = (t->numel + 4 * L - 1) / (4 * L); /* each item reads about 4 values */
-    if (groups > 256)
-        groups = 256;
-    clsynth_args a = clsynth_args_begin(ctx, k, "half_absmax");
-    clsynth_arg_mem(&a, t->mem);
-    clsynth_arg_int(&a, (int)t->off);
-    clsynth_arg_int(&a, (int)t->numel);
-    clsynth_arg_mem(&a, mx);
-    clsynth_arg_local(&a, L * sizeof(cl_float));
-    size_t g = groups * L;
-    return clsynth_launch(&a, 1, &g, &L, L * sizeof(cl_float), NULL);
-}
+#define HALF_RUN 16 /* elements per scale exponent (kernels/half.cl) */
 
-/* half_store (float t -> half block hb) or half_load (hb -> float block f),
- * scaled by the max in mx. */
-static int convert(clsynth_ctx *ctx, bool store, const clsynth_tensor *t, cl_mem hb, cl_mem mx, cl_mem f)
+static size_t runs_of(size_t numel) { return (numel + HALF_RUN - 1) / HALF_RUN; }
+
+/* half_store (float t -> halves hb, exponents eb) or half_load (hb, eb ->
+ * float block f): one work-item per run of HALF_RUN elements. */
+static int convert(clsynth_ctx *ctx, bool store, const clsynth_tensor *t, cl_mem hb, cl_mem eb, cl_mem f)
 {
     const char *kname = store ? "half_store" : "half_load";
     cl_kernel k = clsynth_kernel_get(ctx, HALF_FILE, kname, NULL);
@@ -62,14 +41,15 @@ static int convert(clsynth_ctx *ctx, bool store, const clsynth_tensor *t, cl_mem
         clsynth_arg_mem(&a, t->mem);
         clsynth_arg_int(&a, (int)t->off);
         clsynth_arg_mem(&a, hb);
+        clsynth_arg_mem(&a, eb);
     } else {
         clsynth_arg_mem(&a, hb);
+        clsynth_arg_mem(&a, eb);
         clsynth_arg_mem(&a, f);
         clsynth_arg_int(&a, 0); /* a fresh block */
     }
-    clsynth_arg_mem(&a, mx);
     clsynth_arg_int(&a, (int)t->numel);
-    size_t g = t->numel;
+    size_t g = runs_of(t->numel);
     return clsynth_launch(&a, 1, &g, NULL, 0, NULL);
 }
 
@@ -87,23 +67,22 @@ int clsynth_tensor_to_half(clsynth_ctx *ctx, clsynth_tensor *t)
     char name[64];
     snprintf(name, sizeof name, "half(%.50s)", t->name);
     struct clsynth_block *h = clsynth_pool_get(ctx, t->numel * sizeof(cl_half), name); /* (numel) halves */
-    snprintf(name, sizeof name, "half max(%.46s)", t->name);
-    struct clsynth_block *mx = h ? clsynth_pool_get(ctx, sizeof(cl_int), name) : NULL; /* max |x| */
-    if (!mx) {
+    snprintf(name, sizeof name, "half exp(%.46s)", t->name);
+    struct clsynth_block *e = h ? clsynth_pool_get(ctx, runs_of(t->numel), name) : NULL; /* (numel / 16) bytes */
+    if (!e) {
         clsynth_pool_put(ctx, h);
         return -1;
     }
     /* the float block returns to the pool at once: the in-order queue runs
      * whatever reuses it after this conversion has read it */
-    if (absmax(ctx, t, clsynth_block_mem(mx)) ||
-        convert(ctx, true, t, clsynth_block_mem(h), clsynth_block_mem(mx), NULL)) {
+    if (convert(ctx, true, t, clsynth_block_mem(h), clsynth_block_mem(e), NULL)) {
         clsynth_pool_put(ctx, h);
-        clsynth_pool_put(ctx, mx);
+        clsynth_pool_put(ctx, e);
         return -1;
     }
     clsynth_pool_put(ctx, t->block);
     t->block = h;
-    t->half_max = mx;
+    t->half_exp = e;
     t->mem = clsynth_block_mem(h);
     t->flags |= CLSYNTH_T_HALF;
     /* views of t now point at the half block: an op that read one would fail
@@ -123,13 +102,13 @@ int clsynth_tensor_to_float(clsynth_ctx *ctx, clsynth_tensor *t)
     struct clsynth_block *f = clsynth_pool_get(ctx, t->numel * sizeof(float), t->name); /* (numel) floats */
     if (!f)
         return -1;
-    if (convert(ctx, false, t, t->mem, clsynth_block_mem(t->half_max), clsynth_block_mem(f))) {
+    if (convert(ctx, false, t, t->mem, clsynth_block_mem(t->half_exp), clsynth_block_mem(f))) {
         clsynth_pool_put(ctx, f);
         return -1;
     }
     clsynth_pool_put(ctx, t->block);
-    clsynth_pool_put(ctx, t->half_max);
-    t->half_max = NULL;
+    clsynth_pool_put(ctx, t->half_exp);
+    t->half_exp = NULL;
     t->block = f;
     t->mem = clsynth_block_mem(f);
     t->off = 0;

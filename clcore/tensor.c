@@ -105,7 +105,7 @@ static void destroy(clsynth_ctx *ctx, clsynth_tensor *t)
         destroy(ctx, t->grad); /* a kept tensor owns its gradient */
     if (t->block)
         clsynth_pool_put(ctx, t->block);
-    clsynth_pool_put(ctx, t->half_max);
+    clsynth_pool_put(ctx, t->half_exp);
     free(t);
 }
 
@@ -126,7 +126,7 @@ static void release_one(clsynth_ctx *ctx, clsynth_tensor *t)
         ctx->release_hook(ctx, t, ctx->release_hook_user);
     if (t->block)
         clsynth_pool_put(ctx, t->block);
-    clsynth_pool_put(ctx, t->half_max);
+    clsynth_pool_put(ctx, t->half_exp);
     free(t);
 }
 
@@ -165,7 +165,7 @@ void clsynth_release_activations(clsynth_ctx *ctx)
             ctx->release_hook(ctx, t, ctx->release_hook_user);
         if (t->block)
             clsynth_pool_put(ctx, t->block);
-        clsynth_pool_put(ctx, t->half_max);
+        clsynth_pool_put(ctx, t->half_exp);
         free(t);
         t = next;
     }

@@ -38,8 +38,8 @@ typedef struct clsynth_tensor {
     cl_mem mem;
     size_t off;      /* element offset into mem */
     struct clsynth_block *block; /* owning pool block (NULL for views) */
-    struct clsynth_block *half_max; /* CLSYNTH_T_HALF: max |x| of the values block holds as half
-                                       (one int, kernels/half.cl); NULL otherwise */
+    struct clsynth_block *half_exp; /* CLSYNTH_T_HALF: the power-of-two exponent of each run of 16
+                                       values block holds as half (a byte each, kernels/half.cl) */
     struct clsynth_tensor *grad; /* d(loss)/d(this), same shape; NULL until needed */
     unsigned flags;
     struct clsynth_tensor *next_live, *prev_live; /* context's activation list */
@@ -103,12 +103,12 @@ void clsynth_release_newer(clsynth_ctx *ctx, unsigned long mark, clsynth_tensor 
  * `what`, the device and the missing extension. */
 int clsynth_half_storage_check(clsynth_ctx *ctx, const char *what);
 /* Moves an activation that owns its block to half storage and sets
- * CLSYNTH_T_HALF: a new block of numel halves of x 2^k, k the power of two
- * that brings max |x| into [2^14, 2^15) (so 1e-10 activations keep 11
- * bits), rounded to nearest even, and a small block t->half_max holding
- * max |x| (kernels/half.cl); the float block goes back to the pool. The half
- * block is exactly the size of a float tensor of numel / 2, so the pool
- * serves one from the other. */
+ * CLSYNTH_T_HALF: a new block of numel halves of x 2^k, k a power of two
+ * per run of 16 elements that brings the run's largest |x| into
+ * [2^14, 2^15) (so 1e-10 activations keep 11 bits), rounded to nearest even,
+ * and a block t->half_exp of the runs' exponents (kernels/half.cl); the
+ * float block goes back to the pool. The half block is exactly the size of
+ * a float tensor of numel / 2, which the pool serves from the same list. */
 int clsynth_tensor_to_half(clsynth_ctx *ctx, clsynth_tensor *t);
 /* The reverse: a fresh float block holding the half values (exact), for a
  * reader; the views of t on the activation list follow it. No-op on float. */

@@ -108,9 +108,9 @@ static const opt_def OPTS[] = {
     { "no_TTUR", OT_BOOL, OFF(no_TTUR), 0, 0, 0, NULL, false, "same lr for G and D" },
     { "seed", OT_LONG, OFF(seed), 0, 0, 9.2e18, NULL, false, "random seed" },
     { "half_activations", OT_BOOL, OFF(half_activations), 0, 0, 0, NULL, false,
-      "store the activations kept for the backward as half precision (compute and gradients stay float; "
-      "about half the activation memory, gradients within about 1e-3 relative); only on a device that "
-      "reports cl_khr_fp16" },
+      "store the activations the backward reads as half precision, scaled per 16 values (compute and "
+      "gradients stay float, within about 1e-3 of float): a lower training peak for slower steps; only on "
+      "a device that reports cl_khr_fp16" },
     /* run */
     { "device", OT_STR, OFF(device), SZ(device), 0, 0, NULL, false, "OpenCL device (index or name)" },
     { "name", OT_STR, OFF(name), SZ(name), 0, 0, NULL, false, "experiment name" },
