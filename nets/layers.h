@@ -137,8 +137,8 @@ int clsynth_sn_forward(const clsynth_forward_mode *f, struct clsynth_sn_set *s, 
  * its forward made since serial `mark` (ctx->tensor_serial before the
  * stretch) that only the backward reads goes to half storage, except
  * keep[0..n_keep) (what the rest of the forward reads; NULLs allowed):
- * clsynth_stash_newer_as_half. Without stash_half, or in a no-grad pass:
- * nothing. Returns 0 or -1. */
+ * clsynth_stash_newer_as_half; in a no-grad pass it frees them instead
+ * (clsynth_release_newer). Without stash_half: nothing. Returns 0 or -1. */
 int clsynth_forward_stash(const clsynth_forward_mode *f, unsigned long mark, clsynth_tensor *const *keep, int n_keep);
 
 /* "name" formatted into a caller buffer (layer names are built from parts). */
