@@ -1,8 +1,9 @@
 /* Half-precision storage of one activation (kernels/half.cl): the moves
  * between float and half storage that clsynth_stash_newer_as_half
  * (clcore/autograd.c) and the backward make. A half tensor keeps its shape,
- * name and place on the activation list; only its block changes (numel * 2
- * bytes instead of numel * 4). */
+ * name and place on the activation list; only its storage changes: numel * 2
+ * bytes of halves and numel / 16 bytes of exponents (t->half_exp) instead of
+ * numel * 4 bytes of floats. */
 #include <stdbool.h>
 #include <stdio.h>
 
