@@ -303,7 +303,7 @@ START_TEST(an_op_chain_backward_with_stashing_matches_float)
     clsynth_test_fill_uniform(r, ny, -1, 1, 99);
     clsynth_tensor *seed = clsynth_tensor_new_persistent(ctx, "seed", 2, 4, 29, 37);
     ck_assert_msg(seed && clsynth_tensor_upload(ctx, seed, r) == 0, "%s", ctx->err.msg);
-    float *ref[NP], *got[NP];
+    float *ref[NP], *got[NP], *y_ref = NULL, *y_got = NULL;
     size_t peak[2];
     int stashed = 0;
     for (int run = 0; run < 2; run++) {
@@ -314,7 +314,9 @@ START_TEST(an_op_chain_backward_with_stashing_matches_float)
         clsynth_pool_reset_peak(ctx);
         int n_half = 0;
         clsynth_tensor *y = chain_forward(&c, run == 1, &n_half);
-        ck_assert_msg(y && clsynth_backward_with(ctx, y, seed) == 0, "%s", ctx->err.msg);
+        ck_assert_msg(y != NULL, "%s", ctx->err.msg);
+        *(run ? &y_got : &y_ref) = clsynth_test_download(ctx, y);
+        ck_assert_msg(clsynth_backward_with(ctx, y, seed) == 0, "%s", ctx->err.msg);
         peak[run] = clsynth_pool_get_stats(ctx).peak_bytes_in_use - base;
         if (run == 1)
             stashed = n_half;
@@ -324,6 +326,10 @@ START_TEST(an_op_chain_backward_with_stashing_matches_float)
     printf("op chain: %d tensors stashed; peak in use %zu bytes in float, %zu with stashing\n", stashed, peak[0],
            peak[1]);
     ck_assert_int_ge(stashed, 6); /* conv, norm, LReLU, sigmoid, mul, k, dwconv: the test is not vacuous */
+    /* the forward reads no half value: its output is the float one bit for bit */
+    ck_assert_msg(memcmp(y_ref, y_got, ny * sizeof *y_ref) == 0, "the chain's output changed with stashing");
+    free(y_ref);
+    free(y_got);
     const double K = 8, tol = K * U_HALF;
     double worst = 0;
     for (int i = 0; i < NP; i++) {
