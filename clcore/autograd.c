@@ -9,6 +9,7 @@ typedef struct clsynth_tape {
     clsynth_node *nodes;
     int count, cap;
     clsynth_tensor **release_at; /* backward: per node, the activations freed after it */
+    clsynth_tensor **drop_at;    /* ... and the stashed tensors whose float value is freed after it */
     int release_cap;
 } clsynth_tape;
 
@@ -35,6 +36,7 @@ void clsynth_tape_destroy(clsynth_ctx *ctx)
     clsynth_tape_clear(ctx);
     free(ctx->tape->nodes);
     free(ctx->tape->release_at);
+    free(ctx->tape->drop_at);
     free(ctx->tape);
     ctx->tape = NULL;
 }
@@ -173,19 +175,32 @@ static void mark_use(clsynth_tensor *t, int i)
  * view of it), to be freed with its gradient after that node's backward.
  * Activations no node uses (intermediates of no-grad passes, values the
  * caller read) are freed now. Gradients are freed with their tensors. */
+/* Lowers the lowest reader of t's value (itself or the tensor owning a view's memory) to node i. */
+static void mark_value_use(clsynth_tensor *t, int i)
+{
+    if (!t)
+        return;
+    clsynth_tensor *owner = t->base ? t->base : t;
+    if (owner->value_use > i)
+        owner->value_use = i;
+}
+
 static int plan_releases(clsynth_ctx *ctx, clsynth_tape *tp)
 {
     if (tp->count > tp->release_cap) {
         clsynth_tensor **grown = realloc(tp->release_at, sizeof *grown * (size_t)tp->count);
-        if (!grown)
+        if (grown)
+            tp->release_at = grown;
+        clsynth_tensor **grown_d = grown ? realloc(tp->drop_at, sizeof *grown_d * (size_t)tp->count) : NULL;
+        if (!grown || !grown_d)
             return clsynth_ctx_fail(ctx, "out of host memory planning the backward of %d ops", tp->count);
-        tp->release_at = grown;
+        tp->drop_at = grown_d;
         tp->release_cap = tp->count;
     }
     for (int i = 0; i < tp->count; i++)
-        tp->release_at[i] = NULL;
+        tp->release_at[i] = tp->drop_at[i] = NULL;
     for (clsynth_tensor *t = ctx->live; t; t = t->next_live)
-        t->first_use = tp->count;
+        t->first_use = t->value_use = tp->count;
     for (int i = tp->count - 1; i >= 0; i--) {
         clsynth_node *nd = &tp->nodes[i];
         mark_use(nd->out, i);
@@ -193,11 +208,23 @@ static int plan_releases(clsynth_ctx *ctx, clsynth_tape *tp)
             mark_use(nd->in[k], i);
         for (int k = 0; k < 4; k++)
             mark_use(nd->saved[k], i);
+        if (!nd->out_unread)
+            mark_value_use(nd->out, i);
+        for (int k = 0; k < nd->n_in; k++)
+            mark_value_use(nd->in[k], i);
+        for (int k = 0; k < 4; k++)
+            mark_value_use(nd->saved[k], i);
     }
     clsynth_tensor *dead = NULL;
     for (clsynth_tensor *t = ctx->live; t; t = t->next_live) {
         if (t->flags & CLSYNTH_T_GRAD)
             continue; /* freed with its tensor (or at the end) */
+        /* a stashed tensor whose last value reader comes before (runs after)
+         * nodes that only hold it: its float block goes after that reader */
+        if ((t->flags & CLSYNTH_T_HALF) && t->value_use < tp->count && t->value_use > t->first_use) {
+            t->next_drop = tp->drop_at[t->value_use];
+            tp->drop_at[t->value_use] = t;
+        }
         if (t->first_use < tp->count) {
             t->next_release = tp->release_at[t->first_use];
             tp->release_at[t->first_use] = t;
@@ -240,7 +267,7 @@ static int unstash(clsynth_ctx *ctx, clsynth_tensor *t)
 /* Every tensor a node's backward reads, as float, right before it runs. */
 static int unstash_node(clsynth_ctx *ctx, clsynth_node *nd)
 {
-    int rc = unstash(ctx, nd->out);
+    int rc = nd->out_unread ? 0 : unstash(ctx, nd->out);
     for (int k = 0; k < nd->n_in; k++)
         rc |= unstash(ctx, nd->in[k]);
     for (int k = 0; k < 4; k++)
@@ -323,6 +350,8 @@ static int run_tape(clsynth_ctx *ctx)
             }
             release_temporaries(ctx, mark);
         }
+        for (clsynth_tensor *t = tp->drop_at[i]; t; t = t->next_drop)
+            clsynth_tensor_drop_value(ctx, t);
         for (clsynth_tensor *t = tp->release_at[i], *next; t; t = next) {
             next = t->next_release;
             clsynth_tensor_release(ctx, t);

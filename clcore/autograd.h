@@ -36,6 +36,8 @@ typedef struct clsynth_node {
     void *extra;                    /* op-owned memory, free()d with the node */
     struct clsynth_kforce *force;   /* the caller's forced kernel configuration, for the backward
                                        kernels (clcore/kdef.h; NULL: resolved as usual) */
+    bool out_unread;                /* the backward reads out's shape and gradient only, not its
+                                       values (conv2d): a stashed out is not brought back for it */
 } clsynth_node;
 
 /* True if the op should record: grad mode on and some input requires grad. */
@@ -82,7 +84,9 @@ int clsynth_backward_with(clsynth_ctx *ctx, clsynth_tensor *out, const clsynth_t
  *     clsynth_release_newer).
  * clsynth_backward brings each stashed tensor back to a fresh float block
  * right before the first backward function (in backward order) that reads
- * it; it is freed as before, after the last. Fails (message naming the
+ * its value, frees that block after the last one (CLSYNTH_T_GONE: a node
+ * that only holds it as its out_unread output may follow) and the tensor
+ * with its gradient as before, after the last node that uses it. Fails (message naming the
  * device) where the device does not report cl_khr_fp16. The analogue of
  * clsynth_release_newer for a pass that records. */
 #define CLSYNTH_STASH_MIN_NUMEL 8192 /* smaller tensors: four launches for < 16 KiB saved (at the tiny preset

@@ -85,7 +85,7 @@ int clsynth_tensor_to_half(clsynth_ctx *ctx, clsynth_tensor *t)
     t->block = h;
     t->half_exp = e;
     t->mem = clsynth_block_mem(h);
-    t->flags |= CLSYNTH_T_HALF;
+    t->flags |= CLSYNTH_T_HALF | CLSYNTH_T_STASHED;
     /* views of t now point at the half block: an op that read one would fail
      * its check (clsynth_tensor_readable), not read a recycled float block */
     for (clsynth_tensor *v = ctx->live; v; v = v->next_live)
@@ -98,6 +98,8 @@ int clsynth_tensor_to_float(clsynth_ctx *ctx, clsynth_tensor *t)
 {
     if (ctx->failed || !t)
         return -1;
+    if (t->flags & CLSYNTH_T_GONE)
+        return clsynth_tensor_readable(ctx, t, "the backward");
     if (!(t->flags & CLSYNTH_T_HALF))
         return 0;
     struct clsynth_block *f = clsynth_pool_get(ctx, t->numel * sizeof(float), t->name); /* (numel) floats */
@@ -120,9 +122,23 @@ int clsynth_tensor_to_float(clsynth_ctx *ctx, clsynth_tensor *t)
     return 0;
 }
 
+void clsynth_tensor_drop_value(clsynth_ctx *ctx, clsynth_tensor *t)
+{
+    if (!t->block || (t->flags & (CLSYNTH_T_HALF | CLSYNTH_T_VIEW | CLSYNTH_T_PERSISTENT)) ||
+        !(t->flags & CLSYNTH_T_STASHED))
+        return;
+    clsynth_pool_put(ctx, t->block);
+    t->block = NULL;
+    t->flags |= CLSYNTH_T_GONE;
+}
+
 int clsynth_tensor_readable(clsynth_ctx *ctx, const clsynth_tensor *t, const char *reader)
 {
     const clsynth_tensor *owner = t->base ? t->base : t;
+    if (owner->flags & CLSYNTH_T_GONE)
+        return clsynth_ctx_fail(ctx, "%s reads tensor '%s', whose value the backward freed after what it planned as "
+                                     "its last reader ('%s': a backward reads more than its node declares)",
+                                reader, t->name, owner->name);
     if (!(owner->flags & CLSYNTH_T_HALF))
         return 0;
     return clsynth_ctx_fail(ctx, "%s reads tensor '%s', whose memory is stored as half for the backward "

@@ -28,6 +28,9 @@ enum {
     CLSYNTH_T_GRAD = 1u << 4,       /* an activation's gradient (clsynth_grad_of): freed with it */
     CLSYNTH_T_HALF = 1u << 5,       /* its block holds half values, kept for the backward
                                        (clsynth_stash_newer_as_half): no op may read it as float */
+    CLSYNTH_T_STASHED = 1u << 6,    /* was stored as half at some point (stays set) */
+    CLSYNTH_T_GONE = 1u << 7,       /* a stashed tensor whose value the backward has no reader left
+                                       for: its block is freed, its gradient stays (clcore/autograd.c) */
 };
 
 typedef struct clsynth_tensor {
@@ -49,6 +52,8 @@ typedef struct clsynth_tensor {
      * release list */
     int first_use;
     struct clsynth_tensor *next_release;
+    int value_use; /* ... the lowest node that reads its value (not only its shape and gradient) */
+    struct clsynth_tensor *next_drop;
 } clsynth_tensor;
 
 #define CLSYNTH_HW(t) ((size_t)(t)->h * (size_t)(t)->w)
@@ -113,6 +118,9 @@ int clsynth_tensor_to_half(clsynth_ctx *ctx, clsynth_tensor *t);
 /* The reverse: a fresh float block holding the half values (exact), for a
  * reader; the views of t on the activation list follow it. No-op on float. */
 int clsynth_tensor_to_float(clsynth_ctx *ctx, clsynth_tensor *t);
+/* Frees the float block of a stashed tensor that no reader of its value is
+ * left for (CLSYNTH_T_GONE; the tensor and its gradient stay). */
+void clsynth_tensor_drop_value(clsynth_ctx *ctx, clsynth_tensor *t);
 /* 0 if t (or the tensor owning a view's memory) is stored as float, else
  * -1 with a message naming the reader and the tensor. */
 int clsynth_tensor_readable(clsynth_ctx *ctx, const clsynth_tensor *t, const char *reader);
