@@ -9,6 +9,7 @@ typedef struct clsynth_tape {
     clsynth_node *nodes;
     int count, cap;
     clsynth_tensor **release_at; /* backward: per node, the activations freed after it */
+    clsynth_tensor **drop_at;    /* ... and the stashed tensors whose float value is freed after it */
     int release_cap;
 } clsynth_tape;
 
@@ -35,6 +36,7 @@ void clsynth_tape_destroy(clsynth_ctx *ctx)
     clsynth_tape_clear(ctx);
     free(ctx->tape->nodes);
     free(ctx->tape->release_at);
+    free(ctx->tape->drop_at);
     free(ctx->tape);
     ctx->tape = NULL;
 }
@@ -59,6 +61,12 @@ clsynth_node *clsynth_tape_record(clsynth_ctx *ctx, const char *op, clsynth_back
     if (n_in > CLSYNTH_NODE_MAX_IN) {
         clsynth_ctx_fail(ctx, "op %s: %d inputs, the tape holds at most %d", op, n_in, CLSYNTH_NODE_MAX_IN);
         return NULL;
+    }
+    for (int i = 0; i < n_in; i++) {
+        char reader[64];
+        snprintf(reader, sizeof reader, "op %s", op);
+        if (in[i] && clsynth_tensor_readable(ctx, in[i], reader))
+            return NULL;
     }
     clsynth_tape *tp = ctx->tape;
     if (tp->count == tp->cap) {
@@ -167,19 +175,32 @@ static void mark_use(clsynth_tensor *t, int i)
  * view of it), to be freed with its gradient after that node's backward.
  * Activations no node uses (intermediates of no-grad passes, values the
  * caller read) are freed now. Gradients are freed with their tensors. */
+/* Lowers the lowest reader of t's value (itself or the tensor owning a view's memory) to node i. */
+static void mark_value_use(clsynth_tensor *t, int i)
+{
+    if (!t)
+        return;
+    clsynth_tensor *owner = t->base ? t->base : t;
+    if (owner->value_use > i)
+        owner->value_use = i;
+}
+
 static int plan_releases(clsynth_ctx *ctx, clsynth_tape *tp)
 {
     if (tp->count > tp->release_cap) {
         clsynth_tensor **grown = realloc(tp->release_at, sizeof *grown * (size_t)tp->count);
-        if (!grown)
+        if (grown)
+            tp->release_at = grown;
+        clsynth_tensor **grown_d = grown ? realloc(tp->drop_at, sizeof *grown_d * (size_t)tp->count) : NULL;
+        if (!grown || !grown_d)
             return clsynth_ctx_fail(ctx, "out of host memory planning the backward of %d ops", tp->count);
-        tp->release_at = grown;
+        tp->drop_at = grown_d;
         tp->release_cap = tp->count;
     }
     for (int i = 0; i < tp->count; i++)
-        tp->release_at[i] = NULL;
+        tp->release_at[i] = tp->drop_at[i] = NULL;
     for (clsynth_tensor *t = ctx->live; t; t = t->next_live)
-        t->first_use = tp->count;
+        t->first_use = t->value_use = tp->count;
     for (int i = tp->count - 1; i >= 0; i--) {
         clsynth_node *nd = &tp->nodes[i];
         mark_use(nd->out, i);
@@ -187,11 +208,23 @@ static int plan_releases(clsynth_ctx *ctx, clsynth_tape *tp)
             mark_use(nd->in[k], i);
         for (int k = 0; k < 4; k++)
             mark_use(nd->saved[k], i);
+        if (!nd->out_unread)
+            mark_value_use(nd->out, i);
+        for (int k = 0; k < nd->n_in; k++)
+            mark_value_use(nd->in[k], i);
+        for (int k = 0; k < 4; k++)
+            mark_value_use(nd->saved[k], i);
     }
     clsynth_tensor *dead = NULL;
     for (clsynth_tensor *t = ctx->live; t; t = t->next_live) {
         if (t->flags & CLSYNTH_T_GRAD)
             continue; /* freed with its tensor (or at the end) */
+        /* a stashed tensor whose last value reader comes before (runs after)
+         * nodes that only hold it: its float block goes after that reader */
+        if ((t->flags & CLSYNTH_T_HALF) && t->value_use < tp->count && t->value_use > t->first_use) {
+            t->next_drop = tp->drop_at[t->value_use];
+            tp->drop_at[t->value_use] = t;
+        }
         if (t->first_use < tp->count) {
             t->next_release = tp->release_at[t->first_use];
             tp->release_at[t->first_use] = t;
@@ -222,6 +255,76 @@ static void release_temporaries(clsynth_ctx *ctx, unsigned long mark)
     }
 }
 
+/* Back to float storage, t itself or the tensor owning a view's memory. */
+static int unstash(clsynth_ctx *ctx, clsynth_tensor *t)
+{
+    if (!t)
+        return 0;
+    clsynth_tensor *owner = t->base ? t->base : t;
+    return (owner->flags & CLSYNTH_T_HALF) ? clsynth_tensor_to_float(ctx, owner) : 0;
+}
+
+/* Every tensor a node's backward reads, as float, right before it runs. */
+static int unstash_node(clsynth_ctx *ctx, clsynth_node *nd)
+{
+    int rc = nd->out_unread ? 0 : unstash(ctx, nd->out);
+    for (int k = 0; k < nd->n_in; k++)
+        rc |= unstash(ctx, nd->in[k]);
+    for (int k = 0; k < 4; k++)
+        rc |= unstash(ctx, nd->saved[k]);
+    return rc ? -1 : 0;
+}
+
+int clsynth_stash_newer_as_half(clsynth_ctx *ctx, unsigned long mark, clsynth_tensor *const *keep, int n_keep)
+{
+    if (ctx->failed)
+        return -1;
+    if (clsynth_half_storage_check(ctx, "half-precision activations (--half_activations)"))
+        return -1;
+    clsynth_tape *tp = ctx->tape;
+    if (!tp || tp->count == 0) { /* no backward to come: nothing but keep[] is read again */
+        clsynth_release_newer(ctx, mark, keep, n_keep);
+        return 0;
+    }
+    /* first_use is the backward's scratch; here 1 marks what some node
+     * reads, among the tensors newer than mark (the newest head the list) */
+    for (clsynth_tensor *t = ctx->live; t && t->serial > mark; t = t->next_live)
+        t->first_use = 0;
+    for (int i = 0; i < tp->count; i++) {
+        clsynth_node *nd = &tp->nodes[i];
+        clsynth_tensor *refs[1 + CLSYNTH_NODE_MAX_IN + 4];
+        int n = 0;
+        refs[n++] = nd->out;
+        for (int k = 0; k < nd->n_in; k++)
+            refs[n++] = nd->in[k];
+        for (int k = 0; k < 4; k++)
+            refs[n++] = nd->saved[k];
+        for (int k = 0; k < n; k++) {
+            clsynth_tensor *r = refs[k];
+            if (r && r->serial > mark)
+                r->first_use = 1; /* a view too: the node holds it */
+            if (r && r->base && r->base->serial > mark)
+                r->base->first_use = 1;
+        }
+    }
+    for (clsynth_tensor *t = ctx->live, *next; t && t->serial > mark; t = next) {
+        next = t->next_live;
+        if (t->flags & (CLSYNTH_T_GRAD | CLSYNTH_T_HALF | CLSYNTH_T_PERSISTENT))
+            continue;
+        bool kept = false;
+        for (int k = 0; k < n_keep && !kept; k++)
+            kept = keep[k] && (keep[k] == t || keep[k]->base == t);
+        if (kept)
+            continue;
+        if (t->first_use != 1) { /* read by neither the rest of the forward nor the backward */
+            if (!t->grad)
+                clsynth_tensor_release(ctx, t);
+        } else if (t->block && t->numel >= CLSYNTH_STASH_MIN_NUMEL && clsynth_tensor_to_half(ctx, t))
+            return -1;
+    }
+    return 0;
+}
+
 static int run_tape(clsynth_ctx *ctx)
 {
     clsynth_tape *tp = ctx->tape;
@@ -232,6 +335,11 @@ static int run_tape(clsynth_ctx *ctx)
     for (int i = tp->count - 1; i >= 0; i--) {
         clsynth_node *nd = &tp->nodes[i];
         if (nd->out->grad) { /* else no gradient reached this op */
+            if (unstash_node(ctx, nd)) {
+                clsynth_wrap(&ctx->err, "backward of op %s", nd->op);
+                clsynth_tape_clear(ctx);
+                return -1;
+            }
             unsigned long mark = ctx->tensor_serial;
             if (nd->backward(ctx, nd)) {
                 if (!ctx->failed)
@@ -242,6 +350,8 @@ static int run_tape(clsynth_ctx *ctx)
             }
             release_temporaries(ctx, mark);
         }
+        for (clsynth_tensor *t = tp->drop_at[i]; t; t = t->next_drop)
+            clsynth_tensor_drop_value(ctx, t);
         for (clsynth_tensor *t = tp->release_at[i], *next; t; t = next) {
             next = t->next_release;
             clsynth_tensor_release(ctx, t);

@@ -36,6 +36,8 @@ typedef struct clsynth_node {
     void *extra;                    /* op-owned memory, free()d with the node */
     struct clsynth_kforce *force;   /* the caller's forced kernel configuration, for the backward
                                        kernels (clcore/kdef.h; NULL: resolved as usual) */
+    bool out_unread;                /* the backward reads out's shape and gradient only, not its
+                                       values (conv2d): a stashed out is not brought back for it */
 } clsynth_node;
 
 /* True if the op should record: grad mode on and some input requires grad. */
@@ -65,6 +67,32 @@ int clsynth_backward(clsynth_ctx *ctx, clsynth_tensor *loss);
  * out): the vector-Jacobian product of any op, used by gradient tests. Clears
  * the tape and releases the activations like clsynth_backward. */
 int clsynth_backward_with(clsynth_ctx *ctx, clsynth_tensor *out, const clsynth_tensor *grad_out);
+
+/* Half-precision storage of what only the backward reads (the
+ * --half_activations training option; compute stays float everywhere).
+ * Of the activations newer than serial `mark` (a value of ctx->tensor_serial)
+ * other than keep[0..n_keep) (NULL entries allowed) and the tensors whose
+ * memory a kept view uses (the caller promises that its forward reads
+ * nothing else of that stretch any more; an op that does fails naming the
+ * tensor):
+ *   - those some recorded node reads in its backward (as out, input or saved
+ *     tensor, itself or through a view) move to half storage
+ *     (clsynth_tensor_to_half), except views, gradients and tensors of fewer
+ *     than CLSYNTH_STASH_MIN_NUMEL elements, which stay float;
+ *   - those no node reads are freed now, as the backward would free them
+ *     first thing (with an empty tape, a no-grad pass: all of them, as
+ *     clsynth_release_newer).
+ * clsynth_backward brings each stashed tensor back to a fresh float block
+ * right before the first backward function (in backward order) that reads
+ * its value, frees that block after the last one (CLSYNTH_T_GONE: a node
+ * that only holds it as its out_unread output may follow) and the tensor
+ * with its gradient as before, after the last node that uses it. Fails (message naming the
+ * device) where the device does not report cl_khr_fp16. The analogue of
+ * clsynth_release_newer for a pass that records. */
+#define CLSYNTH_STASH_MIN_NUMEL 8192 /* smaller tensors: four launches for < 16 KiB saved (at the tiny preset
+                                        on Intel's CPU runtime 1024 stashed 345 tensors a step, 8192 210, for
+                                        0.3 MiB more at the peak) */
+int clsynth_stash_newer_as_half(clsynth_ctx *ctx, unsigned long mark, clsynth_tensor *const *keep, int n_keep);
 
 /* Drops the tape without running it (e.g. after a no-grad evaluation). */
 void clsynth_tape_clear(clsynth_ctx *ctx);

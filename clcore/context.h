@@ -51,8 +51,8 @@ typedef struct clsynth_ctx {
     bool clblast_held;             /* holds a reference on CLBlast's cache (clcore/clblast_util.h) */
     struct clsynth_tensor *live;   /* activations, released by clsynth_release_activations */
     unsigned long tensor_serial;   /* serial of the last tensor made */
-    /* Diagnostics (NULL: off): called with every activation that owns device
-     * memory just before its block goes back to the pool (its contents are
+    /* Diagnostics (NULL: off): called with every activation that owns float device
+     * memory (not one stored as half) just before its block goes back to the pool (its contents are
      * still valid: a blocking read sees them; `clsynth bench step --denormals`). */
     void (*release_hook)(struct clsynth_ctx *ctx, const struct clsynth_tensor *t, void *user);
     void *release_hook_user;

@@ -93,6 +93,15 @@ void clsynth_arg_tensor(clsynth_args *a, const clsynth_tensor *t)
         a->failed = 1;
         return;
     }
+    if ((t->flags & (CLSYNTH_T_HALF | CLSYNTH_T_GONE)) ||
+        (t->base && (t->base->flags & (CLSYNTH_T_HALF | CLSYNTH_T_GONE)))) {
+        char reader[96];
+        snprintf(reader, sizeof reader, "kernel %s (argument %u)", a->kname, (unsigned)a->idx);
+        if (!a->failed)
+            clsynth_tensor_readable(a->ctx, t, reader);
+        a->failed = 1;
+        return;
+    }
     cl_int off = (cl_int)t->off;
     set(a, sizeof(cl_mem), &t->mem);
     set(a, sizeof off, &off);

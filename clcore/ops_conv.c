@@ -211,6 +211,7 @@ clsynth_tensor *clsynth_conv2d_forced(clsynth_ctx *ctx, clsynth_tensor *x, clsyn
         nd->iarg[1] = pad;
         nd->iarg[2] = (int)a;
         nd->force = force;
+        nd->out_unread = true; /* conv2d_backward: out's shape and gradient */
     }
     return c.y;
 }

@@ -105,6 +105,7 @@ static void destroy(clsynth_ctx *ctx, clsynth_tensor *t)
         destroy(ctx, t->grad); /* a kept tensor owns its gradient */
     if (t->block)
         clsynth_pool_put(ctx, t->block);
+    clsynth_pool_put(ctx, t->half_exp);
     free(t);
 }
 
@@ -121,10 +122,11 @@ void clsynth_tensor_free(clsynth_ctx *ctx, clsynth_tensor *t)
 static void release_one(clsynth_ctx *ctx, clsynth_tensor *t)
 {
     unlink_live(ctx, t);
-    if (t->block && ctx->release_hook && !ctx->failed)
+    if (t->block && ctx->release_hook && !ctx->failed && !(t->flags & CLSYNTH_T_HALF))
         ctx->release_hook(ctx, t, ctx->release_hook_user);
     if (t->block)
         clsynth_pool_put(ctx, t->block);
+    clsynth_pool_put(ctx, t->half_exp);
     free(t);
 }
 
@@ -159,10 +161,11 @@ void clsynth_release_activations(clsynth_ctx *ctx)
     ctx->live = NULL;
     while (t) {
         clsynth_tensor *next = t->next_live;
-        if (t->block && ctx->release_hook && !ctx->failed)
+        if (t->block && ctx->release_hook && !ctx->failed && !(t->flags & CLSYNTH_T_HALF))
             ctx->release_hook(ctx, t, ctx->release_hook_user);
         if (t->block)
             clsynth_pool_put(ctx, t->block);
+        clsynth_pool_put(ctx, t->half_exp);
         free(t);
         t = next;
     }
@@ -220,6 +223,8 @@ int clsynth_tensor_upload(clsynth_ctx *ctx, clsynth_tensor *t, const float *host
 {
     if (!t || ctx->failed)
         return -1;
+    if (clsynth_tensor_readable(ctx, t, "tensor upload"))
+        return -1;
     CLSYNTH_CL(ctx, clEnqueueWriteBuffer(ctx->queue, t->mem, CL_TRUE, t->off * sizeof(float),
                                          t->numel * sizeof(float), host, 0, NULL, NULL), NULL);
     return 0;
@@ -229,6 +234,8 @@ int clsynth_tensor_download(clsynth_ctx *ctx, const clsynth_tensor *t, float *ho
 {
     if (!t || ctx->failed)
         return -1;
+    if (clsynth_tensor_readable(ctx, t, "tensor download"))
+        return -1;
     CLSYNTH_CL(ctx, clEnqueueReadBuffer(ctx->queue, t->mem, CL_TRUE, t->off * sizeof(float),
                                         t->numel * sizeof(float), host, 0, NULL, NULL), NULL);
     return 0;
@@ -237,6 +244,8 @@ int clsynth_tensor_download(clsynth_ctx *ctx, const clsynth_tensor *t, float *ho
 int clsynth_tensor_fill(clsynth_ctx *ctx, clsynth_tensor *t, float value)
 {
     if (!t || ctx->failed)
+        return -1;
+    if (clsynth_tensor_readable(ctx, t, "tensor fill"))
         return -1;
     cl_kernel k = clsynth_kernel_get(ctx, "tensor.cl", "tensor_fill", NULL);
     if (!k)
@@ -256,6 +265,8 @@ int clsynth_tensor_copy(clsynth_ctx *ctx, clsynth_tensor *dst, const clsynth_ten
     if (dst->numel != src->numel)
         return clsynth_ctx_fail(ctx, "copy from '%s' (%zu elements) to '%s' (%zu elements)", src->name,
                                 src->numel, dst->name, dst->numel);
+    if (clsynth_tensor_readable(ctx, src, "tensor copy") || clsynth_tensor_readable(ctx, dst, "tensor copy"))
+        return -1;
     CLSYNTH_CL(ctx, clEnqueueCopyBuffer(ctx->queue, src->mem, dst->mem, src->off * sizeof(float),
                                         dst->off * sizeof(float), src->numel * sizeof(float), 0, NULL,
                                         NULL), NULL);

@@ -26,6 +26,11 @@ enum {
     CLSYNTH_T_PERSISTENT = 1u << 2, /* not released with the activations */
     CLSYNTH_T_VIEW = 1u << 3,       /* does not own its block */
     CLSYNTH_T_GRAD = 1u << 4,       /* an activation's gradient (clsynth_grad_of): freed with it */
+    CLSYNTH_T_HALF = 1u << 5,       /* its block holds half values, kept for the backward
+                                       (clsynth_stash_newer_as_half): no op may read it as float */
+    CLSYNTH_T_STASHED = 1u << 6,    /* was stored as half at some point (stays set) */
+    CLSYNTH_T_GONE = 1u << 7,       /* a stashed tensor whose value the backward has no reader left
+                                       for: its block is freed, its gradient stays (clcore/autograd.c) */
 };
 
 typedef struct clsynth_tensor {
@@ -36,6 +41,8 @@ typedef struct clsynth_tensor {
     cl_mem mem;
     size_t off;      /* element offset into mem */
     struct clsynth_block *block; /* owning pool block (NULL for views) */
+    struct clsynth_block *half_exp; /* CLSYNTH_T_HALF: the power-of-two exponent of each run of 16
+                                       values block holds as half (a byte each, kernels/half.cl) */
     struct clsynth_tensor *grad; /* d(loss)/d(this), same shape; NULL until needed */
     unsigned flags;
     struct clsynth_tensor *next_live, *prev_live; /* context's activation list */
@@ -45,6 +52,8 @@ typedef struct clsynth_tensor {
      * release list */
     int first_use;
     struct clsynth_tensor *next_release;
+    int value_use; /* ... the lowest node that reads its value (not only its shape and gradient) */
+    struct clsynth_tensor *next_drop;
 } clsynth_tensor;
 
 #define CLSYNTH_HW(t) ((size_t)(t)->h * (size_t)(t)->w)
@@ -92,6 +101,29 @@ void clsynth_tensor_release(clsynth_ctx *ctx, clsynth_tensor *t);
  * outputs are all that is needed (a no-grad pass, which records nothing on
  * the tape). */
 void clsynth_release_newer(clsynth_ctx *ctx, unsigned long mark, clsynth_tensor *const *keep, int n_keep);
+
+/* Half-precision storage of activations (clcore/stash.c, kernels/half.cl),
+ * for clsynth_stash_newer_as_half (clcore/autograd.h) and the backward.
+ * 0 when the device reports cl_khr_fp16, else -1 with a message naming
+ * `what`, the device and the missing extension. */
+int clsynth_half_storage_check(clsynth_ctx *ctx, const char *what);
+/* Moves an activation that owns its block to half storage and sets
+ * CLSYNTH_T_HALF: a new block of numel halves of x 2^k, k a power of two
+ * per run of 16 elements that brings the run's largest |x| into
+ * [2^14, 2^15) (so 1e-10 activations keep 11 bits), rounded to nearest even,
+ * and a block t->half_exp of the runs' exponents (kernels/half.cl); the
+ * float block goes back to the pool. The half block is exactly the size of
+ * a float tensor of numel / 2, which the pool serves from the same list. */
+int clsynth_tensor_to_half(clsynth_ctx *ctx, clsynth_tensor *t);
+/* The reverse: a fresh float block holding the half values (exact), for a
+ * reader; the views of t on the activation list follow it. No-op on float. */
+int clsynth_tensor_to_float(clsynth_ctx *ctx, clsynth_tensor *t);
+/* Frees the float block of a stashed tensor that no reader of its value is
+ * left for (CLSYNTH_T_GONE; the tensor and its gradient stay). */
+void clsynth_tensor_drop_value(clsynth_ctx *ctx, clsynth_tensor *t);
+/* 0 if t (or the tensor owning a view's memory) is stored as float, else
+ * -1 with a message naming the reader and the tensor. */
+int clsynth_tensor_readable(clsynth_ctx *ctx, const clsynth_tensor *t, const char *reader);
 
 /* Device-memory pool statistics. The pool never reserves more than the
  * device's global memory: an allocation past it fails with a message (before

@@ -66,6 +66,25 @@ int clsynth_fpse_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsynth_op
     return 0;
 }
 
+/* --half_activations: what fpse's forward made since `mark` goes to half
+ * storage, but for what its rest reads: x (the next layer's input), the
+ * features e2..e5, the top-down outputs, the embedding and the scores. */
+static int fpse_stash(const clsynth_forward_mode *f, unsigned long mark, clsynth_tensor *x, clsynth_tensor *const *e,
+                      clsynth_tensor *const *fs, clsynth_tensor *emb, const clsynth_d_out *out)
+{
+    clsynth_tensor *keep[2 + 4 + 4 + CLSYNTH_D_MAX_OUT];
+    int n = 0;
+    keep[n++] = x;
+    keep[n++] = emb;
+    for (int i = 1; i < 5; i++)
+        keep[n++] = e[i];
+    for (int s = 0; s < 4; s++)
+        keep[n++] = fs[s];
+    for (int s = 0; s < out->n_scores; s++)
+        keep[n++] = out->score[s];
+    return clsynth_forward_stash(f, mark, keep, n);
+}
+
 int clsynth_fpse_forward(const clsynth_forward_mode *f, const clsynth_fpse *d, clsynth_tensor *img, clsynth_tensor *seg,
                       clsynth_d_out *out)
 {
@@ -75,13 +94,14 @@ int clsynth_fpse_forward(const clsynth_forward_mode *f, const clsynth_fpse *d, c
         return -1;
     if (img->h % 32 || img->w % 32)
         return clsynth_ctx_fail(ctx, "fpse discriminator: image %dx%d is not divisible by 32", img->h, img->w);
+    const unsigned long mark = ctx->tensor_serial;
     /* bottom-up: e[i] is e_{i+1} (N, C, H/2^(i+1), W/2^(i+1)) */
-    clsynth_tensor *e[5];
+    clsynth_tensor *e[5] = { 0 }, *fs[4] = { 0 }, *emb = NULL;
     clsynth_tensor *x = img;
     for (int i = 0; i < 5; i++)
-        x = e[i] = clsynth_cna_forward(f, &d->enc[i], x);
+        if (!(x = e[i] = clsynth_cna_forward(f, &d->enc[i], x)) || fpse_stash(f, mark, x, e, fs, emb, out))
+            return -1;
     /* top-down: fs[s-2] = f_s (N, 4nf, H/2^s, W/2^s) */
-    clsynth_tensor *fs[4] = { 0 };
     if (d->pyramid) {
         fs[3] = clsynth_cna_forward(f, &d->lat[3], e[4]);
         for (int s = 4; s >= 2; s--)
@@ -91,8 +111,9 @@ int clsynth_fpse_forward(const clsynth_forward_mode *f, const clsynth_fpse *d, c
         for (int s = 2; s <= 4; s++)
             fs[s - 2] = clsynth_cna_forward(f, &d->lat[s - 2], e[s - 1]);
     }
+    if (fpse_stash(f, mark, NULL, e, fs, emb, out))
+        return -1;
     /* semantic embedding at H/2 (pooled once), then H/4, H/8, H/16 */
-    clsynth_tensor *emb = NULL;
     if (d->embedding)
         emb = clsynth_avg_pool2x2(ctx, clsynth_conv_forward(f, &d->emb, seg)); /* (N, 2nf, H/2, W/2) */
     for (int s = 2; s <= 4; s++) {
@@ -104,6 +125,8 @@ int clsynth_fpse_forward(const clsynth_forward_mode *f, const clsynth_fpse *d, c
             score = clsynth_add(ctx, score, clsynth_channel_dot(ctx, emb, segfeat));
         }
         out->score[out->n_scores++] = score;
+        if (fpse_stash(f, mark, NULL, e, fs, emb, out))
+            return -1;
     }
     for (int i = 1; i < 5; i++) {
         out->feat[out->n_feats] = e[i];

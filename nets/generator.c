@@ -68,6 +68,17 @@ int clsynth_generator_make(clsynth_ctx *ctx, clsynth_param_group *g, const clsyn
     return 0;
 }
 
+/* --half_activations: after the start tensor and after each block, what the
+ * stretch since `mark` made goes to half storage, but for x and the pyramid
+ * (what the next blocks read). */
+static int stash(const clsynth_forward_mode *f, unsigned long mark, clsynth_tensor *x, clsynth_tensor *const *segout)
+{
+    clsynth_tensor *keep[1 + CLSYNTH_WP_MAX_LEVELS] = { x };
+    for (int l = 0; l < CLSYNTH_WP_MAX_LEVELS; l++)
+        keep[1 + l] = segout[l];
+    return clsynth_forward_stash(f, mark, keep, 1 + CLSYNTH_WP_MAX_LEVELS);
+}
+
 /* Pyramid level whose size is (h, w): H / 2^level. */
 static int level_of(const clsynth_tensor *seg, int h, int levels)
 {
@@ -94,6 +105,7 @@ clsynth_tensor *clsynth_generator_forward(const clsynth_forward_mode *f_in, cons
     if (clsynth_sn_forward(f_in, G->sn, &fm))
         return NULL;
     const clsynth_forward_mode *f = &fm;
+    const unsigned long mark = ctx->tensor_serial; /* the normalized weights are older: every block reads them */
 
     /* start tensor x (N, 16nf, sh, sw) */
     clsynth_tensor *x;
@@ -112,6 +124,8 @@ clsynth_tensor *clsynth_generator_forward(const clsynth_forward_mode *f_in, cons
     /* weight-prediction pyramid: segout[l] (N, nf, H/2^l, W/2^l) */
     clsynth_tensor *segout[CLSYNTH_WP_MAX_LEVELS] = { 0 };
     if (G->kind == CLSYNTH_G_CONDCONV && clsynth_wpred_forward(f, &G->wp, seg, segout))
+        return NULL;
+    if (stash(f, mark, x, segout))
         return NULL;
 
     for (int b = 0; b < CLSYNTH_G_BLOCKS; b++) {
@@ -133,6 +147,8 @@ clsynth_tensor *clsynth_generator_forward(const clsynth_forward_mode *f_in, cons
         } else {
             x = clsynth_spadeblock_forward(f, &G->sp[b], x, seg_b);
         }
+        if (!x || stash(f, mark, x, segout))
+            return NULL;
     }
     x = clsynth_leaky_relu(ctx, x, CLSYNTH_LRELU_SLOPE);
     const clsynth_conv_epilogue out = { CLSYNTH_ACT_TANH, 0.0f, NULL, NULL };

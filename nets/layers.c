@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clcore/autograd.h"
 #include "clcore/ops.h"
 
 const char *clsynth_layer_name(char *buf, size_t cap, const char *fmt, ...)
@@ -302,6 +303,19 @@ int clsynth_sn_collect(clsynth_ctx *ctx, clsynth_param_group *g, int first_buffe
             return -1;
     }
     return 0;
+}
+
+int clsynth_forward_stash(const clsynth_forward_mode *f, unsigned long mark, clsynth_tensor *const *keep, int n_keep)
+{
+    if (f->ctx->failed)
+        return -1;
+    if (!f->stash_half)
+        return 0;
+    if (f->ctx->no_grad > 0) { /* nothing recorded: the stretch's other tensors are dead */
+        clsynth_release_newer(f->ctx, mark, keep, n_keep);
+        return 0;
+    }
+    return clsynth_stash_newer_as_half(f->ctx, mark, keep, n_keep);
 }
 
 int clsynth_sn_forward(const clsynth_forward_mode *f, clsynth_sn_set *s, clsynth_forward_mode *out)

@@ -33,6 +33,8 @@ typedef struct clsynth_forward_mode {
     struct clsynth_sn_set *sn; /* the network's spectral-normalized weights, normalized together at
                                   the start of its forward (clsynth_sn_forward); NULL, or a conv not
                                   in it: the conv normalizes its own weight (clsynth_spectral_norm) */
+    bool stash_half; /* --half_activations: the networks store what only their backward reads as
+                        half at their block boundaries (clsynth_forward_stash) */
 } clsynth_forward_mode;
 
 typedef enum clsynth_norm_kind {
@@ -130,6 +132,14 @@ int clsynth_sn_collect(clsynth_ctx *ctx, clsynth_param_group *g, int first_buffe
  * to use: each weight once per forward, as each conv normalizing its own
  * would. s NULL (a network without spectral norm): out->sn NULL. */
 int clsynth_sn_forward(const clsynth_forward_mode *f, struct clsynth_sn_set *s, clsynth_forward_mode *out);
+
+/* A network's block boundary under f->stash_half (--half_activations): what
+ * its forward made since serial `mark` (ctx->tensor_serial before the
+ * stretch) that only the backward reads goes to half storage, except
+ * keep[0..n_keep) (what the rest of the forward reads; NULLs allowed):
+ * clsynth_stash_newer_as_half; in a no-grad pass it frees them instead
+ * (clsynth_release_newer). Without stash_half: nothing. Returns 0 or -1. */
+int clsynth_forward_stash(const clsynth_forward_mode *f, unsigned long mark, clsynth_tensor *const *keep, int n_keep);
 
 /* "name" formatted into a caller buffer (layer names are built from parts). */
 const char *clsynth_layer_name(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -210,7 +210,7 @@ clsynth_tensor *clsynth_model_generate_z(clsynth_ctx *ctx, clsynth_model *m, cls
         *z_out = NULL;
     if (ctx->failed || !seg)
         return NULL;
-    clsynth_forward_mode f = { ctx, false, false, NULL };
+    clsynth_forward_mode f = { ctx, false, false, NULL, false };
     clsynth_tensor *z = clsynth_model_z(&f, m, seg->n, real, mu, logvar);
     if (m->opt.use_vae && !z)
         return NULL;

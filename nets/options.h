@@ -96,6 +96,8 @@ typedef struct clsynth_options {
     float beta1;               /* --beta1 -1 (the authors' choice, clsynth_options_adam_betas) */
     float beta2;               /* --beta2 -1 */
     bool no_TTUR;              /* --no_TTUR */
+    bool half_activations;     /* --half_activations: the activations kept for backward stored as
+                                  half (fp32 compute); only where the device reports cl_khr_fp16 */
     long seed;                 /* --seed 0 */
 
     /* run */

@@ -68,11 +68,16 @@ int clsynth_multiscale_forward(const clsynth_forward_mode *f, const clsynth_mult
         const clsynth_patchgan *p = &d->d[k];
         clsynth_tensor *y = x;
         for (int n = 0; n < p->n_layers; n++) {
+            const unsigned long mark = ctx->tensor_serial;
             y = clsynth_cna_forward(f, &p->layer[n], y);
             if (n + 1 < p->n_layers) {
                 out->feat[out->n_feats] = y;
                 out->feat_weight[out->n_feats++] = 1.0f / (float)d->num_D;
             }
+            /* --half_activations: the layer's intermediates; y (a feature or
+             * the score) is read on */
+            if (!y || clsynth_forward_stash(f, mark, &y, 1))
+                return -1;
         }
         out->score[out->n_scores++] = y; /* (N, 1, h_k, w_k) */
         if (k + 1 < d->num_D)

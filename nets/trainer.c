@@ -52,9 +52,18 @@ static clsynth_tensor *generate_fake(const clsynth_forward_mode *f, clsynth_mode
     return clsynth_generator_forward(f, &m->gen, seg, z); /* (N, 3, H, W) */
 }
 
+/* --half_activations: right before the backward, what the step's forward
+ * left in float (the networks' kept block outputs, features, scores) goes to
+ * half storage too; only the loss stays. */
+static int stash_for_backward(const clsynth_forward_mode *f, unsigned long mark, clsynth_tensor *loss)
+{
+    return clsynth_forward_stash(f, mark, &loss, 1);
+}
+
 static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, clsynth_losses *out)
 {
-    clsynth_forward_mode f = { ctx, true, true, NULL };
+    clsynth_forward_mode f = { ctx, true, true, NULL, m->opt.half_activations };
+    const unsigned long step_mark = ctx->tensor_serial;
     if (clsynth_group_zero_grad(ctx, m->D))
         return -1;
     clsynth_group_set_requires_grad(m->D, true);
@@ -68,7 +77,7 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
     clsynth_release_newer(ctx, mark, &fake, 1); /* G's intermediates: only fake is needed */
 
     clsynth_d_out pf, pr;
-    clsynth_forward_mode f_again = { ctx, true, false, NULL }; /* one power iteration per D pass over fake + real */
+    clsynth_forward_mode f_again = { ctx, true, false, NULL, f.stash_half }; /* one power iteration per D pass over fake + real */
     if (clsynth_disc_forward(&f, &m->disc, fake, seg, &pf) || clsynth_disc_forward(&f_again, &m->disc, real, seg, &pr))
         return abandon(ctx);
     clsynth_tensor *d_fake = clsynth_loss_d_hinge(ctx, &pf, false);
@@ -76,7 +85,8 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
     clsynth_tensor *loss = clsynth_add(ctx, d_fake, d_real);
     if (read_loss(ctx, d_fake, "D_fake", &out->D_fake) || read_loss(ctx, d_real, "D_real", &out->D_real) || !loss)
         return abandon(ctx);
-    if (clsynth_backward(ctx, loss) || clsynth_comm_average_grads(ctx, m->D))
+    if (stash_for_backward(&f, step_mark, loss) || clsynth_backward(ctx, loss) ||
+        clsynth_comm_average_grads(ctx, m->D))
         return abandon(ctx);
     return clsynth_adam_step(ctx, m->D);
 }
@@ -84,7 +94,8 @@ static int d_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
 static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, clsynth_losses *out)
 {
     const clsynth_options *o = &m->opt;
-    clsynth_forward_mode f = { ctx, true, true, NULL };
+    clsynth_forward_mode f = { ctx, true, true, NULL, o->half_activations };
+    const unsigned long step_mark = ctx->tensor_serial;
     if (clsynth_group_zero_grad(ctx, m->G))
         return -1;
     clsynth_group_set_requires_grad(m->D, false);
@@ -99,7 +110,7 @@ static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
         goto fail;
     clsynth_tensor *total = g_gan;
     if (!o->no_ganFeat_loss) {
-        clsynth_forward_mode f_real = { ctx, true, false, NULL };
+        clsynth_forward_mode f_real = { ctx, true, false, NULL, f.stash_half }; /* no grad: stashing frees */
         unsigned long mark = ctx->tensor_serial;
         clsynth_no_grad_begin(ctx);
         int rc = clsynth_disc_forward(&f_real, &m->disc, real, seg, &pr);
@@ -127,8 +138,8 @@ static int g_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, clsyn
         total = clsynth_add(ctx, total, kld);
     }
     float t;
-    if (read_loss(ctx, total, "G total", &t) || clsynth_backward(ctx, total) ||
-        clsynth_comm_average_grads(ctx, m->G))
+    if (read_loss(ctx, total, "G total", &t) || stash_for_backward(&f, step_mark, total) ||
+        clsynth_backward(ctx, total) || clsynth_comm_average_grads(ctx, m->G))
         goto fail;
     clsynth_group_set_requires_grad(m->D, true);
     return clsynth_adam_step(ctx, m->G);
@@ -153,6 +164,8 @@ int clsynth_train_step(clsynth_ctx *ctx, clsynth_model *m, clsynth_tensor *seg, 
     }
     if (seg->flags & CLSYNTH_T_REQUIRES_GRAD || real->flags & CLSYNTH_T_REQUIRES_GRAD)
         return clsynth_ctx_fail(ctx, "train step: seg and real must not require grad");
+    if (m->opt.half_activations && clsynth_half_storage_check(ctx, "train step: --half_activations"))
+        return -1;
     seg = stage(ctx, &m->in_seg, "train.seg", seg);
     real = stage(ctx, &m->in_real, "train.real", real);
     if (!seg || !real)

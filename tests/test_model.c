@@ -157,7 +157,7 @@ START_TEST(output_shapes_of_every_variant)
         clsynth_test_assert_shape(ctx, fake, 2, 3, H, W, v->name);
         if (v->vae) /* z ~ N(0, 1) at test time */
             clsynth_test_assert_shape(ctx, clsynth_model_generate(ctx, m, seg, NULL), 2, 3, H, W, v->name);
-        clsynth_forward_mode f = { ctx, true, true, NULL };
+        clsynth_forward_mode f = { ctx, true, true, NULL, false };
         clsynth_d_out d;
         ck_assert_msg(clsynth_disc_forward(&f, &m->disc, fake, seg, &d) == 0, "%s: D: %s", v->name, ctx->err.msg);
         clsynth_no_grad_end(ctx);

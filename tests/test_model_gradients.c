@@ -28,7 +28,7 @@ typedef double (*loss_fn)(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor 
 /* G: L = Σ G(seg) · R (batch statistics, u fixed). */
 static double g_loss(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, const float *r, bool grad)
 {
-    clsynth_forward_mode f = { ctx, true, false, NULL };
+    clsynth_forward_mode f = { ctx, true, false, NULL, false };
     clsynth_tensor *out = clsynth_generator_forward(&f, &m->gen, seg, NULL);
     ck_assert_msg(out != NULL, "G: %s", ctx->err.msg);
     float *h = clsynth_test_download(ctx, out);
@@ -47,7 +47,7 @@ static double g_loss(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real
  * summed on the host in double. */
 static double d_loss(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, const float *r, bool grad)
 {
-    clsynth_forward_mode f = { ctx, true, false, NULL };
+    clsynth_forward_mode f = { ctx, true, false, NULL, false };
     clsynth_tensor *fake = clsynth_tensor_from_host(ctx, "fake", real->n, 3, real->h, real->w, r);
     clsynth_d_out out[2];
     ck_assert_msg(clsynth_disc_forward(&f, &m->disc, fake, seg, &out[0]) == 0 &&

@@ -218,7 +218,7 @@ typedef struct g_fwd {
 
 static void g_step_forward(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real, g_fwd *out)
 {
-    clsynth_forward_mode f = { ctx, true, true, NULL }, keep = { ctx, true, false, NULL };
+    clsynth_forward_mode f = { ctx, true, true, NULL, false }, keep = { ctx, true, false, NULL, false };
     clsynth_no_grad_begin(ctx);
     out->z = clsynth_model_z(&f, m, seg->n, real, &out->mu, &out->logvar);
     out->fake = clsynth_generator_forward(&f, &m->gen, seg, out->z);

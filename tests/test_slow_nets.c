@@ -70,7 +70,7 @@ static void synth_batch(clsynth_model *m, int n, int size, clsynth_tensor **seg,
 static double l1_now(clsynth_model *m, clsynth_tensor *seg, clsynth_tensor *real)
 {
     clsynth_no_grad_begin(ctx);
-    clsynth_forward_mode f = { ctx, true, false, NULL };
+    clsynth_forward_mode f = { ctx, true, false, NULL, false };
     clsynth_tensor *fake = clsynth_generator_forward(&f, &m->gen, seg, NULL);
     float v;
     ck_assert_msg(clsynth_scalar(ctx, clsynth_l1_loss(ctx, fake, real), &v) == 0, "%s", ctx->err.msg);

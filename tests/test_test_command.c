@@ -137,7 +137,7 @@ START_TEST(save_float_holds_the_generator_output_of_the_encoded_real_image)
     clsynth_tensor *te = clsynth_tensor_from_host(ctx, "edges", 1, 1, S, S, edges->data);
     clsynth_tensor *seg = clsynth_model_seg(ctx, m, tl, te);
     clsynth_tensor *tz = clsynth_tensor_from_host(ctx, "z", 1, 8, 1, 1, z->data);
-    clsynth_forward_mode f = { ctx, false, false, NULL };
+    clsynth_forward_mode f = { ctx, false, false, NULL, false };
     float *want = clsynth_test_download(ctx, clsynth_generator_forward(&f, &m->gen, seg, tz));
     clsynth_test_assert_close("saved fake = G(seg, saved z)", fake->data, want, fake->count, 1e-6, 1e-5);
     free(want);

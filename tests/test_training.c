@@ -312,7 +312,7 @@ START_TEST(overfit_two_images_lowers_l1)
         if (phase == 1)
             clsynth_test_run_steps(ctx, m, seg, real, steps);
         clsynth_no_grad_begin(ctx);
-        clsynth_forward_mode f = { ctx, true, false, NULL }; /* batch statistics, as in training */
+        clsynth_forward_mode f = { ctx, true, false, NULL, false }; /* batch statistics, as in training */
         clsynth_tensor *fake = clsynth_generator_forward(&f, &m->gen, seg, NULL);
         clsynth_tensor *d = clsynth_l1_loss(ctx, fake, real);
         float v;
@@ -348,7 +348,7 @@ START_TEST(fpse_feature_matching_weights_and_plain_enc1)
     float *noise = malloc(2 * 3 * 32 * 32 * sizeof(float));
     clsynth_test_fill_uniform(noise, 2 * 3 * 32 * 32, -1, 1, 5);
     clsynth_tensor *fake = clsynth_tensor_from_host(ctx, "fake", 2, 3, 32, 32, noise);
-    clsynth_forward_mode f = { ctx, true, false, NULL };
+    clsynth_forward_mode f = { ctx, true, false, NULL, false };
     clsynth_d_out pf, pr;
     ck_assert_msg(clsynth_disc_forward(&f, &m->disc, fake, seg, &pf) == 0 &&
                       clsynth_disc_forward(&f, &m->disc, real, seg, &pr) == 0,

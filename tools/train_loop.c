@@ -290,7 +290,14 @@ int clsynth_run_training(clsynth_ctx *ctx, clsynth_options *o, clsynth_train_res
     /* before the first step, before the real model exists, before the run
      * folder changes; on every rank, for its own device (the devices of the
      * ranks may differ) */
-    int setup = clsynth_step_memory_check(ctx, o, &est, err);
+    int setup = 0;
+    if (o->half_activations && clsynth_half_storage_check(ctx, "--half_activations")) {
+        clsynth_fail(err, "%s", ctx->err.msg); /* before the memory estimate's step would say it, nested */
+        clsynth_ctx_clear_error(ctx);
+        setup = -1;
+    }
+    if (setup == 0)
+        setup = clsynth_step_memory_check(ctx, o, &est, err);
     if (setup == 0) {
         if (world > 1)
             printf("rank %d: ", rank);
