@@ -408,7 +408,7 @@ int clsynth_cmd_bench(int argc, char **argv)
     const char *what = "all", *json = NULL, *device = NULL, *emulate = NULL, *v = NULL;
     int repeats = 5, steps = 3;
     float tune_budget = 0;
-    bool quick = false;
+    bool quick = false, no_clblast = false;
     if (argc > 1 && strcmp(argv[1], "checkpoint") == 0) {
         const char *var;
         int launched = clsynth_dist_launcher_size(&var);
@@ -459,15 +459,19 @@ int clsynth_cmd_bench(int argc, char **argv)
                 goto out;
         } else if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
+        } else if (strcmp(argv[i], "--no-clblast") == 0) {
+            no_clblast = true;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             printf("usage: clsynth bench [ops|train|gemm|conv|all] [--json FILE] [--device SPEC] [--emulate wg=N,local=B]\n"
-                   "                     [--repeats N] [--steps N] [--quick] [--tune-budget S] [model flags]\n"
+                   "                     [--repeats N] [--steps N] [--quick] [--no-clblast] [--tune-budget S]\n"
+                   "                     [model flags]\n"
                    "       clsynth bench --compare A.json B.json ...\n"
                    "       clsynth bench checkpoint [--preset small] [--dir DIR] [--repeats N] [model flags]\n"
                    "       clsynth bench step [--steps N] [--warmup W] [--infer N] [--infer-batch B] [--json FILE]\n"
                    "                          [--profile] [model flags]\n"
                    "ops: each tunable op at representative CC-FPSE shapes and CLBlast SGEMM, default vs tuned\n"
-                   "     (--tune-budget S first tunes those shapes that the database lacks);\n"
+                   "     (--tune-budget S first tunes those shapes that the database lacks; --no-clblast skips\n"
+                   "     the SGEMM rows, which take minutes on slow devices such as rusticl's llvmpipe);\n"
                    "train: full training step and G inference of the model flags (default --preset tiny);\n"
                    "       under mpirun -np K: the data-parallel step, its communication time, bytes and share\n"
                    "       (%s);\n"
@@ -573,7 +577,9 @@ int clsynth_cmd_bench(int argc, char **argv)
     clsynth_clblast_worker wc = { NULL, wargv, 2, 0, 600 };
     for (size_t i = 0; i < ngs; i++)
         gdef[i] = gtun[i] = NAN;
-    if (do_ops) {
+    if (do_ops && no_clblast) {
+        printf("CLBlast SGEMM not measured (--no-clblast)\n");
+    } else if (do_ops) {
         printf("measuring CLBlast SGEMM (%zu shapes) in a worker process...\n", ngs);
         fflush(stdout);
         if (clsynth_clblast_measure(ctx, gs, ngs, NULL, 3, &wc, gdef)) {
