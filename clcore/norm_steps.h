@@ -44,15 +44,27 @@ int clsynth_norm_apply(clsynth_ctx *ctx, const clsynth_tensor *x, clsynth_tensor
                        const clsynth_tensor *invstd, const clsynth_tensor *gamma, const clsynth_tensor *beta,
                        int per_instance, const clsynth_norm_actv *act);
 
+/* The training-mode input gradient that the gradient-sums kernel can write in
+ * the same launch: dx as clsynth_norm_input_grad (training) would. */
+typedef struct clsynth_norm_dx_out {
+    clsynth_tensor *dx;
+    const clsynth_tensor *gamma; /* NULL: none */
+    int accumulate;              /* 0 stores (a fresh dx), 1 adds */
+} clsynth_norm_dx_out;
+
 /* (1, G, 1, 2): (sum dy', sum dy' * xhat) per group, xhat = (x - mean) *
  * invstd, dy' = dy through act (NULL: none). cfg: norm_partial_dsums resolved
  * at (Nv, G, HW). Batch norm may pass its affine gradients dg, db (either
  * NULL): where one chunk covers a group they are added in the same launch and
- * *affine_done is set; otherwise the caller adds them (clsynth_norm_affine_grads). */
+ * *affine_done is set; otherwise the caller adds them (clsynth_norm_affine_grads).
+ * Likewise dxo (NULL: none): where one chunk covers a group, dx is written in
+ * the same launch and *dx_done is set; otherwise the caller runs
+ * clsynth_norm_input_grad. */
 clsynth_tensor *clsynth_norm_grad_sums(clsynth_ctx *ctx, const clsynth_kcfg *cfg, const clsynth_tensor *x,
                                        const clsynth_tensor *dy, const clsynth_norm_actv *act,
                                        const clsynth_tensor *mean, const clsynth_tensor *invstd, int Nv, int G,
-                                       int HW, clsynth_tensor *dg, clsynth_tensor *db, bool *affine_done);
+                                       int HW, clsynth_tensor *dg, clsynth_tensor *db, bool *affine_done,
+                                       const clsynth_norm_dx_out *dxo, bool *dx_done);
 
 /* dgamma[c] += sum over the Nrep rows of sums (n*C + c).1, dbeta[c] += ... .0
  * (Nrep = 1 for batch norm, N for instance norm); either may be NULL. */

@@ -94,10 +94,19 @@ static size_t finalize_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, s
 #define STATS_BYTES (sizeof(cl_int) + 2 * sizeof(cl_float)) /* (count, mean, M2) per work-item */
 #define DSUMS_BYTES (2 * sizeof(cl_float))                  /* (sum dy, sum dy * xhat) */
 
+/* The forward's output that norm_partial_stats writes too when it finalizes:
+ * y = act((x - mean) * invstd * gamma + beta), as clsynth_norm_apply. */
+typedef struct norm_apply_out {
+    clsynth_tensor *y;
+    const clsynth_tensor *gamma, *beta; /* either NULL: none */
+    const clsynth_norm_actv *act;       /* NULL: none */
+} norm_apply_out;
+
 /* What norm_partial_stats writes besides its partials when it finalizes (P = 1). */
 typedef struct norm_stats_out {
     clsynth_tensor *mean, *invstd, *rmean, *rvar; /* rmean, rvar NULL: no running statistics */
     float eps, momentum;
+    const norm_apply_out *apply; /* NULL: statistics only */
 } norm_stats_out;
 
 /* The partials of plan pl into part, or with fin (pl.P = 1) the statistics. */
@@ -117,6 +126,17 @@ static int launch_partial_stats(clsynth_ctx *ctx, const norm_plan *pl, const cls
     clsynth_arg_tensor(&a, update ? fin->rmean : fin ? fin->mean : part);
     clsynth_arg_tensor(&a, update ? fin->rvar : fin ? fin->mean : part);
     clsynth_arg_float(&a, fin ? fin->momentum : 0.0f);
+    const norm_apply_out *ap = fin ? fin->apply : NULL;
+    const bool with_act = ap && ap->act && ap->act->on;
+    clsynth_arg_int(&a, ap != NULL);
+    clsynth_arg_tensor(&a, ap ? ap->y : x); /* dummies are never touched */
+    clsynth_arg_tensor(&a, ap && ap->gamma ? ap->gamma : x);
+    clsynth_arg_int(&a, ap && ap->gamma);
+    clsynth_arg_tensor(&a, ap && ap->beta ? ap->beta : x);
+    clsynth_arg_int(&a, ap && ap->beta);
+    clsynth_arg_int(&a, ap ? ap->y->c : 1);
+    clsynth_arg_int(&a, with_act);
+    clsynth_arg_float(&a, with_act ? ap->act->slope : 0.0f);
     clsynth_arg_local(&a, pl->L1 * sizeof(cl_int));
     clsynth_arg_local(&a, pl->L1 * sizeof(cl_float));
     clsynth_arg_local(&a, pl->L1 * sizeof(cl_float));
@@ -137,11 +157,14 @@ clsynth_tensor *clsynth_norm_partial_moments(clsynth_ctx *ctx, const clsynth_kcf
 }
 
 /* mean, invstd (G) of x viewed as (Nv, G, HW); updates running stats when
- * given. One launch where one chunk covers a group, else partials + merge. */
+ * given. One launch where one chunk covers a group, else partials + merge.
+ * With ap (may be NULL), the one launch writes ap->y too and *applied is set;
+ * otherwise the caller runs clsynth_norm_apply. */
 static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, int HW, float eps,
                       clsynth_tensor *mean, clsynth_tensor *invstd, clsynth_tensor *rmean, clsynth_tensor *rvar,
-                      float momentum, clsynth_kforce *force)
+                      float momentum, clsynth_kforce *force, const norm_apply_out *ap, bool *applied)
 {
+    *applied = false;
     const size_t stat_bytes = STATS_BYTES;
     clsynth_kcfg cfg;
     norm_plan pl = { 0 };
@@ -149,7 +172,8 @@ static int norm_stats(clsynth_ctx *ctx, const clsynth_tensor *x, int Nv, int G, 
         plan_of(ctx, &cfg, &clsynth_kdef_norm_partial_stats, Nv, G, HW, &pl))
         return -1;
     if (pl.P == 1) {
-        const norm_stats_out fin = { mean, invstd, rmean, rvar, eps, momentum };
+        const norm_stats_out fin = { mean, invstd, rmean, rvar, eps, momentum, ap };
+        *applied = ap != NULL;
         return launch_partial_stats(ctx, &pl, x, Nv, G, HW, NULL, &fin);
     }
     clsynth_tensor *part = clsynth_norm_partial_moments(ctx, &cfg, x, Nv, G, HW); /* (1, G, P, 3) */
@@ -206,12 +230,15 @@ static bool needs_grad(const clsynth_tensor *t) { return t && (t->flags & CLSYNT
 clsynth_tensor *clsynth_norm_grad_sums(clsynth_ctx *ctx, const clsynth_kcfg *cfg, const clsynth_tensor *x,
                                        const clsynth_tensor *dy, const clsynth_norm_actv *act,
                                        const clsynth_tensor *mean, const clsynth_tensor *invstd, int Nv, int G,
-                                       int HW, clsynth_tensor *dg, clsynth_tensor *db, bool *affine_done)
+                                       int HW, clsynth_tensor *dg, clsynth_tensor *db, bool *affine_done,
+                                       const clsynth_norm_dx_out *dxo, bool *dx_done)
 {
     norm_plan pl = { 0 };
     const size_t sum_bytes = DSUMS_BYTES;
     if (affine_done)
         *affine_done = false;
+    if (dx_done)
+        *dx_done = false;
     if (ctx->failed || plan_of(ctx, cfg, &clsynth_kdef_norm_partial_dsums, Nv, G, HW, &pl))
         return NULL;
     /* one chunk per group: the partials are the sums, (1, G, 1, 2) either way */
@@ -234,6 +261,13 @@ clsynth_tensor *clsynth_norm_grad_sums(clsynth_ctx *ctx, const clsynth_kcfg *cfg
     clsynth_arg_int(&a, fuse_affine && dg);
     clsynth_arg_tensor(&a, fuse_affine && db ? db : part);
     clsynth_arg_int(&a, fuse_affine && db);
+    const bool fuse_dx = pl.P == 1 && dxo;
+    clsynth_arg_int(&a, fuse_dx);
+    clsynth_arg_tensor(&a, fuse_dx ? dxo->dx : part);
+    clsynth_arg_tensor(&a, fuse_dx && dxo->gamma ? dxo->gamma : part);
+    clsynth_arg_int(&a, fuse_dx && dxo->gamma);
+    clsynth_arg_int(&a, x->c);
+    clsynth_arg_int(&a, fuse_dx ? dxo->accumulate : 0);
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
     clsynth_arg_local(&a, pl.L1 * sizeof(cl_float));
     size_t g1[2] = { pl.L1 * (size_t)pl.P, (size_t)G }, l1[2] = { pl.L1, 1 };
@@ -242,6 +276,8 @@ clsynth_tensor *clsynth_norm_grad_sums(clsynth_ctx *ctx, const clsynth_kcfg *cfg
     if (pl.P == 1) {
         if (affine_done)
             *affine_done = fuse_affine;
+        if (dx_done)
+            *dx_done = fuse_dx;
         return part;
     }
     clsynth_tensor *sums = clsynth_tensor_new(ctx, "norm.dsums", 1, G, 1, 2); /* (1, G, 1, 2) */
@@ -327,14 +363,21 @@ static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_tensor *db = need_db ? clsynth_grad_of(ctx, beta) : NULL;
     if ((need_dg && !dg) || (need_db && !db))
         return -1;
-    bool affine_done = false;
+    bool affine_done = false, dx_done = false;
+    int accumulate = 0;
+    clsynth_tensor *dx = need_dx ? clsynth_grad_for_write(ctx, x, &accumulate) : NULL;
+    if (need_dx && !dx)
+        return -1;
 
     if (need_dg || need_db || (need_dx && training)) {
         clsynth_kcfg cfg;
-        /* batch norm's affine gradients are per group: added by the sums' kernel where it can */
+        /* batch norm's affine gradients are per group, and dx needs only its
+         * group's sums: the sums' kernel adds both where one chunk covers a group */
+        const clsynth_norm_dx_out dxo = { dx, gamma, accumulate };
         if (clsynth_norm_resolve(ctx, &clsynth_kdef_norm_partial_dsums, nd->force, Nv, G, HW, &cfg) ||
             !(sums = clsynth_norm_grad_sums(ctx, &cfg, x, dy, &act, mean, invstd, Nv, G, HW,
-                                            per_instance ? NULL : dg, per_instance ? NULL : db, &affine_done)))
+                                            per_instance ? NULL : dg, per_instance ? NULL : db, &affine_done,
+                                            need_dx && training ? &dxo : NULL, &dx_done)))
             return -1;
     }
 
@@ -342,13 +385,10 @@ static int norm_backward(clsynth_ctx *ctx, clsynth_node *nd)
         clsynth_norm_affine_grads(ctx, sums, per_instance ? x->n : 1, x->c, dg, db))
         return -1;
 
-    if (need_dx) {
-        int accumulate;
-        clsynth_tensor *dx = clsynth_grad_for_write(ctx, x, &accumulate);
-        if (!dx || clsynth_norm_input_grad(ctx, x, dy, dx, &act, mean, invstd, gamma, sums, per_instance, training,
-                                           (float)Nv * (float)HW, accumulate))
-            return -1;
-    }
+    if (need_dx && !dx_done &&
+        clsynth_norm_input_grad(ctx, x, dy, dx, &act, mean, invstd, gamma, sums, per_instance, training,
+                                (float)Nv * (float)HW, accumulate))
+        return -1;
     return 0;
 }
 
@@ -432,9 +472,11 @@ static clsynth_tensor *batch_norm_impl(clsynth_ctx *ctx, clsynth_tensor *x, clsy
     clsynth_tensor *y = clsynth_tensor_new(ctx, "batch_norm", x->n, x->c, x->h, x->w);   /* (N, C, H, W) */
     if (!mean || !invstd || !y)
         return NULL;
+    bool applied = false;
     if (training) {
+        const norm_apply_out ap = { y, gamma, beta, act };
         if (norm_stats(ctx, x, x->n, x->c, (int)CLSYNTH_HW(x), eps, mean, invstd, running_mean, running_var,
-                       momentum, force))
+                       momentum, force, &ap, &applied))
             return NULL;
     } else {
         cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_eval_stats", NULL);
@@ -449,7 +491,7 @@ static clsynth_tensor *batch_norm_impl(clsynth_ctx *ctx, clsynth_tensor *x, clsy
         if (clsynth_launch(&a, 1, &g, NULL, 0, NULL))
             return NULL;
     }
-    if (clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0, act))
+    if (!applied && clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0, act))
         return NULL;
     record_norm(ctx, act ? "batch_norm_lrelu" : "batch_norm", y, x, gamma, beta, mean, invstd, training, 0, act,
                 force);
@@ -496,8 +538,10 @@ static clsynth_tensor *instance_norm_impl(clsynth_ctx *ctx, clsynth_tensor *x, c
     clsynth_tensor *y = clsynth_tensor_new(ctx, "instance_norm", x->n, x->c, x->h, x->w);       /* (N, C, H, W) */
     if (!mean || !invstd || !y)
         return NULL;
-    if (norm_stats(ctx, x, 1, G, (int)CLSYNTH_HW(x), eps, mean, invstd, NULL, NULL, 0.0f, NULL) ||
-        clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 1, act))
+    const norm_apply_out ap = { y, gamma, beta, act };
+    bool applied = false;
+    if (norm_stats(ctx, x, 1, G, (int)CLSYNTH_HW(x), eps, mean, invstd, NULL, NULL, 0.0f, NULL, &ap, &applied) ||
+        (!applied && clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 1, act)))
         return NULL;
     record_norm(ctx, act ? "instance_norm_lrelu" : "instance_norm", y, x, gamma, beta, mean, invstd, 1, 1, act, NULL);
     return ctx->failed ? NULL : y;

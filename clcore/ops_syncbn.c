@@ -150,7 +150,8 @@ static int sync_bn_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_kcfg cfg;
     clsynth_tensor *sums = NULL; /* (1, C, 1, 2) */
     if (clsynth_norm_resolve(ctx, &clsynth_kdef_norm_partial_dsums, nd->force, x->n, C, HW, &cfg) ||
-        !(sums = clsynth_norm_grad_sums(ctx, &cfg, x, dy, NULL, mean, invstd, x->n, C, HW, NULL, NULL, NULL)))
+        !(sums = clsynth_norm_grad_sums(ctx, &cfg, x, dy, NULL, mean, invstd, x->n, C, HW, NULL, NULL, NULL,
+                                                   NULL, NULL)))
         return -1;
     if (need_dg || need_db) {
         clsynth_tensor *dg = need_dg ? clsynth_grad_of(ctx, gamma) : NULL;

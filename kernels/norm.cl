@@ -14,7 +14,9 @@
  * Kernels (tensors are (global float *p, int p_off) pairs):
  *   norm_partial_stats   x -> part (G, P, 3) = (count, mean, M2) per chunk; with P = 1
  *                        (one chunk per group) it can write the statistics itself, as
- *                        norm_finalize_stats would: one launch instead of two
+ *                        norm_finalize_stats would, and then y, as norm_apply would (the
+ *                        work-group reads its group again, still in cache): one launch
+ *                        instead of three
  *   norm_finalize_stats  part -> mean (G), invstd (G) = 1/sqrt(var + eps), biased var;
  *                        optionally running_mean/var (G) updated with momentum
  *                        (running_var gets the unbiased M2 / (M - 1))
@@ -23,7 +25,8 @@
  *                        identity or LeakyReLU(slope >= 0) (ReLU at slope 0)
  *   norm_partial_dsums   (x, dy) -> part (G, P, 2) = (sum dy, sum dy * xhat) per chunk; with
  *                        P = 1 part is the sums, and for batch norm the affine gradients
- *                        are added there too (no norm_finalize_dsums, no norm_affine_grad)
+ *                        are added there too (no norm_finalize_dsums, no norm_affine_grad),
+ *                        and in training mode dx as well (no norm_backward_dx)
  *   norm_finalize_dsums  part -> sums (G, 2)
  *   norm_affine_grad     dgamma[c] += sum_n sums[n*C+c].1, dbeta[c] += sum_n sums[n*C+c].0
  *   norm_backward_dx     dx (+)= gamma*invstd*(dy - (sdy + xhat*sdyx)/M) (training)
@@ -45,6 +48,10 @@
  *     local memory = local * 12 bytes (stats) or local * 8 (sums). The finalize
  *     kernels take the host's choice within the same limits.
  *   norm_apply, norm_backward_dx, spade_*: 2-D (HW, N*C) or 1-D, launch default.
+ *
+ * The fused and the standalone kernels compute each output with the same
+ * helper (norm_apply_value, norm_dx_value) from the same statistics: which
+ * one runs changes no value, only the launch count.
  *
  * Memory traffic (x of E floats, G groups, P partials per group):
  *   training forward: read x twice (stats, apply), write y: 12E bytes (+ 24GP);
@@ -128,6 +135,30 @@ static float norm_act_grad(const int act, const float slope, const float dy, con
     return act && !(y > 0.0f) ? dy * slope : dy;
 }
 
+/* One output of the forward: act((x - mu) * is * gamma + beta), gamma and beta
+ * optional. Shared by norm_apply and norm_partial_stats's fused apply, so both
+ * round alike (separate statements: nothing to contract across them). */
+static float norm_apply_value(const float x, const float mu, const float is, __global const float *gamma,
+                              const int has_gamma, __global const float *beta, const int has_beta, const int act,
+                              const float slope)
+{
+    float v = (x - mu) * is;
+    if (has_gamma)
+        v *= *gamma;
+    if (has_beta)
+        v += *beta;
+    return act && !(v > 0.0f) ? v * slope : v;
+}
+
+/* One training-mode input gradient, d = dy through the activation:
+ * k * (d - (sdy + xhat * sdyx) / M), k = gamma * is. Shared by
+ * norm_backward_dx and norm_partial_dsums's fused dx. */
+static float norm_dx_value(const float k, const float d, const float xhat, const float sdy, const float sdyx,
+                           const float M)
+{
+    return k * (d - (sdy + xhat * sdyx) / M);
+}
+
 /* Global (local * P, G), local (L, 1). Work-group (j, g) reduces elements
  * [j*CH, min(M, (j+1)*CH)) of group g, M = Nv*HW, element i = (n, p) with
  * i = n*HW + p at address x[(n*G + g)*HW + p]. */
@@ -138,7 +169,11 @@ __kernel void norm_partial_stats(__global const float *x, const int x_off, const
                                  __global float *invstd_out, const int invstd_off, const float eps,
                                  const int update_running, __global float *rmean, const int rmean_off,
                                  __global float *rvar, const int rvar_off, const float momentum,
-                                 __local int *lc, __local float *lmean, __local float *lm2)
+                                 const int apply, __global float *y, const int y_off,
+                                 __global const float *gamma, const int gamma_off, const int has_gamma,
+                                 __global const float *beta, const int beta_off, const int has_beta, const int C,
+                                 const int act, const float slope, __local int *lc, __local float *lmean,
+                                 __local float *lm2)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     const int j = get_group_id(0), g = get_global_id(1);
@@ -180,6 +215,31 @@ __kernel void norm_partial_stats(__global const float *x, const int x_off, const
             o[0] = (float)lc[0];
             o[1] = lmean[0];
             o[2] = lm2[0];
+        }
+    }
+    if (!apply) /* uniform: the host asks only with finalize (P = 1) */
+        return;
+    /* y of the whole group from the statistics just stored (read back from
+     * global memory, which the barrier makes visible within the work-group:
+     * the same floats norm_apply would read) */
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    if (g < G) {
+        const int M = Nv * HW, c = g % C; /* batch norm: g = c; instance norm: g = n*C + c */
+        const float mu = mean_out[mean_off + g], is = invstd_out[invstd_off + g];
+        int i = lid;
+        int n = i / HW, p = i - (i / HW) * HW;
+        const int Ln = L / HW, Lp = L - (L / HW) * HW;
+        const int base = g * HW;
+        for (; i < M; i += L) {
+            const int a = base + n * G * HW + p;
+            y[y_off + a] = norm_apply_value(x[x_off + a], mu, is, gamma + gamma_off + c, has_gamma,
+                                            beta + beta_off + c, has_beta, act, slope);
+            n += Ln;
+            p += Lp;
+            if (p >= HW) {
+                p -= HW;
+                n++;
+            }
         }
     }
 }
@@ -237,12 +297,8 @@ __kernel void norm_apply(__global const float *x, const int x_off, __global floa
     const int c = nc % C;
     const int g = per_instance ? nc : c;
     const int i = nc * HW + p;
-    float v = (x[x_off + i] - mean[mean_off + g]) * invstd[invstd_off + g];
-    if (has_gamma)
-        v *= gamma[gamma_off + c];
-    if (has_beta)
-        v += beta[beta_off + c];
-    y[y_off + i] = act && !(v > 0.0f) ? v * slope : v;
+    y[y_off + i] = norm_apply_value(x[x_off + i], mean[mean_off + g], invstd[invstd_off + g], gamma + gamma_off + c,
+                                    has_gamma, beta + beta_off + c, has_beta, act, slope);
 }
 
 /* Same grid as norm_partial_stats: partial (sum dy, sum dy * xhat) per chunk. */
@@ -253,8 +309,10 @@ __kernel void norm_partial_dsums(__global const float *x, const int x_off, __glo
                                  const int G, const int HW, const int P, const int CH,
                                  __global float *part, const int part_off, __global float *dgamma,
                                  const int dgamma_off, const int has_dgamma, __global float *dbeta,
-                                 const int dbeta_off, const int has_dbeta, __local float *la,
-                                 __local float *lb)
+                                 const int dbeta_off, const int has_dbeta, const int want_dx,
+                                 __global float *dx, const int dx_off, __global const float *gamma,
+                                 const int gamma_off, const int has_gamma, const int C, const int accumulate,
+                                 __local float *la, __local float *lb)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     const int j = get_group_id(0), g = get_global_id(1);
@@ -291,6 +349,33 @@ __kernel void norm_partial_dsums(__global const float *x, const int x_off, __glo
             dgamma[dgamma_off + g] += lb[0];
         if (has_dbeta)
             dbeta[dbeta_off + g] += la[0];
+    }
+    if (!want_dx) /* uniform: the host asks only with P = 1, in training mode */
+        return;
+    /* dx of the whole group from the sums in la[0], lb[0] (norm_tree_sum2 ends
+     * with a barrier; lid 0 above only read them): as norm_backward_dx */
+    if (g < G) {
+        const int M = Nv * HW, c = g % C;
+        const float mu = mean[mean_off + g], is = invstd[invstd_off + g];
+        const float k = (has_gamma ? gamma[gamma_off + c] : 1.0f) * is;
+        const float s0 = la[0], s1 = lb[0];
+        int i = lid;
+        int n = i / HW, p = i - (i / HW) * HW;
+        const int Ln = L / HW, Lp = L - (L / HW) * HW;
+        const int base = g * HW;
+        for (; i < M; i += L) {
+            const int a = base + n * G * HW + p;
+            const float d = norm_act_grad(act, slope, dy[dy_off + a], act ? y[y_off + a] : 0.0f);
+            const float xhat = (x[x_off + a] - mu) * is;
+            const float r = norm_dx_value(k, d, xhat, s0, s1, (float)M);
+            dx[dx_off + a] = (accumulate ? dx[dx_off + a] : 0.0f) + r;
+            n += Ln;
+            p += Lp;
+            if (p >= HW) {
+                p -= HW;
+                n++;
+            }
+        }
     }
 }
 
@@ -359,7 +444,7 @@ __kernel void norm_backward_dx(__global const float *x, const int x_off, __globa
     float r;
     if (training) {
         const float xhat = (x[x_off + i] - mean[mean_off + g]) * is;
-        r = k * (d - (sums[sums_off + g * 2] + xhat * sums[sums_off + g * 2 + 1]) / M);
+        r = norm_dx_value(k, d, xhat, sums[sums_off + g * 2], sums[sums_off + g * 2 + 1], M);
     } else {
         r = k * d;
     }

@@ -777,6 +777,79 @@ START_TEST(norm_lrelu_is_norm_then_leaky_relu_bit_for_bit)
 }
 END_TEST
 
+/* Where one chunk covers a group, the statistics kernel writes y too and the
+ * gradient-sums kernel dx and the affine gradients (kernels/norm.cl): one
+ * launch each way instead of three and four. The values agree with the
+ * several-chunk path (local 3), whose statistics sum in another order. */
+static void one_chunk_run(bool instance, int max_wg, unsigned long launches[2], float **y, float **dx, float **dg)
+{
+    const int N = 2, C = 3, H = 5, W = 7;
+    const size_t n = (size_t)N * C * H * W;
+    float *x = rnd(n, -2.0f, 3.0f, 81), *g = rnd((size_t)C, 0.5f, 1.5f, 82), *b = rnd((size_t)C, -0.5f, 0.5f, 83);
+    float *seed = rnd(n, -1.0f, 1.0f, 84);
+    if (max_wg)
+        clsynth_ctx_emulate_limits(ctx, (size_t)max_wg, 0);
+    clsynth_tensor *tx = clsynth_test_input(ctx, "x", N, C, H, W, x);
+    clsynth_tensor *tg = clsynth_test_input(ctx, "gamma", 1, C, 1, 1, g);
+    clsynth_tensor *tb = clsynth_test_input(ctx, "beta", 1, C, 1, 1, b);
+    clsynth_tensor *tseed = clsynth_tensor_from_host(ctx, "seed", N, C, H, W, seed);
+    ck_assert_ptr_nonnull(tseed);
+    clsynth_finish(ctx);
+    unsigned long l0 = ctx->launches;
+    clsynth_tensor *ty = instance ? clsynth_instance_norm_lrelu(ctx, tx, tg, tb, 1e-5f, 0.2f)
+                                  : clsynth_batch_norm_lrelu(ctx, tx, tg, tb, NULL, NULL, true, 0.1f, 1e-5f, 0.2f);
+    ck_assert_msg(ty != NULL, "%s", ctx->err.msg);
+    const unsigned long l1 = ctx->launches;
+    *y = clsynth_test_download(ctx, ty); /* the backward releases ty */
+    const unsigned long l2 = ctx->launches;
+    ck_assert_msg(clsynth_backward_with(ctx, ty, tseed) == 0, "%s", ctx->err.msg);
+    launches[0] = l1 - l0;
+    launches[1] = ctx->launches - l2;
+    *dx = clsynth_test_download(ctx, tx->grad);
+    *dg = clsynth_test_download(ctx, tg->grad);
+    clsynth_release_activations(ctx);
+    clsynth_tensor *ts[] = { tx, tg, tb }; /* tseed, an activation, went with the backward */
+    for (int i = 0; i < 3; i++)
+        clsynth_tensor_free(ctx, ts[i]);
+    free(x);
+    free(g);
+    free(b);
+    free(seed);
+}
+
+START_TEST(norm_one_chunk_is_one_launch_each_way)
+{
+    /* the one-chunk runs first: emulated limits only ever go down in a context */
+    unsigned long one[2][2], several[2][2];
+    float *y[2][2], *dx[2][2], *dg[2][2];
+    for (int lim = 0; lim < 2; lim++)
+        for (int instance = 0; instance < 2; instance++) /* local 3: chunks of 24 values */
+            one_chunk_run(instance, lim ? 3 : 0, lim ? several[instance] : one[instance], &y[lim][instance],
+                          &dx[lim][instance], &dg[lim][instance]);
+    for (int instance = 0; instance < 2; instance++) {
+        const char *what = instance ? "instance_norm_lrelu" : "batch_norm_lrelu";
+        const unsigned long *o = one[instance], *sv = several[instance];
+        fprintf(stderr, "%s (2,3,5,7): one chunk %lu + %lu launches, several %lu + %lu\n", what, o[0], o[1], sv[0],
+                sv[1]);
+        ck_assert_msg(o[0] == 1 && sv[0] == 3, "%s forward: %lu launches with one chunk, %lu with several "
+                      "(expected 1 and 3)", what, o[0], sv[0]);
+        /* backward: both runs copy the seed alike; several chunks add the
+         * sums' merge and dx (and batch norm the affine gradients) */
+        const unsigned long saved = instance ? 2 : 3;
+        ck_assert_msg(sv[1] == o[1] + saved, "%s backward: %lu launches with one chunk, %lu with several "
+                      "(expected %lu fewer)", what, o[1], sv[1], saved);
+        clsynth_test_assert_close(what, y[0][instance], y[1][instance], 2 * 3 * 5 * 7, 1e-5, 1e-5);
+        clsynth_test_assert_close(what, dx[0][instance], dx[1][instance], 2 * 3 * 5 * 7, 1e-5, 1e-4);
+        clsynth_test_assert_close(what, dg[0][instance], dg[1][instance], 3, 1e-5, 1e-4);
+        for (int lim = 0; lim < 2; lim++) {
+            free(y[lim][instance]);
+            free(dx[lim][instance]);
+            free(dg[lim][instance]);
+        }
+    }
+}
+END_TEST
+
 START_TEST(norm_lrelu_refuses_a_negative_slope)
 {
     float x[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
@@ -813,5 +886,6 @@ int main(void)
                                                spectral_norm_gradient_through_sigma,
                                                ops_read_views_at_offsets,
                                                norm_lrelu_is_norm_then_leaky_relu_bit_for_bit,
-                                               norm_lrelu_refuses_a_negative_slope));
+                                               norm_lrelu_refuses_a_negative_slope,
+                                               norm_one_chunk_is_one_launch_each_way));
 }
