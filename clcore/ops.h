@@ -110,6 +110,11 @@ clsynth_tensor *clsynth_exp(clsynth_ctx *ctx, clsynth_tensor *x);
 clsynth_tensor *clsynth_concat(clsynth_ctx *ctx, clsynth_tensor *const *xs, int count);
 /* Channels [c0, c0+count) of x. */
 clsynth_tensor *clsynth_slice_c(clsynth_ctx *ctx, clsynth_tensor *x, int c0, int count);
+/* x's leading channels cut into k <= CLSYNTH_SPLIT_MAX consecutive slices of
+ * counts[i] channels (out[i], as clsynth_slice_c would give them) in one
+ * launch. 0, or -1 with ctx->err set (out[] NULL then). */
+#define CLSYNTH_SPLIT_MAX 5
+int clsynth_split_c(clsynth_ctx *ctx, clsynth_tensor *x, const int *counts, int k, clsynth_tensor **out);
 /* Same data, new shape (equal numel); gradient flows through. */
 clsynth_tensor *clsynth_reshape(clsynth_ctx *ctx, clsynth_tensor *x, int n, int c, int h, int w);
 

@@ -245,20 +245,66 @@ static int copy_channels(clsynth_ctx *ctx, const clsynth_tensor *src, int src_c0
     return clsynth_launch(&ar, 3, global, NULL, 0, NULL);
 }
 
+/* One run of channels of ew_copy_channel_runs: part holds channels
+ * [start, start + part->c) of the whole tensor. */
+typedef struct channel_run {
+    const clsynth_tensor *part;
+    int start;
+    int accumulate; /* scatter: add to part instead of storing */
+} channel_run;
+
+#define MAX_RUNS 5 /* the kernel's */
+
+/* Gather (scatter 0: whole[:, start_i + c] = part_i[:, c]) or scatter
+ * (part_i[:, c] (=|+=) whole[:, start_i + c]) of n runs, MAX_RUNS per launch;
+ * the parts share whole's N, H, W. */
+static int copy_channel_runs(clsynth_ctx *ctx, const clsynth_tensor *whole, const channel_run *runs, int n,
+                             int scatter)
+{
+    for (int r0 = 0; r0 < n; r0 += MAX_RUNS) {
+        cl_kernel k = clsynth_kernel_get(ctx, EW_FILE, "ew_copy_channel_runs", NULL);
+        clsynth_args ar = clsynth_args_begin(ctx, k, "ew_copy_channel_runs");
+        clsynth_arg_tensor(&ar, whole);
+        CLSYNTH_ARG_INTS(&ar, whole->c, (int)CLSYNTH_HW(whole), whole->n, scatter);
+        for (int i = r0; i < r0 + MAX_RUNS; i++) {
+            const bool used = i < n;
+            clsynth_arg_tensor(&ar, used ? runs[i].part : whole); /* an unused run is never touched */
+            CLSYNTH_ARG_INTS(&ar, used ? runs[i].start : 0, used ? runs[i].part->c : 0,
+                             used ? runs[i].accumulate : 0);
+        }
+        const size_t global[3] = { CLSYNTH_HW(whole), (size_t)whole->c, (size_t)whole->n };
+        if (clsynth_launch(&ar, 3, global, NULL, 0, NULL))
+            return -1;
+    }
+    return 0;
+}
+
 static int concat_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
-    int c0 = 0;
+    channel_run runs[CLSYNTH_NODE_MAX_IN];
+    int n = 0, c0 = 0;
     for (int i = 0; i < nd->n_in; i++) {
         clsynth_tensor *x = nd->in[i];
         if (x->flags & CLSYNTH_T_REQUIRES_GRAD) {
             int acc;
             clsynth_tensor *gx = clsynth_grad_for_write(ctx, x, &acc);
-            if (!gx || copy_channels(ctx, nd->out->grad, c0, gx, 0, x->c, acc))
+            if (!gx)
                 return -1;
+            /* an input given twice (concat(a, a)): its runs would add into one
+             * gradient at once, a race; the runs so far go first */
+            for (int j = 0; j < n; j++)
+                if (runs[j].part->mem == gx->mem && runs[j].part->off == gx->off) {
+                    if (copy_channel_runs(ctx, nd->out->grad, runs, n, 1))
+                        return -1;
+                    n = 0;
+                    acc = 1;
+                    break;
+                }
+            runs[n++] = (channel_run){ gx, c0, acc };
         }
         c0 += x->c;
     }
-    return 0;
+    return copy_channel_runs(ctx, nd->out->grad, runs, n, 1);
 }
 
 clsynth_tensor *clsynth_concat(clsynth_ctx *ctx, clsynth_tensor *const *xs, int count)
@@ -295,12 +341,14 @@ clsynth_tensor *clsynth_concat(clsynth_ctx *ctx, clsynth_tensor *const *xs, int 
     clsynth_tensor *y = clsynth_tensor_new(ctx, "concat", xs[0]->n, ctotal, xs[0]->h, xs[0]->w); /* (N, sum C, H, W) */
     if (!y)
         return NULL;
+    channel_run runs[CLSYNTH_NODE_MAX_IN];
     int c0 = 0;
     for (int i = 0; i < count; i++) {
-        if (copy_channels(ctx, xs[i], 0, y, c0, xs[i]->c, 0))
-            return NULL;
+        runs[i] = (channel_run){ xs[i], c0, 0 };
         c0 += xs[i]->c;
     }
+    if (copy_channel_runs(ctx, y, runs, count, 0))
+        return NULL;
     clsynth_tape_record(ctx, "concat", concat_backward, y, xs, count);
     return ctx->failed ? NULL : y;
 }
@@ -330,6 +378,48 @@ clsynth_tensor *clsynth_slice_c(clsynth_ctx *ctx, clsynth_tensor *x, int c0, int
     if (nd)
         nd->iarg[0] = c0;
     return ctx->failed ? NULL : y;
+}
+
+int clsynth_split_c(clsynth_ctx *ctx, clsynth_tensor *x, const int *counts, int k, clsynth_tensor **out)
+{
+    for (int i = 0; i < k; i++)
+        out[i] = NULL;
+    if (ctx->failed || !x)
+        return -1;
+    channel_run runs[CLSYNTH_SPLIT_MAX];
+    int c0 = 0;
+    char bx[128];
+    if (k < 1 || k > CLSYNTH_SPLIT_MAX)
+        return clsynth_ctx_fail(ctx, "split_c: %d parts of %s (1 to %d)", k, clsynth_tensor_describe(x, bx, sizeof bx),
+                                CLSYNTH_SPLIT_MAX);
+    for (int i = 0; i < k; i++) {
+        if (counts[i] < 1 || c0 + counts[i] > x->c)
+            return clsynth_ctx_fail(ctx, "split_c: part %d, channels [%d, %d) of %s", i, c0, c0 + counts[i],
+                                    clsynth_tensor_describe(x, bx, sizeof bx));
+        c0 += counts[i];
+    }
+    c0 = 0;
+    for (int i = 0; i < k; i++) {
+        if (!(out[i] = clsynth_tensor_new(ctx, "slice_c", x->n, counts[i], x->h, x->w))) { /* (N, count, H, W) */
+            for (int j = 0; j < i; j++)
+                out[j] = NULL; /* activations: released with the others */
+            return -1;
+        }
+        runs[i] = (channel_run){ out[i], c0, 0 };
+        c0 += counts[i];
+    }
+    if (copy_channel_runs(ctx, x, runs, k, 1)) {
+        for (int i = 0; i < k; i++)
+            out[i] = NULL; /* activations: released with the others */
+        return -1;
+    }
+    /* each part a slice of its own on the tape (one gradient copy each) */
+    for (int i = 0; i < k; i++) {
+        clsynth_node *nd = clsynth_tape_record(ctx, "slice_c", slice_backward, out[i], &x, 1);
+        if (nd)
+            nd->iarg[0] = runs[i].start;
+    }
+    return ctx->failed ? -1 : 0;
 }
 
 /* ---- reshape: a view of x's storage ---- */

@@ -11,8 +11,12 @@
  *   ew_unary         y = f(x, p): 0 scale, 1 add scalar, 2 relu, 3 leaky relu,
  *                    4 tanh, 5 sigmoid, 6 exp.  8 B/elt
  *   ew_unary_backward gx (=|+=) gy * f'(x) (tanh, sigmoid, exp use y).  16 B/elt
- *   ew_copy_channels dst[n, dc0 + c] (=|+=) src[n, sc0 + c] for c < count: concat,
- *                    slice and their gradients.  8 (12 when accumulating) B/elt
+ *   ew_copy_channels dst[n, dc0 + c] (=|+=) src[n, sc0 + c] for c < count: a slice's
+ *                    gradient.  8 (12 when accumulating) B/elt
+ *   ew_copy_channel_runs  up to 5 runs of channels between one whole tensor and
+ *                    its parts in one launch: gather (concat: whole[n, s_i + c] =
+ *                    part_i[n, c]) or scatter (split, concat's gradient: part_i[n, c]
+ *                    (=|+=) whole[n, s_i + c]).  8 (12) B/elt
  *
  * Tunables: none (-D); local size = launch default (tunable by the launch helper only).
  * FP_CONTRACT is off: 1 - y*y and the like round as written on every device, so the
@@ -155,4 +159,40 @@ __kernel void ew_copy_channels(__global const float *src, const int src_off, con
         dst[d] += v;
     else
         dst[d] = v;
+}
+
+/* global (HW, Cw, N): channel c of the whole tensor belongs to at most one run
+ * i (s_i <= c < s_i + c_i; runs do not overlap; a run of c_i = 0 is unused);
+ * channels of no run are left alone. */
+#define EW_RUN_ARGS(i) __global float *p##i, const int p##i##_off, const int s##i, const int c##i, const int acc##i
+#define EW_RUN_PICK(i)                                                                                         \
+    if (c >= s##i && c < s##i + c##i) {                                                                        \
+        p = p##i + p##i##_off;                                                                                 \
+        start = s##i;                                                                                          \
+        cp = c##i;                                                                                             \
+        acc = acc##i;                                                                                          \
+    }
+__kernel void ew_copy_channel_runs(__global float *whole, const int whole_off, const int Cw, const int HW,
+                                   const int N, const int scatter, EW_RUN_ARGS(0), EW_RUN_ARGS(1),
+                                   EW_RUN_ARGS(2), EW_RUN_ARGS(3), EW_RUN_ARGS(4))
+{
+    const int hw = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
+    if (hw >= HW || c >= Cw || n >= N)
+        return;
+    __global float *p = 0;
+    int start = 0, cp = 0, acc = 0;
+    EW_RUN_PICK(0)
+    else EW_RUN_PICK(1)
+    else EW_RUN_PICK(2)
+    else EW_RUN_PICK(3)
+    else EW_RUN_PICK(4)
+    else return;
+    const int w = whole_off + (n * Cw + c) * HW + hw;
+    const int q = (n * cp + c - start) * HW + hw;
+    if (!scatter)
+        whole[w] = p[q];
+    else if (acc)
+        p[q] += whole[w];
+    else
+        p[q] = whole[w];
 }

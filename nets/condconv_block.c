@@ -44,12 +44,11 @@ static int pred_make(clsynth_ctx *ctx, clsynth_param_group *g, const char *block
     return ctx->failed ? -1 : 0;
 }
 
-/* The second conv of a prediction net (-> act) on its slice of the first convs' output. */
-static clsynth_tensor *pred_forward(const clsynth_forward_mode *f, const clsynth_ccblock *b, const clsynth_conv pred[2],
-                                    clsynth_tensor *hid_all, int slot, clsynth_act out_act)
+/* The second conv of a prediction net (-> act) on its slice hid of the first convs' output. */
+static clsynth_tensor *pred_forward(const clsynth_forward_mode *f, const clsynth_conv pred[2], clsynth_tensor *hid,
+                                    clsynth_act out_act)
 {
     const clsynth_conv_epilogue last = { out_act, 0.0f, NULL, NULL };
-    clsynth_tensor *hid = clsynth_slice_c(f->ctx, hid_all, slot * b->nhidden, b->nhidden); /* (N, nhidden, h, w) */
     return clsynth_conv_forward_epi(f, &pred[1], hid, &last);
 }
 
@@ -121,19 +120,24 @@ clsynth_tensor *clsynth_ccblock_forward(const clsynth_forward_mode *f, const cls
     clsynth_ctx *ctx = f->ctx;
     /* every 3x3 conv of cond as one conv, ReLU fused: slots w1, w2 (, a1, a2) (, shared) */
     const clsynth_conv_epilogue relu = { CLSYNTH_ACT_RELU, 0.0f, NULL, NULL };
-    clsynth_tensor *hid = clsynth_conv_forward_epi(f, &b->first, cond, &relu); /* (N, n_first nhidden, h, w) */
+    clsynth_tensor *hid_all = clsynth_conv_forward_epi(f, &b->first, cond, &relu); /* (N, n_first nhidden, h, w) */
+    /* its slots, (N, nhidden, h, w) each, in one launch */
+    clsynth_tensor *hid[CLSYNTH_SPLIT_MAX] = { NULL };
+    const int counts[CLSYNTH_SPLIT_MAX] = { b->nhidden, b->nhidden, b->nhidden, b->nhidden, b->nhidden };
+    if (clsynth_split_c(ctx, hid_all, counts, b->n_first, hid))
+        return NULL;
     /* predicted kernels and gates */
-    clsynth_tensor *w1 = pred_forward(f, b, b->pred_w1, hid, 0, CLSYNTH_ACT_NONE); /* (N, 9 fin, h, w) */
-    clsynth_tensor *w2 = pred_forward(f, b, b->pred_w2, hid, 1, CLSYNTH_ACT_NONE); /* (N, 9 fmiddle, h, w) */
+    clsynth_tensor *w1 = pred_forward(f, b->pred_w1, hid[0], CLSYNTH_ACT_NONE); /* (N, 9 fin, h, w) */
+    clsynth_tensor *w2 = pred_forward(f, b->pred_w2, hid[1], CLSYNTH_ACT_NONE); /* (N, 9 fmiddle, h, w) */
     clsynth_tensor *a1 = NULL, *a2 = NULL;
     if (b->attention) {
-        a1 = pred_forward(f, b, b->pred_a1, hid, 2, CLSYNTH_ACT_SIGMOID); /* (N, fmiddle, h, w) */
-        a2 = pred_forward(f, b, b->pred_a2, hid, 3, CLSYNTH_ACT_SIGMOID); /* (N, fout, h, w) */
+        a1 = pred_forward(f, b->pred_a1, hid[2], CLSYNTH_ACT_SIGMOID); /* (N, fmiddle, h, w) */
+        a2 = pred_forward(f, b->pred_a2, hid[3], CLSYNTH_ACT_SIGMOID); /* (N, fout, h, w) */
     }
     /* shortcut */
     clsynth_tensor *x_s = x;
     if (b->learned_shortcut) {
-        clsynth_tensor *actv = clsynth_slice_c(ctx, hid, (b->n_first - 1) * b->nhidden, b->nhidden);
+        clsynth_tensor *actv = hid[b->n_first - 1];
         x_s = clsynth_conv_forward(f, &b->conv_s, clsynth_spade_forward_actv(f, &b->norm_s, x, actv)); /* (N, fout, h, w) */
     }
     /* main path */

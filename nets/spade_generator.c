@@ -109,8 +109,9 @@ clsynth_tensor *clsynth_spadeblock_forward(const clsynth_forward_mode *f, const 
     const clsynth_conv_epilogue relu = { CLSYNTH_ACT_RELU, 0.0f, NULL, NULL };
     clsynth_tensor *actv = clsynth_conv_forward_epi(f, &b->shared, cond, &relu); /* (N, n_shared nhidden, h, w) */
     clsynth_tensor *a[3] = { NULL, NULL, NULL };
-    for (int i = 0; i < b->n_shared; i++)
-        a[i] = clsynth_slice_c(ctx, actv, i * b->nhidden, b->nhidden); /* (N, nhidden, h, w) */
+    const int counts[3] = { b->nhidden, b->nhidden, b->nhidden };
+    if (clsynth_split_c(ctx, actv, counts, b->n_shared, a)) /* (N, nhidden, h, w) each */
+        return NULL;
     clsynth_tensor *x_s = x;
     if (b->learned_shortcut)
         x_s = clsynth_conv_forward(f, &b->conv_s, clsynth_spade_forward_actv(f, &b->norm_s, x, a[2])); /* (N, fout, h, w) */

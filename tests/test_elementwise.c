@@ -358,6 +358,56 @@ START_TEST(slice_c_forward_and_gradient)
 }
 END_TEST
 
+/* the split's parts in another order, one squared, so that each part's
+ * gradient differs and a mixed-up run would show */
+static clsynth_tensor *fwd_split(clsynth_ctx *c, clsynth_tensor **in, void *user)
+{
+    const int *counts = user;
+    clsynth_tensor *p[4];
+    if (clsynth_split_c(c, in[0], counts, 4, p))
+        return NULL;
+    clsynth_tensor *parts[4] = { p[3], clsynth_mul(c, p[1], p[1]), p[0], p[2] };
+    return clsynth_concat(c, parts, 4);
+}
+
+START_TEST(split_c_is_slices_in_one_launch)
+{
+    int d[4] = { 2, 17, 5, 3 };
+    float *hx = host_uniform(numel4(d), -1.0f, 1.0f, 42);
+    clsynth_tensor *x = input4("x", d, hx);
+    const int counts[4] = { 5, 1, 6, 3 }; /* 15 of 17 channels: the last two are no part */
+    clsynth_tensor *p[4];
+    const unsigned long l0 = ctx->launches;
+    ck_assert_msg(clsynth_split_c(ctx, x, counts, 4, p) == 0, "%s", ctx->err.msg);
+    ck_assert_int_eq((int)(ctx->launches - l0), 1);
+    for (int i = 0, c0 = 0; i < 4; c0 += counts[i], i++) {
+        ck_assert(p[i]->n == 2 && p[i]->c == counts[i] && p[i]->h == 5 && p[i]->w == 3);
+        float *hy = clsynth_test_download(ctx, p[i]);
+        float *ref = malloc(p[i]->numel * sizeof *ref);
+        ref_ew_slice_c(hx, 2, 17, 15, c0, counts[i], ref);
+        clsynth_test_assert_close("split_c", hy, ref, p[i]->numel, 0.0, 0.0);
+        free(hy);
+        free(ref);
+    }
+    clsynth_tape_clear(ctx);
+    clsynth_release_activations(ctx);
+    clsynth_test_gradcheck(ctx, "split_c", fwd_split, &x, 1, (void *)counts, 1e-2f, 1e-3, 1e-3, 8);
+    /* bad parts name the tensor and the range; nothing is returned */
+    const int too_many[2] = { 9, 9 };
+    ck_assert_int_eq(clsynth_split_c(ctx, x, too_many, 2, p), -1);
+    ck_assert_msg(strstr(ctx->err.msg, "[9, 18)") && strstr(ctx->err.msg, "'x'"), "message: %s", ctx->err.msg);
+    ck_assert_ptr_null(p[0]);
+    clsynth_ctx_clear_error(ctx);
+    const int six[6] = { 1, 1, 1, 1, 1, 1 };
+    clsynth_tensor *p6[6];
+    ck_assert_int_eq(clsynth_split_c(ctx, x, six, 6, p6), -1);
+    ck_assert_msg(strstr(ctx->err.msg, "6 parts"), "message: %s", ctx->err.msg);
+    clsynth_ctx_clear_error(ctx);
+    clsynth_tensor_free(ctx, x);
+    free(hx);
+}
+END_TEST
+
 static clsynth_tensor *fwd_reshape_mul(clsynth_ctx *c, clsynth_tensor **in, void *user)
 {
     (void)user;
@@ -498,7 +548,7 @@ int main(void)
                                                unary_gradients,
                                                relu_gradient_at_zero_is_zero,
                                                concat_forward_and_gradients,
-                                               slice_c_forward_and_gradient,
+                                               slice_c_forward_and_gradient, split_c_is_slices_in_one_launch,
                                                reshape_shares_storage_and_passes_gradients,
                                                gradients_accumulate_into_existing_gradients,
                                                reduce_over_every_subset_of_dims,
