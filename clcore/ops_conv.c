@@ -61,15 +61,11 @@ int clsynth_conv_bias_add(clsynth_ctx *ctx, clsynth_tensor *y, clsynth_tensor *b
     return clsynth_launch(&a, 1, &global, NULL, 0, NULL);
 }
 
-int clsynth_conv_bias_grad(clsynth_ctx *ctx, clsynth_tensor *dy, clsynth_tensor *db)
+size_t clsynth_conv_bias_grad_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, const clsynth_tensor *dy)
 {
-    static const char kname[] = "channel_sum_acc";
-    cl_kernel k = clsynth_kernel_get(ctx, "bias.cl", kname, NULL);
-    if (!k)
-        return -1;
     size_t kmax = clsynth_kernel_max_wg(ctx, k, kname);
     if (kmax == 0)
-        return -1;
+        return 0;
     /* one group per channel; no wider than the work, the kernel, the device or 256 */
     size_t lsz = (size_t)clsynth_pow2_ceil(dy->n * (int)CLSYNTH_HW(dy));
     size_t cap = kmax < ctx->max_item[0] ? kmax : ctx->max_item[0];
@@ -77,8 +73,18 @@ int clsynth_conv_bias_grad(clsynth_ctx *ctx, clsynth_tensor *dy, clsynth_tensor 
         cap = 256;
     while (lsz * sizeof(float) > ctx->local_mem && lsz > 1)
         lsz /= 2;
-    if (lsz > cap)
-        lsz = cap;
+    return lsz > cap ? cap : lsz;
+}
+
+int clsynth_conv_bias_grad(clsynth_ctx *ctx, clsynth_tensor *dy, clsynth_tensor *db)
+{
+    static const char kname[] = "channel_sum_acc";
+    cl_kernel k = clsynth_kernel_get(ctx, "bias.cl", kname, NULL);
+    if (!k)
+        return -1;
+    size_t lsz = clsynth_conv_bias_grad_local(ctx, k, kname, dy);
+    if (lsz == 0)
+        return -1;
     clsynth_args a = clsynth_args_begin(ctx, k, kname);
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, db);

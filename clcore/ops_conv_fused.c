@@ -3,8 +3,9 @@
  * implicit-GEMM and Winograd algorithms (the epilogue is applied as the
  * output is written) and the conv plus one epilogue kernel for the others
  * (kernels/conv_epilogue.cl); its backward is one epilogue-derivative kernel
- * (which also accumulates the gate's and the residual's gradients) followed
- * by the conv's own backward of the algorithm that ran.
+ * (which also accumulates the gate's and the residual's gradients, and the
+ * bias gradient in channel_sum_acc's order) followed by the conv's own
+ * backward of the algorithm that ran.
  *
  * What the backward needs: act'(z) with z = u * gate, u = conv + bias. From y
  * itself when there is no residual (relu and leaky relu with slope >= 0 by
@@ -71,11 +72,16 @@ static int fused_backward(clsynth_ctx *ctx, clsynth_node *nd)
                              : NULL;
     if (conv_grad && !dz && (act != CLSYNTH_ACT_NONE || gate))
         return -1;
+    /* the bias gradient is the sum of dz: added by the epilogue's kernel when it writes dz */
+    clsynth_tensor *db = dz && needs_grad(b) ? clsynth_grad_of(ctx, b) : NULL;
+    if (dz && needs_grad(b) && !db)
+        return -1;
     if (dz || dgate || dres) {
         int flags = (gate ? BWD_GATE : 0) | (dres ? BWD_RES_GRAD : 0) | (u ? BWD_HAS_U : 0) |
                     (dgate ? BWD_GATE_GRAD : 0) | (dz ? BWD_DZ : 0);
-        cl_kernel k = clsynth_kernel_get(ctx, EPI_FILE, "conv_epi_backward", NULL);
-        clsynth_args a = clsynth_args_begin(ctx, k, "conv_epi_backward");
+        const char *kname = db ? "conv_epi_backward_bias" : "conv_epi_backward";
+        cl_kernel k = clsynth_kernel_get(ctx, EPI_FILE, kname, NULL);
+        clsynth_args a = clsynth_args_begin(ctx, k, kname);
         clsynth_arg_tensor(&a, gy);
         clsynth_arg_tensor(&a, y);
         clsynth_arg_tensor(&a, u ? u : y);
@@ -85,15 +91,28 @@ static int fused_backward(clsynth_ctx *ctx, clsynth_node *nd)
         clsynth_arg_tensor(&a, dres ? dres : gy);
         CLSYNTH_ARG_INTS(&a, flags, (int)act);
         clsynth_arg_float(&a, nd->farg[0]);
-        clsynth_arg_int(&a, (int)y->numel);
-        size_t global = y->numel;
-        if (clsynth_launch(&a, 1, &global, NULL, 0, NULL))
-            return -1;
+        if (db) {
+            const size_t lsz = clsynth_conv_bias_grad_local(ctx, k, kname, y);
+            if (lsz == 0)
+                return -1;
+            clsynth_arg_tensor(&a, db);
+            CLSYNTH_ARG_INTS(&a, y->n, y->c, (int)CLSYNTH_HW(y));
+            clsynth_arg_local(&a, lsz * sizeof(float));
+            const size_t global = (size_t)y->c * lsz;
+            if (clsynth_launch(&a, 1, &global, &lsz, lsz * sizeof(float), NULL))
+                return -1;
+        } else {
+            clsynth_arg_int(&a, (int)y->numel);
+            size_t global = y->numel;
+            if (clsynth_launch(&a, 1, &global, NULL, 0, NULL))
+                return -1;
+        }
     }
     if (!conv_grad)
         return 0;
     const clsynth_conv_geom g = node_geom(nd);
-    return clsynth_conv_run_backward(ctx, &g, (clsynth_conv_algo)nd->iarg[2], nd->force, x, w, b, dz ? dz : gy);
+    return clsynth_conv_run_backward(ctx, &g, (clsynth_conv_algo)nd->iarg[2], nd->force, x, w, db ? NULL : b,
+                                     dz ? dz : gy);
 }
 
 static bool epilogue_empty(const clsynth_conv_epilogue *e)

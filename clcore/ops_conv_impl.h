@@ -132,5 +132,9 @@ int clsynth_conv_winograd_backward_data(clsynth_ctx *ctx, const clsynth_conv_sha
 int clsynth_conv_bias_add(clsynth_ctx *ctx, clsynth_tensor *y, clsynth_tensor *b);
 /* db (1,C,1,1) += sum over (N,H,W) of dy (N,C,H,W): a per-channel tree reduction. */
 int clsynth_conv_bias_grad(clsynth_ctx *ctx, clsynth_tensor *dy, clsynth_tensor *db);
+/* The work-group size of that reduction for kernel k (channel_sum_acc, or a
+ * kernel that sums in its order: conv_epi_backward_bias) at dy's shape; 0 on
+ * failure. */
+size_t clsynth_conv_bias_grad_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, const clsynth_tensor *dy);
 
 #endif

@@ -8,6 +8,9 @@
  *                      dz = g * gate, z = u * gate (recomputed from u when it was kept,
  *                      else act' from the output y: relu and leaky relu with slope >= 0
  *                      by y's sign, sigmoid y(1-y), tanh 1-y^2). 12-28 bytes per element.
+ *   conv_epi_backward_bias: the same, one work-group per output channel, with the
+ *                      conv's bias gradient summed as kernels/bias.cl channel_sum_acc does
+ *                      (one launch instead of two).
  *   The formulas and their order are those of kernels/elementwise.cl (unary_f, unary_df,
  *   binop), FP_CONTRACT off, so the fused op equals the unfused chain element for element.
  *
@@ -96,15 +99,13 @@ __kernel void conv_epi_forward(__global const float *t, const int t_off, __globa
 #define BWD_DZ 16        /* dz = g * gate (the conv's output gradient) */
 
 /* global (total); every tensor has y's shape. */
-__kernel void conv_epi_backward(__global const float *gy, const int gy_off, __global const float *y, const int y_off,
-                                __global const float *u, const int u_off, __global const float *gate,
-                                const int g_off, __global float *dz, const int dz_off, __global float *dgate,
-                                const int dg_off, __global float *dres, const int dr_off, const int flags,
-                                const int act, const float slope, const int total)
+/* The epilogue's backward at element i; returns dz(i), the conv's output gradient
+ * (stored when BWD_DZ). One body for both kernels below: same values. */
+float epi_backward_at(const int i, __global const float *gy, const int gy_off, __global const float *y,
+                      const int y_off, __global const float *u, const int u_off, __global const float *gate,
+                      const int g_off, __global float *dz, const int dz_off, __global float *dgate, const int dg_off,
+                      __global float *dres, const int dr_off, const int flags, const int act, const float slope)
 {
-    const int i = get_global_id(0);
-    if (i >= total)
-        return;
     float g = gy[gy_off + i];
     if (flags & BWD_RES_GRAD)
         dres[dr_off + i] += g;
@@ -127,4 +128,53 @@ __kernel void conv_epi_backward(__global const float *gy, const int gy_off, __gl
     }
     if (flags & BWD_DZ)
         dz[dz_off + i] = g;
+    return g;
+}
+
+__kernel void conv_epi_backward(__global const float *gy, const int gy_off, __global const float *y, const int y_off,
+                                __global const float *u, const int u_off, __global const float *gate,
+                                const int g_off, __global float *dz, const int dz_off, __global float *dgate,
+                                const int dg_off, __global float *dres, const int dr_off, const int flags,
+                                const int act, const float slope, const int total)
+{
+    const int i = get_global_id(0);
+    if (i >= total)
+        return;
+    epi_backward_at(i, gy, gy_off, y, y_off, u, u_off, gate, g_off, dz, dz_off, dgate, dg_off, dres, dr_off, flags,
+                    act, slope);
+}
+
+/* conv_epi_backward plus the bias gradient db(c) += sum_{n,h,w} dz(n,c,h,w), in
+ * kernels/bias.cl channel_sum_acc's order: one work-group per channel, global
+ * (C * lsz), local (lsz), scratch lsz floats; each item sums its strided subset,
+ * then the same tree. With channel_sum_acc's lsz the sum is its bits. */
+__kernel void conv_epi_backward_bias(__global const float *gy, const int gy_off, __global const float *y,
+                                     const int y_off, __global const float *u, const int u_off,
+                                     __global const float *gate, const int g_off, __global float *dz,
+                                     const int dz_off, __global float *dgate, const int dg_off, __global float *dres,
+                                     const int dr_off, const int flags, const int act, const float slope,
+                                     __global float *db, const int db_off, const int N, const int C, const int HW,
+                                     __local float *scratch)
+{
+    const int c = get_group_id(0);
+    const int lid = get_local_id(0), lsz = get_local_size(0);
+    float s = 0.0f;
+    if (c < C)
+        for (int n = 0; n < N; n++) {
+            const int base = (n * C + c) * HW;
+            for (int i = lid; i < HW; i += lsz)
+                s += epi_backward_at(base + i, gy, gy_off, y, y_off, u, u_off, gate, g_off, dz, dz_off, dgate,
+                                     dg_off, dres, dr_off, flags, act, slope);
+        }
+    scratch[lid] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int m = lsz; m > 1;) {
+        const int hm = (m + 1) / 2;
+        if (lid < m - hm)
+            scratch[lid] += scratch[lid + hm];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        m = hm;
+    }
+    if (lid == 0 && c < C)
+        db[db_off + c] += scratch[0];
 }
