@@ -54,6 +54,7 @@ static int direct_backward_kernel(clsynth_ctx *ctx, const clsynth_conv_call *c, 
     const int cpi = cfg.v[CONV_BWD_COUT_PER_ITEM];
     const size_t blocks = (size_t)((channels + cpi - 1) / cpi);
     if (def == &clsynth_kdef_conv_bwd_data_direct) {
+        clsynth_arg_int(&ar, !c->dx_fresh); /* a fresh dx is stored, not zero-filled and added to */
         size_t global[3] = { (size_t)g->W, (size_t)g->H, (size_t)g->N * blocks }; /* (W, H, N * Cin blocks) */
         return clsynth_launch(&ar, 3, global, cfg.local, 0, NULL);
     }
@@ -61,7 +62,7 @@ static int direct_backward_kernel(clsynth_ctx *ctx, const clsynth_conv_call *c, 
     return clsynth_launch(&ar, 2, global, cfg.local, 0, NULL);
 }
 
-/* dw += sum_n dy_n (x) x_n; dx += conv_transpose(dy, w) */
+/* dw += sum_n dy_n (x) x_n; dx (+)= conv_transpose(dy, w) */
 static int direct_backward(clsynth_ctx *ctx, const clsynth_conv_call *c)
 {
     if (c->dw && direct_backward_kernel(ctx, c, &clsynth_kdef_conv_bwd_weight_direct, c->dy, c->x, c->dw, c->g.Cout))
@@ -71,4 +72,4 @@ static int direct_backward(clsynth_ctx *ctx, const clsynth_conv_call *c)
     return 0;
 }
 
-const clsynth_conv_impl clsynth_conv_impl_direct = { "direct", direct_forward, direct_backward, false, false };
+const clsynth_conv_impl clsynth_conv_impl_direct = { "direct", direct_forward, direct_backward, false, true };

@@ -1,6 +1,6 @@
 /* Direct 2-D convolution, backward (NCHW, zero padding, groups = 1).
  *
- *   conv_bwd_data_direct:   dx(n,ci,iy,ix) += sum over (co,ky,kx) with iy+p-ky = oy*s,
+ *   conv_bwd_data_direct:   dx(n,ci,iy,ix) (+)= sum over (co,ky,kx) with iy+p-ky = oy*s,
  *                                          ix+p-kx = ox*s of w(co,ci,ky,kx) * dy(n,co,oy,ox)
  *                           (a gather: each dx element is owned by one work-item)
  *   conv_bwd_weight_direct: dw(co,ci,ky,kx) += sum_{n,oy,ox} dy(n,co,oy,ox) * x(n,ci,oy*s+ky-p,ox*s+kx-p)
@@ -26,11 +26,14 @@
 #error "COUT_PER_ITEM is not set: build through the kernel descriptor (clcore/ops_conv_kdef.c)"
 #endif
 
-/* global: (W, H, N * ceil(Cin / COUT_PER_ITEM)); any local size. dx += result. */
+/* global: (W, H, N * ceil(Cin / COUT_PER_ITEM)); any local size. dx += result
+ * (accumulate 1), or dx = 0 + result into a fresh gradient (accumulate 0: no zero
+ * fill; 0 + r stores a -0 as +0, bit for bit the add to a filled dx). */
 __kernel void conv_bwd_data_direct(__global const float *dy, const int dy_off, __global const float *w,
                                    const int w_off, __global float *dx, const int dx_off, const int N,
                                    const int Cin, const int H, const int W, const int Cout, const int OH,
-                                   const int OW, const int KH, const int KW, const int stride, const int pad)
+                                   const int OW, const int KH, const int KW, const int stride, const int pad,
+                                   const int accumulate)
 {
     const int ix = get_global_id(0), iy = get_global_id(1), z = get_global_id(2);
     const int ncib = (Cin + COUT_PER_ITEM - 1) / COUT_PER_ITEM;
@@ -70,8 +73,10 @@ __kernel void conv_bwd_data_direct(__global const float *dy, const int dy_off, _
     }
     for (int j = 0; j < COUT_PER_ITEM; j++) {
         const int ci = ci0 + j;
-        if (ci < Cin)
-            dx[dx_off + ((n * Cin + ci) * H + iy) * W + ix] += acc[j];
+        if (ci < Cin) {
+            const int i = dx_off + ((n * Cin + ci) * H + iy) * W + ix;
+            dx[i] = (accumulate ? dx[i] : 0.0f) + acc[j];
+        }
     }
 }
 
