@@ -21,7 +21,8 @@
 static const char EPI_FILE[] = "conv_epilogue.cl";
 
 enum { FWD_GATE = 2, FWD_RES = 4 };
-enum { BWD_GATE = 1, BWD_RES_GRAD = 2, BWD_HAS_U = 4, BWD_GATE_GRAD = 8, BWD_DZ = 16 };
+enum { BWD_GATE = 1, BWD_RES_GRAD = 2, BWD_HAS_U = 4, BWD_GATE_GRAD = 8, BWD_DZ = 16, BWD_RES_STORE = 32,
+       BWD_GATE_STORE = 64 };
 
 static bool needs_grad(const clsynth_tensor *t) { return t && (t->flags & CLSYNTH_T_REQUIRES_GRAD); }
 
@@ -62,8 +63,10 @@ static int fused_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_tensor *y = nd->out, *gy = y->grad, *u = nd->saved[0];
     const clsynth_act act = (clsynth_act)nd->iarg[3];
     const bool conv_grad = needs_grad(x) || needs_grad(w) || needs_grad(b);
-    clsynth_tensor *dgate = needs_grad(gate) ? clsynth_grad_of(ctx, gate) : NULL;
-    clsynth_tensor *dres = needs_grad(res) ? clsynth_grad_of(ctx, res) : NULL;
+    /* the kernel writes every element of both: fresh ones are stored, not zero-filled */
+    int res_acc = 1, gate_acc = 1;
+    clsynth_tensor *dres = needs_grad(res) ? clsynth_grad_for_write(ctx, res, &res_acc) : NULL;
+    clsynth_tensor *dgate = needs_grad(gate) ? clsynth_grad_for_write(ctx, gate, &gate_acc) : NULL;
     if ((needs_grad(gate) && !dgate) || (needs_grad(res) && !dres))
         return -1;
     /* dz: the conv's output gradient (gy itself when the epilogue is the identity on it) */
@@ -77,8 +80,11 @@ static int fused_backward(clsynth_ctx *ctx, clsynth_node *nd)
     if (dz && needs_grad(b) && !db)
         return -1;
     if (dz || dgate || dres) {
+        /* res before gate: where both are one tensor, the element's residual term is
+         * stored first and its gate term added (the kernel writes them in that order) */
         int flags = (gate ? BWD_GATE : 0) | (dres ? BWD_RES_GRAD : 0) | (u ? BWD_HAS_U : 0) |
-                    (dgate ? BWD_GATE_GRAD : 0) | (dz ? BWD_DZ : 0);
+                    (dgate ? BWD_GATE_GRAD : 0) | (dz ? BWD_DZ : 0) | (dres && !res_acc ? BWD_RES_STORE : 0) |
+                    (dgate && !gate_acc ? BWD_GATE_STORE : 0);
         const char *kname = db ? "conv_epi_backward_bias" : "conv_epi_backward";
         cl_kernel k = clsynth_kernel_get(ctx, EPI_FILE, kname, NULL);
         clsynth_args a = clsynth_args_begin(ctx, k, kname);

@@ -4,7 +4,8 @@
  *
  *   conv_epi_forward:  y = act(t * gate) + residual, t = conv + bias (the pre-gate value
  *                      u; y may be t itself when u is not kept). 12-20 bytes per element.
- *   conv_epi_backward: from gy = dL/dy: dres += gy; g = gy * act'(z); dgate += g * u;
+ *   conv_epi_backward: from gy = dL/dy: dres (+)= gy; g = gy * act'(z); dgate (+)= g * u
+ *                      (stored into fresh gradients, added to existing ones);
  *                      dz = g * gate, z = u * gate (recomputed from u when it was kept,
  *                      else act' from the output y: relu and leaky relu with slope >= 0
  *                      by y's sign, sigmoid y(1-y), tanh 1-y^2). 12-28 bytes per element.
@@ -97,6 +98,8 @@ __kernel void conv_epi_forward(__global const float *t, const int t_off, __globa
 #define BWD_HAS_U 4      /* z recomputed from u (else act' from y) */
 #define BWD_GATE_GRAD 8  /* dgate += g * u */
 #define BWD_DZ 16        /* dz = g * gate (the conv's output gradient) */
+#define BWD_RES_STORE 32 /* dres = 0 + gy: a fresh gradient, not zero-filled */
+#define BWD_GATE_STORE 64 /* dgate = 0 + g * u: likewise */
 
 /* global (total); every tensor has y's shape. */
 /* The epilogue's backward at element i; returns dz(i), the conv's output gradient
@@ -107,8 +110,8 @@ float epi_backward_at(const int i, __global const float *gy, const int gy_off, _
                       __global float *dres, const int dr_off, const int flags, const int act, const float slope)
 {
     float g = gy[gy_off + i];
-    if (flags & BWD_RES_GRAD)
-        dres[dr_off + i] += g;
+    if (flags & BWD_RES_GRAD) /* 0 + g: a -0 stored as +0, bit for bit the add to a zero fill */
+        dres[dr_off + i] = (flags & BWD_RES_STORE ? 0.0f : dres[dr_off + i]) + g;
     if (act) {
         float d;
         if (flags & BWD_HAS_U) {
@@ -123,7 +126,7 @@ float epi_backward_at(const int i, __global const float *gy, const int gy_off, _
     }
     if (flags & BWD_GATE) {
         if (flags & BWD_GATE_GRAD)
-            dgate[dg_off + i] += g * u[u_off + i];
+            dgate[dg_off + i] = (flags & BWD_GATE_STORE ? 0.0f : dgate[dg_off + i]) + g * u[u_off + i];
         g = g * gate[g_off + i];
     }
     if (flags & BWD_DZ)
