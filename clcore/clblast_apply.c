@@ -9,12 +9,33 @@
 #include <string.h>
 
 #include "clcore/clblast_tune.h"
+#include "clcore/clblast_util.h"
 #include "clcore/kdefs.h"
 #include "clcore/tunedb.h"
 
 static const clsynth_kdef *const KDEFS[3] = { &clsynth_kdef_clblast_xgemm, &clsynth_kdef_clblast_xgemm_direct,
                                               &clsynth_kdef_clblast_gemm_routine };
 static const char *const KERNELS[3] = { "Xgemm", "XgemmDirect", "GemmRoutine" };
+
+/* What this process has applied per (device, kernel), under CLBlast's lock:
+ * CLBlast keeps an override for the process, so a context whose database
+ * holds the parameters an earlier one applied (every rank of a run) applies
+ * nothing. */
+typedef struct applied_set {
+    cl_device_id dev;
+    int which;
+    int v[CLSYNTH_K_MAX_PARAMS];
+} applied_set;
+static applied_set applied[16];
+static int n_applied;
+
+static applied_set *applied_slot(cl_device_id dev, int which)
+{
+    for (int i = 0; i < n_applied; i++)
+        if (applied[i].dev == dev && applied[i].which == which)
+            return &applied[i];
+    return n_applied < (int)(sizeof applied / sizeof applied[0]) ? &applied[n_applied++] : NULL;
+}
 
 int clsynth_clblast_override(cl_device_id dev, int which, const int *v, char *why, size_t len)
 {
@@ -25,8 +46,22 @@ int clsynth_clblast_override(cl_device_id dev, int which, const int *v, char *wh
         names[i] = d->params[i].name;
         values[i] = (size_t)(v[i] < 0 ? 0 : v[i]);
     }
+    clsynth_clblast_lock();
+    applied_set *a = applied_slot(dev, which);
+    if (a && a->dev == dev && a->which == which && memcmp(a->v, v, (size_t)d->n_params * sizeof *v) == 0) {
+        clsynth_clblast_unlock();
+        return 0;
+    }
     CLBlastStatusCode st =
         CLBlastOverrideParameters(dev, KERNELS[which], CLBlastPrecisionSingle, (size_t)d->n_params, names, values);
+    if (a && st == CLBlastSuccess) {
+        a->dev = dev;
+        a->which = which;
+        memcpy(a->v, v, (size_t)d->n_params * sizeof *v);
+    } else if (a) {
+        a->dev = NULL; /* unknown now: the next override is made */
+    }
+    clsynth_clblast_unlock();
     if (st != CLBlastSuccess) {
         snprintf(why, len, "CLBlastOverrideParameters(%s) failed: %d", KERNELS[which], (int)st);
         return -1;
@@ -41,7 +76,7 @@ bool clsynth_clblast_stored(clsynth_ctx *ctx, clsynth_clblast_params *out)
     memset(out, 0, sizeof *out);
     bool any = false;
     for (int k = 0; k < 3; k++) {
-        clsynth_tunedb_answer a = clsynth_tunedb_lookup(ctx, KDEFS[k], "sgemm", out->v[k], NULL);
+        clsynth_tunedb_answer a = clsynth_tunedb_lookup_stored(ctx, KDEFS[k], "sgemm", out->v[k]);
         out->has[k] = a == CLSYNTH_TUNEDB_DEVICE || a == CLSYNTH_TUNEDB_CLASS;
         any |= out->has[k];
     }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clcore/clblast_util.h"
 #include "clcore/kdefs.h"
 #include "clcore/tensor.h"
 #include "clcore/tunedb.h"
@@ -79,10 +80,12 @@ static double time_gemm(clsynth_ctx *ctx, const clsynth_gemm_shape *g, const cls
     clFinish(ctx->queue);
     double w0 = clsynth_now_s();
     clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e0);
+    clsynth_clblast_lock();
     CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, g->ta ? CLBlastTransposeYes : CLBlastTransposeNo,
                                         g->tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)g->m, (size_t)g->n,
                                         (size_t)g->k, 1.0f, A->mem, 0, lda, B->mem, 0, ldb, 0.0f, C->mem, 0,
                                         (size_t)g->n, &ctx->queue, NULL);
+    clsynth_clblast_unlock();
     clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &e1);
     clFinish(ctx->queue);
     double wall = (clsynth_now_s() - w0) * 1e3;

@@ -88,7 +88,8 @@ int clsynth_clblast_measure_here(clsynth_ctx *ctx, const clsynth_gemm_shape *sha
                                  const clsynth_clblast_params *params, int repeats, double *ms, double *err,
                                  char *why, size_t why_len);
 
-/* The stored parameters of this device (device or class entries), if any. */
+/* The stored parameters of this device (device or class entries), if any,
+ * whether or not tuned lookups are on; applies nothing. */
 bool clsynth_clblast_stored(clsynth_ctx *ctx, clsynth_clblast_params *out);
 /* CLBlastOverrideParameters for kernel `which` (0..2) with values v. */
 int clsynth_clblast_override(cl_device_id dev, int which, const int *v, char *why, size_t len);

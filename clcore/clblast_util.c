@@ -19,6 +19,10 @@ void clsynth_clblast_hold(void)
     pthread_mutex_unlock(&clblast_lock);
 }
 
+void clsynth_clblast_lock(void) { pthread_mutex_lock(&clblast_lock); }
+
+void clsynth_clblast_unlock(void) { pthread_mutex_unlock(&clblast_lock); }
+
 int clsynth_clblast_unhold(void)
 {
     int st = CLBlastSuccess;
@@ -140,12 +144,17 @@ static CLBlastStatusCode enqueue(clsynth_ctx *ctx, const sgemm_call *g)
 {
     const CLBlastTranspose ta = g->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
     const CLBlastTranspose tb = g->tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastStatusCode st;
+    pthread_mutex_lock(&clblast_lock);
     if (!g->batch)
-        return CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->a_off, g->lda, g->b,
-                            g->b_off, g->ldb, g->beta, g->c, g->c_off, g->ldc, &ctx->queue, NULL);
-    return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->a_off,
-                                      g->lda, g->sa, g->b, g->b_off, g->ldb, g->sb, g->beta, g->c, g->c_off, g->ldc,
-                                      g->sc, g->batch, &ctx->queue, NULL);
+        st = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->a_off, g->lda, g->b,
+                          g->b_off, g->ldb, g->beta, g->c, g->c_off, g->ldc, &ctx->queue, NULL);
+    else
+        st = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, g->m, g->n, g->k, g->alpha, g->a, g->a_off,
+                                        g->lda, g->sa, g->b, g->b_off, g->ldb, g->sb, g->beta, g->c, g->c_off,
+                                        g->ldc, g->sc, g->batch, &ctx->queue, NULL);
+    pthread_mutex_unlock(&clblast_lock);
+    return st;
 }
 
 static int run(clsynth_ctx *ctx, const char *what, const sgemm_call *g)

@@ -47,4 +47,13 @@ int clsynth_sgemm_strided(clsynth_ctx *ctx, const char *what, bool trans_a, bool
 void clsynth_clblast_hold(void);
 int clsynth_clblast_unhold(void);
 
+/* CLBlast's process-wide tables (parameter overrides, the program cache) are
+ * changed and read under one lock: CLBlastOverrideParameters replaces the
+ * device's database entry while a concurrent override or GEMM may be copying
+ * it (two ranks' contexts loading their tuning databases at once crashed in
+ * CLBlast's database copy, test_syncbn). Every override and SGEMM enqueue
+ * holds it; the kernels themselves still run concurrently. */
+void clsynth_clblast_lock(void);
+void clsynth_clblast_unlock(void);
+
 #endif

@@ -42,6 +42,7 @@ typedef struct clsynth_tunedb {
     char class_path[700]; /* explicit class file */
     bool class_path_set;
     table db, cls;
+    size_t shipped_stale; /* the shipped class file's entries for older kernels */
     bool recording;
     table rec;
     unsigned warnings;
@@ -354,6 +355,7 @@ static int load_class(clsynth_ctx *ctx, clsynth_tunedb *db)
 {
     const char *cls = clsynth_device_class(&ctx->dev);
     char path[800], why[300] = "", shipped[96];
+    db->shipped_stale = 0;
     clsynth_tunedb_class_path(ctx, path, sizeof path);
     snprintf(shipped, sizeof shipped, "%s.txt", cls);
     const char *text = NULL;
@@ -381,7 +383,13 @@ static int load_class(clsynth_ctx *ctx, clsynth_tunedb *db)
     else if (strcmp(h.cls, cls) != 0)
         warn(ctx, db, "class tuning database %s is for class '%s', this device is '%s': ignored", path, h.cls, cls);
     else {
-        warn_stale(ctx, db, path, rd.stale);
+        /* Stale entries of the file shipped in the tree are the tree's to
+         * re-tune (tuning/README.md), not the user's: re-running 'clsynth tune'
+         * would not silence a warning about them. They are counted for
+         * 'clsynth tune --list'. A user's own class file warns. */
+        db->shipped_stale = text ? rd.stale : 0;
+        if (!text)
+            warn_stale(ctx, db, path, rd.stale);
         snprintf(t.name, sizeof t.name, "%s", path);
         table_free(&db->cls);
         db->cls = t;
@@ -478,8 +486,8 @@ static clsynth_tunedb_answer answer(slot *s, clsynth_tunedb_answer found, int *v
     return found;
 }
 
-clsynth_tunedb_answer clsynth_tunedb_lookup(clsynth_ctx *ctx, const clsynth_kdef *def, const char *key, int *v,
-                                            const void **entry)
+static clsynth_tunedb_answer lookup(clsynth_ctx *ctx, const clsynth_kdef *def, const char *key, int *v,
+                                    const void **entry, bool even_when_off)
 {
     clsynth_tunedb *db = ctx->tunedb;
     if (!db || !db->loaded) {
@@ -487,7 +495,7 @@ clsynth_tunedb_answer clsynth_tunedb_lookup(clsynth_ctx *ctx, const clsynth_kdef
             return CLSYNTH_TUNEDB_NONE;
         db = ctx->tunedb;
     }
-    if (!db->enabled)
+    if (!db->enabled && !even_when_off)
         return CLSYNTH_TUNEDB_NONE;
     /* an entry dropped by the checks is as good as absent */
     slot *s = db->db.n ? table_find(&db->db, def->key, key) : NULL;
@@ -497,6 +505,17 @@ clsynth_tunedb_answer clsynth_tunedb_lookup(clsynth_ctx *ctx, const clsynth_kdef
     if (answers(ctx, db, &db->cls, s, def))
         return answer(s, CLSYNTH_TUNEDB_CLASS, v, entry);
     return CLSYNTH_TUNEDB_NONE;
+}
+
+clsynth_tunedb_answer clsynth_tunedb_lookup(clsynth_ctx *ctx, const clsynth_kdef *def, const char *key, int *v,
+                                            const void **entry)
+{
+    return lookup(ctx, def, key, v, entry, false);
+}
+
+clsynth_tunedb_answer clsynth_tunedb_lookup_stored(clsynth_ctx *ctx, const clsynth_kdef *def, const char *key, int *v)
+{
+    return lookup(ctx, def, key, v, NULL, true);
 }
 
 void clsynth_tunedb_reject(clsynth_ctx *ctx, const void *entry, const char *why)
@@ -586,6 +605,14 @@ size_t clsynth_tunedb_class_count(clsynth_ctx *ctx)
     if (!db || clsynth_tunedb_load(ctx))
         return 0;
     return usable(&db->cls);
+}
+
+size_t clsynth_tunedb_shipped_stale(clsynth_ctx *ctx)
+{
+    clsynth_tunedb *db = db_of(ctx);
+    if (!db || clsynth_tunedb_load(ctx))
+        return 0;
+    return db->shipped_stale;
 }
 
 static int cmp_rec(const void *a, const void *b)

@@ -71,6 +71,10 @@ typedef enum clsynth_tunedb_answer {
  * receives a handle for clsynth_tunedb_reject. */
 clsynth_tunedb_answer clsynth_tunedb_lookup(clsynth_ctx *ctx, const clsynth_kdef *def, const char *key, int *v,
                                             const void **entry);
+/* The same, answered also while lookups are switched off
+ * (clsynth_tunedb_set_enabled): what a default-vs-tuned benchmark measures
+ * as "tuned" after its default runs. */
+clsynth_tunedb_answer clsynth_tunedb_lookup_stored(clsynth_ctx *ctx, const clsynth_kdef *def, const char *key, int *v);
 /* The resolver refuses an entry at run time (limits, build): warns once,
  * naming the entry and why, and answers DEFAULT for it from now on. */
 void clsynth_tunedb_reject(clsynth_ctx *ctx, const void *entry, const char *why);
@@ -105,6 +109,10 @@ size_t clsynth_tunedb_count(clsynth_ctx *ctx);
 const clsynth_tune_record *clsynth_tunedb_at(clsynth_ctx *ctx, size_t i);
 /* Number of class records loaded. */
 size_t clsynth_tunedb_class_count(clsynth_ctx *ctx);
+/* Entries of the class file shipped in the tree that were tuned for an older
+ * version of their kernels: skipped without a warning (the tree re-tunes
+ * them, not the user), reported by 'clsynth tune --list'. */
+size_t clsynth_tunedb_shipped_stale(clsynth_ctx *ctx);
 
 /* false: every lookup answers NONE (defaults), e.g. for default-vs-tuned
  * benchmarks. */

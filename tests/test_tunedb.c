@@ -4,6 +4,7 @@
  * the file makes an op or a GEMM fail), including CLBlast's parameters and
  * their fallback when a GEMM fails with them. Class files: tests/test_kconfig.c. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +380,7 @@ START_TEST(gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults
                                       "clblast.GemmRoutine sgemm opts=\"-DXGEMM_MIN_INDIRECT_SIZE=0\"\n", r.opts);
     clsynth_test_write_tunedb(ctx, "cbfail.txt", NULL, NULL, NULL, entries);
     clsynth_tunedb_set_path(ctx, "cbfail.txt");
+    clsynth_tunedb_set_class_path(ctx, ""); /* a shipped class file's XgemmDirect entry would set bit 1 */
     clsynth_tunedb_load(ctx);
     ck_assert_uint_eq(ctx->clblast_overridden, (1u << 0) | (1u << 2));
     /* what a driver that cannot build the tuned set amounts to: CLBlast holds
@@ -394,6 +396,91 @@ START_TEST(gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults
 }
 END_TEST
 
+
+/* bench's "tuned" SGEMM column reads the stored parameters after its default
+ * runs, with lookups off: it was always "-", the lookup answering nothing
+ * then. Reading them applies nothing to CLBlast. */
+START_TEST(stored_clblast_parameters_are_read_with_lookups_off)
+{
+    if (clsynth_test_under_oclgrind())
+        return;
+    clsynth_clblast_params p;
+    memset(&p, 0, sizeof p);
+    clsynth_kdef_defaults(&clsynth_kdef_clblast_xgemm, &ctx->dev, p.v[0]);
+    clsynth_tune_record r;
+    clsynth_tune_record_of(&clsynth_kdef_clblast_xgemm, p.v[0], "sgemm", &r);
+    char entries[600];
+    snprintf(entries, sizeof entries, "clblast.Xgemm sgemm opts=\"%s\"\n", r.opts);
+    clsynth_test_write_tunedb(ctx, "stored.txt", NULL, NULL, NULL, entries);
+    clsynth_tunedb_set_path(ctx, "stored.txt");
+    clsynth_tunedb_set_class_path(ctx, "");
+    clsynth_tunedb_set_enabled(ctx, false);
+    ck_assert_int_eq(clsynth_tunedb_load(ctx), 0);
+    int v[CLSYNTH_K_MAX_PARAMS];
+    ck_assert_int_eq(clsynth_tunedb_lookup(ctx, &clsynth_kdef_clblast_xgemm, "sgemm", v, NULL), CLSYNTH_TUNEDB_NONE);
+    clsynth_clblast_params got;
+    ck_assert(clsynth_clblast_stored(ctx, &got));
+    ck_assert(got.has[0] && !got.has[1] && !got.has[2]);
+    for (int i = 0; i < clsynth_kdef_clblast_xgemm.n_params; i++)
+        ck_assert_int_eq(got.v[0][i], p.v[0][i]);
+    ck_assert_uint_eq(ctx->clblast_overridden, 0);
+}
+END_TEST
+
+/* CLBlast's overrides are process-wide tables that CLBlastOverrideParameters
+ * replaces: two ranks' contexts (threads of one process) loading their
+ * databases at once crashed in CLBlast's database copy (test_syncbn, 1 run in
+ * ~10). Overrides and GEMMs from several threads at once, with two legal
+ * parameter sets taking turns, all succeed and compute the product. */
+typedef struct override_worker {
+    const int *sets[2];
+    int rc;
+    char why[200];
+    clsynth_ctx *gemm_ctx; /* NULL: overrides only */
+} override_worker;
+
+static void *override_thread(void *arg)
+{
+    override_worker *w = arg;
+    for (int i = 0; i < (w->gemm_ctx ? 100 : 1000) && w->rc == 0; i++) {
+        if (w->gemm_ctx)
+            w->rc = small_sgemm(w->gemm_ctx);
+        else
+            w->rc = clsynth_clblast_override(ctx->dev.id, 0, w->sets[i & 1], w->why, sizeof w->why);
+    }
+    return NULL;
+}
+
+START_TEST(overrides_and_gemms_from_several_threads_at_once_are_safe)
+{
+    if (clsynth_test_under_oclgrind())
+        return;
+    int a[CLSYNTH_K_MAX_PARAMS], b[CLSYNTH_K_MAX_PARAMS];
+    clsynth_kdef_defaults(&clsynth_kdef_clblast_xgemm, &ctx->dev, a);
+    memcpy(b, a, sizeof b);
+    b[X_SA] = !a[X_SA]; /* caching A in local memory or not: legal either way */
+    b[X_SB] = !a[X_SB];
+    enum { T = 4 };
+    override_worker w[T];
+    pthread_t th[T];
+    memset(w, 0, sizeof w);
+    for (int t = 0; t < T; t++) {
+        w[t].sets[0] = t & 1 ? b : a;
+        w[t].sets[1] = t & 1 ? a : b;
+        w[t].gemm_ctx = t == T - 1 ? clsynth_test_ctx() : NULL;
+    }
+    for (int t = 0; t < T; t++)
+        ck_assert_int_eq(pthread_create(&th[t], NULL, override_thread, &w[t]), 0);
+    for (int t = 0; t < T; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < T; t++)
+        ck_assert_msg(w[t].rc == 0, "thread %d: %s", t, w[t].gemm_ctx ? w[t].gemm_ctx->err.msg : w[t].why);
+    clsynth_ctx_free(w[T - 1].gemm_ctx);
+    char why[200];
+    ck_assert_int_eq(clsynth_clblast_override(ctx->dev.id, 0, a, why, sizeof why), 0);
+    ck_assert_msg(small_sgemm(ctx) == 0, "sgemm failed: %.300s", ctx->err.msg);
+}
+END_TEST
 
 /* A kernel file of two descriptors' kernels with a shared helper, as
  * kernels/norm.cl is: only own kernels, helpers and code count. */
@@ -509,6 +596,8 @@ int main(void)
                                                tuned_entry_whose_kernel_does_not_build_falls_back_to_the_defaults,
                                                illegal_clblast_entry_is_dropped_at_load_and_sgemm_works,
                                                gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults,
+                                               stored_clblast_parameters_are_read_with_lookups_off,
+                                               overrides_and_gemms_from_several_threads_at_once_are_safe,
                                                source_hash_covers_own_kernels_helpers_and_code_only,
                                                entry_under_the_former_whole_file_hash_is_kept_and_saved_with_the_new_one));
 }

@@ -561,6 +561,10 @@ int clsynth_cmd_bench(int argc, char **argv)
     }
     clsynth_tunedb_set_enabled(ctx, false); /* defaults first (see the file comment) */
     clsynth_tunedb_load(ctx);
+    /* the stored CLBlast parameters (device database, else the class file), read
+     * with lookups off (nothing applied in this process); the workers measure them */
+    clsynth_clblast_params tuned_params;
+    const bool have_tuned_gemm = do_ops && clsynth_clblast_stored(ctx, &tuned_params);
 
     /* GEMM: 1024^3 and the model's GEMM shapes at the representative convs */
     clsynth_gemm_shape gs[64];
@@ -571,8 +575,6 @@ int clsynth_cmd_bench(int argc, char **argv)
             if (strcmp(rows[i].t->key, "conv2d") == 0)
                 ngs = clsynth_conv_gemm_shapes(rows[i].shape, 1, gs, ngs, 64);
     double gdef[64], gtun[64];
-    bool have_tuned_gemm = false;
-    clsynth_clblast_params tuned_params;
     static const char *const wargv[] = { "tune", "--clblast-worker" };
     clsynth_clblast_worker wc = { NULL, wargv, 2, 0, 600 };
     for (size_t i = 0; i < ngs; i++)
@@ -586,7 +588,6 @@ int clsynth_cmd_bench(int argc, char **argv)
             fprintf(stderr, "clsynth bench: %s\n", ctx->err.msg);
             clsynth_ctx_clear_error(ctx);
         }
-        have_tuned_gemm = clsynth_clblast_stored(ctx, &tuned_params);
         if (have_tuned_gemm && clsynth_clblast_measure(ctx, gs, ngs, &tuned_params, 3, &wc, gtun)) {
             fprintf(stderr, "clsynth bench: %s\n", ctx->err.msg);
             clsynth_ctx_clear_error(ctx);

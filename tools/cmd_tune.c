@@ -46,6 +46,10 @@ static int list_db(clsynth_ctx *ctx)
     }
     printf("class '%s': %zu entries (%s, else the file shipped for the class)\n", clsynth_device_class(&ctx->dev),
            clsynth_tunedb_class_count(ctx), cpath);
+    size_t stale = clsynth_tunedb_shipped_stale(ctx);
+    if (stale)
+        printf("  %zu shipped class entr%s tuned for an older version of the kernels, skipped: "
+               "re-tune the class file (tuning/README.md)\n", stale, stale == 1 ? "y was" : "ies were");
     return 0;
 }
 
