@@ -479,17 +479,25 @@ static clsynth_tensor *batch_norm_impl(clsynth_ctx *ctx, clsynth_tensor *x, clsy
                        momentum, force, &ap, &applied))
             return NULL;
     } else {
-        cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_eval_stats", NULL);
-        clsynth_args a = clsynth_args_begin(ctx, k, "norm_eval_stats");
+        /* the running statistics applied in one launch (norm_apply's values) */
+        cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "norm_apply_eval", NULL);
+        clsynth_args a = clsynth_args_begin(ctx, k, "norm_apply_eval");
+        clsynth_arg_tensor(&a, x);
+        clsynth_arg_tensor(&a, y);
         clsynth_arg_tensor(&a, running_mean);
         clsynth_arg_tensor(&a, running_var);
-        clsynth_arg_int(&a, x->c);
         clsynth_arg_float(&a, eps);
         clsynth_arg_tensor(&a, mean);
         clsynth_arg_tensor(&a, invstd);
-        size_t g = (size_t)x->c;
-        if (clsynth_launch(&a, 1, &g, NULL, 0, NULL))
+        clsynth_arg_tensor(&a, gamma ? gamma : mean); /* dummies are never read */
+        clsynth_arg_int(&a, gamma != NULL);
+        clsynth_arg_tensor(&a, beta ? beta : mean);
+        CLSYNTH_ARG_INTS(&a, beta != NULL, (int)CLSYNTH_HW(x), x->c, x->n * x->c, act && act->on);
+        clsynth_arg_float(&a, act && act->on ? act->slope : 0.0f);
+        size_t g[2] = { CLSYNTH_HW(x), (size_t)x->n * (size_t)x->c };
+        if (clsynth_launch(&a, 2, g, NULL, 0, NULL))
             return NULL;
+        applied = true;
     }
     if (!applied && clsynth_norm_apply(ctx, x, y, mean, invstd, gamma, beta, 0, act))
         return NULL;

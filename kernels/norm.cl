@@ -20,7 +20,9 @@
  *   norm_finalize_stats  part -> mean (G), invstd (G) = 1/sqrt(var + eps), biased var;
  *                        optionally running_mean/var (G) updated with momentum
  *                        (running_var gets the unbiased M2 / (M - 1))
- *   norm_eval_stats      running_mean/var -> mean, invstd
+ *   norm_apply_eval      eval-mode batch norm in one launch: y from running_mean/var (mean,
+ *                        invstd = 1/sqrt(var + eps) computed inline) as norm_apply computes
+ *                        it; each channel's first item also stores mean, invstd (backward)
  *   norm_apply           y = act((x - mean[g]) * invstd[g] * gamma[c] + beta[c]), act the
  *                        identity or LeakyReLU(slope >= 0) (ReLU at slope 0)
  *   norm_partial_dsums   (x, dy) -> part (G, P, 2) = (sum dy, sum dy * xhat) per chunk; with
@@ -272,15 +274,30 @@ __kernel void norm_finalize_stats(__global const float *part, const int part_off
 }
 
 /* Global (G): eval-mode statistics from the running estimates. */
-__kernel void norm_eval_stats(__global const float *rmean, const int rmean_off, __global const float *rvar,
-                              const int rvar_off, const int G, const float eps, __global float *mean_out,
-                              const int mean_off, __global float *invstd_out, const int invstd_off)
+/* Global (HW, N*C): y = norm_apply_value(x, running mean, 1 / sqrt(running
+ * var + eps)) per channel; the item at p 0 of channel c (nc == c) also stores
+ * mean[c], invstd[c] for the backward. */
+__kernel void norm_apply_eval(__global const float *x, const int x_off, __global float *y, const int y_off,
+                              __global const float *rmean, const int rmean_off, __global const float *rvar,
+                              const int rvar_off, const float eps, __global float *mean_out, const int mean_off,
+                              __global float *invstd_out, const int invstd_off, __global const float *gamma,
+                              const int gamma_off, const int has_gamma, __global const float *beta,
+                              const int beta_off, const int has_beta, const int HW, const int C, const int NC,
+                              const int act, const float slope)
 {
-    const int g = get_global_id(0);
-    if (g >= G)
+    const int p = get_global_id(0), nc = get_global_id(1);
+    if (p >= HW || nc >= NC)
         return;
-    mean_out[mean_off + g] = rmean[rmean_off + g];
-    invstd_out[invstd_off + g] = 1.0f / sqrt(rvar[rvar_off + g] + eps);
+    const int c = nc % C;
+    const float mu = rmean[rmean_off + c];
+    const float is = 1.0f / sqrt(rvar[rvar_off + c] + eps);
+    if (p == 0 && nc == c) {
+        mean_out[mean_off + c] = mu;
+        invstd_out[invstd_off + c] = is;
+    }
+    const int i = nc * HW + p;
+    y[y_off + i] = norm_apply_value(x[x_off + i], mu, is, gamma + gamma_off + c, has_gamma, beta + beta_off + c,
+                                    has_beta, act, slope);
 }
 
 /* Global (HW, N*C). Statistics index g = n*C + c (per_instance) or c. */
