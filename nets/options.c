@@ -389,6 +389,9 @@ static int next_arg(int argc, char **argv, int *i, const opt_def **d, const char
     } else {
         if (*i + 1 >= argc)
             return clsynth_fail(err, "--%s needs a value", (*d)->name);
+        if (strncmp(argv[*i + 1], "--", 2) == 0) /* the next option, not this one's value */
+            return clsynth_fail(err, "--%s needs a value ('%s' is the next option; write --%s=%s for a value "
+                                     "that starts with --)", (*d)->name, argv[*i + 1], (*d)->name, argv[*i + 1]);
         *value = argv[++*i];
     }
     return 0;

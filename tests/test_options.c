@@ -76,6 +76,7 @@ START_TEST(options_errors_name_option_and_value)
         { 2, { "--preset", "huge" }, "--preset", "huge" },
         { 2, { "--crop_size", "100" }, "--crop_size", "100" },
         { 1, { "--use_vae=maybe" }, "--use_vae", "maybe" },
+        { 3, { "--netG", "--preset", "tiny" }, "--netG needs a value", "'--preset' is the next option" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         clsynth_options_defaults(&o);

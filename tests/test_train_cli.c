@@ -504,6 +504,10 @@ START_TEST(bad_inputs_name_what_is_wrong)
                                      bin),
                      0);
     ck_assert(clsynth_test_file_has(CK "/bad.log5", CK "/no_such.ckpt: cannot open: No such file or directory"));
+    /* an option is not the value of the one before it: this wrote a file named "--list" */
+    ck_assert_int_ne(clsynth_test_sh("cd " CK " && '%s' tune --export-class --list > bad.log6 2>&1", bin), 0);
+    ck_assert(clsynth_test_file_has(CK "/bad.log6", "--export-class needs a value"));
+    ck_assert(!clsynth_test_exists(CK "/--list"));
 }
 END_TEST
 

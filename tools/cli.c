@@ -18,7 +18,9 @@ int clsynth_cli_value(int argc, char **argv, int *i, const char *name, const cha
     }
     if (a[n] != 0)
         return 0;
-    if (*i + 1 >= argc)
+    /* the next option is not this one's value: `--export-class --help` wrote a
+     * file named "--help" (a value starting with -- is given as --name=value) */
+    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0)
         return -1;
     *value = argv[++*i];
     return 1;

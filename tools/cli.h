@@ -5,7 +5,8 @@
 #include <stdbool.h>
 
 /* If argv[*i] is `--name` takes the next argument (or `--name=value`) into *value
- * and advances *i; returns 1 when matched, 0 when not, -1 when the value is missing. */
+ * and advances *i; returns 1 when matched, 0 when not, -1 when the value is missing
+ * (no next argument, or the next one is an option: it starts with --). */
 int clsynth_cli_value(int argc, char **argv, int *i, const char *name, const char **value);
 
 /* Parses an int/float option value; prints "<cmd>: --name: 'v' is not ..." on error. */
