@@ -539,6 +539,11 @@ int clsynth_cmd_bench(int argc, char **argv)
 
     op_row rows[64];
     size_t nrows = do_ops ? op_rows(rows, 64, quick) : 0;
+    /* lookups off from the start: loading the database with them on would apply
+     * its CLBlast parameters to this process before the defaults are measured
+     * (the tuner reads the database's entries directly; it needs no lookups) */
+    clsynth_tunedb_set_enabled(ctx, false);
+    clsynth_tunedb_load(ctx);
     /* optional: tune the representative shapes the database lacks */
     if (nrows && tune_budget > 0) {
         clsynth_tune_job jobs[64];
@@ -559,8 +564,7 @@ int clsynth_cmd_bench(int argc, char **argv)
             clsynth_ctx_clear_error(ctx);
         }
     }
-    clsynth_tunedb_set_enabled(ctx, false); /* defaults first (see the file comment) */
-    clsynth_tunedb_load(ctx);
+    /* defaults first (see the file comment); lookups are still off */
     /* the stored CLBlast parameters (device database, else the class file), read
      * with lookups off (nothing applied in this process); the workers measure them */
     clsynth_clblast_params tuned_params;
