@@ -576,9 +576,13 @@ static int spade_mod_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
     clsynth_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
     const clsynth_tensor *dy = nd->out->grad;
-    clsynth_tensor *dx = needs_grad(x) ? clsynth_grad_of(ctx, x) : NULL;
-    clsynth_tensor *dg = needs_grad(gamma) ? clsynth_grad_of(ctx, gamma) : NULL;
-    clsynth_tensor *db = needs_grad(beta) ? clsynth_grad_of(ctx, beta) : NULL;
+    /* every element is written: fresh gradients are stored (no zero fill),
+     * in the kernel's order dx, dgamma, dbeta (an input given twice: stored,
+     * then added to) */
+    int acc[3] = { 0, 0, 0 };
+    clsynth_tensor *dx = needs_grad(x) ? clsynth_grad_for_write(ctx, x, &acc[0]) : NULL;
+    clsynth_tensor *dg = needs_grad(gamma) ? clsynth_grad_for_write(ctx, gamma, &acc[1]) : NULL;
+    clsynth_tensor *db = needs_grad(beta) ? clsynth_grad_for_write(ctx, beta, &acc[2]) : NULL;
     if (ctx->failed)
         return -1;
     cl_kernel k = clsynth_kernel_get(ctx, NORM_FILE, "spade_mod_backward", NULL);
@@ -587,11 +591,11 @@ static int spade_mod_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, gamma);
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx ? dx : dy); /* dummies are never written */
-    clsynth_arg_int(&a, dx != NULL);
+    clsynth_arg_int(&a, dx ? 1 + acc[0] : 0);
     clsynth_arg_tensor(&a, dg ? dg : dy);
-    clsynth_arg_int(&a, dg != NULL);
+    clsynth_arg_int(&a, dg ? 1 + acc[1] : 0);
     clsynth_arg_tensor(&a, db ? db : dy);
-    clsynth_arg_int(&a, db != NULL);
+    clsynth_arg_int(&a, db ? 1 + acc[2] : 0);
     clsynth_arg_int(&a, (int)x->numel);
     size_t g = x->numel;
     return clsynth_launch(&a, 1, &g, NULL, 0, NULL);

@@ -39,7 +39,8 @@
  * positive, which for slope >= 0 is exactly where y > 0, so the result is the
  * separate LeakyReLU's backward (kernels/elementwise.cl) bit for bit.
  *   spade_mod_forward    y = x * (1 + gamma) + beta
- *   spade_mod_backward   dx += dy*(1+gamma), dgamma += dy*x, dbeta += dy
+ *   spade_mod_backward   dx (+)= dy*(1+gamma), dgamma (+)= dy*x, dbeta (+)= dy: a fresh
+ *                        gradient stored, an existing one added to
  *
  * Tunables (host-side: the kernels take P and CH as arguments; values come
  * from the descriptors in clcore/ops_norm_kdef.c and the tuning database):
@@ -487,14 +488,20 @@ __kernel void spade_mod_backward(__global const float *x, const int x_off, __glo
                                  __global float *dbeta, const int dbeta_off, const int has_dbeta,
                                  const int E)
 {
+    /* has_*: 0 no gradient, 1 store (a fresh gradient), 2 add; in this order,
+     * so a tensor given twice is stored, then added to */
     const int i = get_global_id(0);
     if (i >= E)
         return;
     const float d = dy[dy_off + i];
-    if (has_dx)
-        dx[dx_off + i] += d * (1.0f + gamma[gamma_off + i]);
-    if (has_dgamma)
-        dgamma[dgamma_off + i] += d * x[x_off + i];
+    if (has_dx) {
+        const float v = d * (1.0f + gamma[gamma_off + i]);
+        dx[dx_off + i] = has_dx == 2 ? dx[dx_off + i] + v : v;
+    }
+    if (has_dgamma) {
+        const float v = d * x[x_off + i];
+        dgamma[dgamma_off + i] = has_dgamma == 2 ? dgamma[dgamma_off + i] + v : v;
+    }
     if (has_dbeta)
-        dbeta[dbeta_off + i] += d;
+        dbeta[dbeta_off + i] = has_dbeta == 2 ? dbeta[dbeta_off + i] + d : d;
 }

@@ -850,6 +850,56 @@ START_TEST(norm_one_chunk_is_one_launch_each_way)
 }
 END_TEST
 
+/* spade_mod's backward writes every element of its gradients: fresh ones are
+ * stored (no zero fill), existing ones added to, and an input given twice
+ * (gamma as beta) gets both terms. y = spade(spade(x, g, g), g, b):
+ *   y1 = x (1 + g) + g,  dy1 = dy (1 + g),  dx = dy1 (1 + g),
+ *   dg = dy y1 + dy1 x + dy1,  db = dy. */
+START_TEST(spade_mod_backward_stores_fresh_and_adds_to_existing_gradients)
+{
+    const int N = 2, C = 3, H = 5, W = 7;
+    const size_t n = (size_t)N * C * H * W;
+    float *x = rnd(n, -2, 2, 91), *g = rnd(n, -1, 1, 92), *b = rnd(n, -1, 1, 93), *seed = rnd(n, -1, 1, 94);
+    clsynth_tensor *tx = clsynth_test_input(ctx, "x", N, C, H, W, x);
+    clsynth_tensor *tg = clsynth_test_input(ctx, "gamma", N, C, H, W, g);
+    clsynth_tensor *tb = clsynth_test_input(ctx, "beta", N, C, H, W, b);
+    clsynth_tensor *tseed = clsynth_tensor_from_host(ctx, "seed", N, C, H, W, seed);
+    ck_assert_ptr_nonnull(tseed);
+    clsynth_tensor *ty = clsynth_spade_mod(ctx, clsynth_spade_mod(ctx, tx, tg, tg), tg, tb);
+    ck_assert_msg(ty != NULL, "%s", ctx->err.msg);
+    clsynth_finish(ctx);
+    const unsigned long l0 = ctx->launches;
+    ck_assert_msg(clsynth_backward_with(ctx, ty, tseed) == 0, "%s", ctx->err.msg);
+    const unsigned long launches = ctx->launches - l0;
+    float *dx = clsynth_test_download(ctx, tx->grad), *dg = clsynth_test_download(ctx, tg->grad),
+          *db = clsynth_test_download(ctx, tb->grad);
+    float *wx = malloc(n * sizeof *wx), *wg = malloc(n * sizeof *wg);
+    for (size_t i = 0; i < n; i++) {
+        const double y1 = x[i] * (1.0 + g[i]) + g[i], dy1 = seed[i] * (1.0 + g[i]);
+        wx[i] = (float)(dy1 * (1.0 + g[i]));
+        wg[i] = (float)(seed[i] * y1 + dy1 * x[i] + dy1);
+    }
+    clsynth_test_assert_close("spade_mod dx", dx, wx, n, 1e-5, 1e-5);
+    clsynth_test_assert_close("spade_mod dgamma (given twice)", dg, wg, n, 1e-5, 1e-5);
+    clsynth_test_assert_close("spade_mod dbeta", db, seed, n, 0, 0);
+    /* the seed's copy and one launch per spade_mod: no fill */
+    ck_assert_msg(launches == 3, "spade_mod backward: %lu launches (expected 3)", launches);
+    clsynth_release_activations(ctx);
+    clsynth_tensor *ts[] = { tx, tg, tb };
+    for (int i = 0; i < 3; i++)
+        clsynth_tensor_free(ctx, ts[i]);
+    free(dx);
+    free(dg);
+    free(db);
+    free(wx);
+    free(wg);
+    free(x);
+    free(g);
+    free(b);
+    free(seed);
+}
+END_TEST
+
 START_TEST(norm_lrelu_refuses_a_negative_slope)
 {
     float x[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
@@ -880,6 +930,7 @@ int main(void)
                                                instance_norm_gradients,
                                                instance_norm_without_affine_gradients,
                                                spade_mod_matches_reference_and_gradients,
+                                               spade_mod_backward_stores_fresh_and_adds_to_existing_gradients,
                                                spectral_norm_matches_reference,
                                                spectral_norm_eval_uses_the_stored_pair_in_pytorch_order,
                                                spectral_norm_converges_to_largest_singular_value,
