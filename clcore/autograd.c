@@ -136,7 +136,8 @@ int clsynth_backward(clsynth_ctx *ctx, clsynth_tensor *loss)
     if (!(loss->flags & CLSYNTH_T_REQUIRES_GRAD))
         return clsynth_ctx_fail(ctx, "backward from '%s': it does not depend on anything that requires grad",
                                 loss->name);
-    clsynth_tensor *g = clsynth_grad_of(ctx, loss);
+    int acc; /* the seed is set, whatever the gradient held (the fill writes every element) */
+    clsynth_tensor *g = clsynth_grad_for_write(ctx, loss, &acc);
     if (!g || clsynth_tensor_fill(ctx, g, 1.0f))
         return -1;
     return run_tape(ctx);

@@ -21,8 +21,13 @@ static int map_loss_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_tensor *x = nd->in[0], *y = nd->n_in > 1 ? nd->in[1] : nd->in[0];
     int want_x = (x->flags & CLSYNTH_T_REQUIRES_GRAD) != 0;
     int want_y = nd->n_in > 1 && (y->flags & CLSYNTH_T_REQUIRES_GRAD) != 0;
-    clsynth_tensor *gx = want_x ? clsynth_grad_of(ctx, x) : x;
-    clsynth_tensor *gy = want_y ? clsynth_grad_of(ctx, y) : x;
+    /* want: 0 none, 1 store (fresh: no zero fill), 2 add; x before y, as the
+     * kernel writes them (x given twice: stored, then added to) */
+    int acc = 0;
+    clsynth_tensor *gx = want_x ? clsynth_grad_for_write(ctx, x, &acc) : x;
+    want_x = want_x ? 1 + acc : 0;
+    clsynth_tensor *gy = want_y ? clsynth_grad_for_write(ctx, y, &acc) : x;
+    want_y = want_y ? 1 + acc : 0;
     if (!gx || !gy)
         return -1;
     static const char *kname = "map_backward";
@@ -118,8 +123,12 @@ static int channel_dot_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
     clsynth_tensor *a = nd->in[0], *b = nd->in[1];
     int want_a = (a->flags & CLSYNTH_T_REQUIRES_GRAD) != 0, want_b = (b->flags & CLSYNTH_T_REQUIRES_GRAD) != 0;
-    clsynth_tensor *ga = want_a ? clsynth_grad_of(ctx, a) : a;
-    clsynth_tensor *gb = want_b ? clsynth_grad_of(ctx, b) : a;
+    /* as map_loss_backward: 0 none, 1 store, 2 add; a before b */
+    int acc = 0;
+    clsynth_tensor *ga = want_a ? clsynth_grad_for_write(ctx, a, &acc) : a;
+    want_a = want_a ? 1 + acc : 0;
+    clsynth_tensor *gb = want_b ? clsynth_grad_for_write(ctx, b, &acc) : a;
+    want_b = want_b ? 1 + acc : 0;
     if (!ga || !gb)
         return -1;
     static const char *kname = "channel_dot_backward";

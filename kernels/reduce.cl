@@ -23,8 +23,9 @@
  *
  * Loss helpers (clcore/ops_loss.c), all one work-item per element:
  *   acc_scalar_bcast       gx[i] += alpha * g[0]                        (8n bytes + 4)
- *   map_backward           gx += alpha*g[0]*dmap/dx, gy += alpha*g[0]*dmap/dy (up to 16n)
- *   channel_dot_backward   ga += g(n,hw) * b, gb += g(n,hw) * a         (up to 20n)
+ *   map_backward           gx (+)= alpha*g[0]*dmap/dx, gy (+)= alpha*g[0]*dmap/dy (up to 16n;
+ *                          a fresh gradient is stored, an existing one added to)
+ *   channel_dot_backward   ga (+)= g(n,hw) * b, gb (+)= g(n,hw) * a     (up to 20n; likewise)
  *   ce_forward             per pixel: log-softmax over K, label check   (4K + 16 per pixel)
  *   ce_finalize            out = count > 0 ? sum / count : 0
  *   ce_backward            per logit: g/count * (softmax - onehot)      (16 per logit)
@@ -171,10 +172,15 @@ __kernel void map_backward(__global float *gx, const int gx_off, const int want_
         return;
     const float xv = x[x_off + i], yv = y[y_off + i];
     const float gs = alpha * g[g_off];
-    if (want_x)
-        gx[gx_off + i] += gs * rd_dx(map, xv, yv, s);
-    if (want_y)
-        gy[gy_off + i] += gs * rd_dy(map, xv, yv);
+    /* want_*: 0 none, 1 store (a fresh gradient), 2 add; x first (x given as y: stored, then added to) */
+    if (want_x) {
+        const float v = gs * rd_dx(map, xv, yv, s);
+        gx[gx_off + i] = want_x == 2 ? gx[gx_off + i] + v : v;
+    }
+    if (want_y) {
+        const float v = gs * rd_dy(map, xv, yv);
+        gy[gy_off + i] = want_y == 2 ? gy[gy_off + i] + v : v;
+    }
 }
 
 /* a, b (N,C,H,W), g (N,1,H,W): ga += g * b, gb += g * a. One item per element of a. */
@@ -191,10 +197,11 @@ __kernel void channel_dot_backward(__global float *ga, const int ga_off, const i
     const int n = i / (C * HW);
     const float gv = g[g_off + n * HW + hw];
     const float av = a[a_off + i], bv = b[b_off + i];
+    /* want_*: as map_backward's */
     if (want_a)
-        ga[ga_off + i] += gv * bv;
+        ga[ga_off + i] = want_a == 2 ? ga[ga_off + i] + gv * bv : gv * bv;
     if (want_b)
-        gb[gb_off + i] += gv * av;
+        gb[gb_off + i] = want_b == 2 ? gb[gb_off + i] + gv * av : gv * av;
 }
 
 /* Per pixel of logits (N,K,H,W) and labels (N,1,H,W):

@@ -391,6 +391,54 @@ START_TEST(gradients_accumulate_into_existing_gradients)
 }
 END_TEST
 
+/* A fresh gradient is stored by the backward kernel (no zero fill first); an
+ * input given twice gets both terms: kl_loss(t, t) = -0.5 sum(1 + t - t^2 - e^t),
+ * d/dt = t - 0.5 (1 - e^t) (mu's term, then logvar's); channel_dot(t, t) per
+ * pixel sum_c t^2: its backward from a seed g, 2 g t. */
+START_TEST(fresh_gradients_are_stored_and_an_input_given_twice_gets_both_terms)
+{
+    const int N = 2, C = 3, H = 3, W = 5;
+    const size_t n = (size_t)N * C * H * W;
+    float *ht = host_uniform(n, -0.5f, 0.5f, 91), *hg = host_uniform((size_t)N * H * W, -1.0f, 1.0f, 92);
+    clsynth_tensor *t = clsynth_test_input(ctx, "t", N, C, H, W, ht);
+    clsynth_tensor *kl = clsynth_kl_loss(ctx, t, t);
+    ck_assert_msg(kl != NULL, "%s", ctx->err.msg);
+    clsynth_finish(ctx);
+    unsigned long l0 = ctx->launches;
+    ck_assert_msg(clsynth_backward(ctx, kl) == 0, "%s", ctx->err.msg);
+    ck_assert_msg(ctx->launches - l0 == 2, "kl_loss backward: %lu launches (the seed's fill and one)",
+                  ctx->launches - l0);
+    float *got = clsynth_test_download(ctx, t->grad), *want = malloc(n * sizeof *want);
+    for (size_t i = 0; i < n; i++)
+        want[i] = (float)(ht[i] - 0.5 * (1.0 - exp((double)ht[i])));
+    clsynth_test_assert_close("kl_loss(t, t) gradient", got, want, n, 1e-6, 1e-5);
+    free(got);
+    clsynth_release_activations(ctx);
+    clsynth_tensor_free(ctx, t);
+    t = clsynth_test_input(ctx, "t", N, C, H, W, ht);
+    clsynth_tensor *seed = clsynth_tensor_from_host(ctx, "seed", N, 1, H, W, hg);
+    clsynth_tensor *dot = clsynth_channel_dot(ctx, t, t);
+    ck_assert_msg(dot != NULL && seed != NULL, "%s", ctx->err.msg);
+    clsynth_finish(ctx);
+    l0 = ctx->launches;
+    ck_assert_msg(clsynth_backward_with(ctx, dot, seed) == 0, "%s", ctx->err.msg);
+    ck_assert_msg(ctx->launches - l0 == 2, "channel_dot backward: %lu launches (the seed's copy and one)",
+                  ctx->launches - l0);
+    got = clsynth_test_download(ctx, t->grad);
+    for (size_t i = 0; i < n; i++) {
+        const size_t hw = i % (size_t)(H * W), b = i / (size_t)(C * H * W);
+        want[i] = 2.0f * hg[b * (size_t)(H * W) + hw] * ht[i];
+    }
+    clsynth_test_assert_close("channel_dot(t, t) gradient", got, want, n, 1e-6, 1e-6);
+    free(got);
+    free(want);
+    clsynth_release_activations(ctx);
+    clsynth_tensor_free(ctx, t);
+    free(ht);
+    free(hg);
+}
+END_TEST
+
 START_TEST(scalar_requires_one_element)
 {
     clsynth_tensor *t = clsynth_tensor_new(ctx, "pair", 1, 2, 1, 1);
@@ -418,5 +466,6 @@ int main(void)
                                                cross_entropy_of_only_ignored_pixels_is_zero,
                                                cross_entropy_names_a_bad_label,
                                                gradients_accumulate_into_existing_gradients,
+                                               fresh_gradients_are_stored_and_an_input_given_twice_gets_both_terms,
                                                scalar_requires_one_element));
 }
