@@ -35,7 +35,8 @@ static cl_kernel rs_kernel(clsynth_ctx *ctx, const char *name)
 static int nearest_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
     clsynth_tensor *x = nd->in[0], *dy = nd->out->grad;
-    clsynth_tensor *dx = clsynth_grad_of(ctx, x);
+    int acc = 0; /* each element of dx written once: a fresh one is stored, not zero-filled */
+    clsynth_tensor *dx = clsynth_grad_for_write(ctx, x, &acc);
     cl_kernel k = rs_kernel(ctx, "resize_nearest_bwd");
     if (!dx || !k)
         return -1;
@@ -43,6 +44,7 @@ static int nearest_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w);
+    clsynth_arg_int(&a, acc);
     return launch_3d(&a, x);
 }
 
@@ -93,7 +95,8 @@ clsynth_tensor *clsynth_resize_nearest(clsynth_ctx *ctx, clsynth_tensor *x, int 
 static int bilinear_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
     clsynth_tensor *x = nd->in[0], *dy = nd->out->grad;
-    clsynth_tensor *dx = clsynth_grad_of(ctx, x);
+    int acc = 0; /* each element of dx written once: a fresh one is stored, not zero-filled */
+    clsynth_tensor *dx = clsynth_grad_for_write(ctx, x, &acc);
     cl_kernel k = rs_kernel(ctx, "bilinear2x_bwd");
     if (!dx || !k)
         return -1;
@@ -101,6 +104,7 @@ static int bilinear_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w);
+    clsynth_arg_int(&a, acc);
     return launch_3d(&a, x);
 }
 
@@ -139,7 +143,8 @@ static int resize_bilinear_args(clsynth_args *a, const clsynth_tensor *x, int oh
 static int resize_bilinear_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
     clsynth_tensor *x = nd->in[0], *dy = nd->out->grad;
-    clsynth_tensor *dx = clsynth_grad_of(ctx, x);
+    int acc = 0; /* each element of dx written once: a fresh one is stored, not zero-filled */
+    clsynth_tensor *dx = clsynth_grad_for_write(ctx, x, &acc);
     cl_kernel k = rs_kernel(ctx, "resize_bilinear_bwd");
     if (!dx || !k)
         return -1;
@@ -147,6 +152,7 @@ static int resize_bilinear_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     resize_bilinear_args(&a, x, dy->h, dy->w);
+    clsynth_arg_int(&a, acc);
     return launch_3d(&a, x);
 }
 
@@ -179,7 +185,8 @@ clsynth_tensor *clsynth_resize_bilinear(clsynth_ctx *ctx, clsynth_tensor *x, int
 static int avgpool_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
     clsynth_tensor *x = nd->in[0], *dy = nd->out->grad;
-    clsynth_tensor *dx = clsynth_grad_of(ctx, x);
+    int acc = 0; /* each element of dx written once: a fresh one is stored, not zero-filled */
+    clsynth_tensor *dx = clsynth_grad_for_write(ctx, x, &acc);
     cl_kernel k = rs_kernel(ctx, "avgpool_bwd");
     if (!dx || !k)
         return -1;
@@ -187,6 +194,7 @@ static int avgpool_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
+    clsynth_arg_int(&a, acc);
     return launch_3d(&a, x);
 }
 
@@ -232,7 +240,8 @@ clsynth_tensor *clsynth_avg_pool2x2(clsynth_ctx *ctx, clsynth_tensor *x) { retur
 static int maxpool_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
     clsynth_tensor *x = nd->in[0], *dy = nd->out->grad;
-    clsynth_tensor *dx = clsynth_grad_of(ctx, x);
+    int acc = 0; /* each element of dx written once: a fresh one is stored, not zero-filled */
+    clsynth_tensor *dx = clsynth_grad_for_write(ctx, x, &acc);
     cl_kernel k = rs_kernel(ctx, "maxpool_bwd");
     if (!dx || !k)
         return -1;
@@ -241,6 +250,7 @@ static int maxpool_backward(clsynth_ctx *ctx, clsynth_node *nd)
     clsynth_arg_tensor(&a, dy);
     clsynth_arg_tensor(&a, dx);
     CLSYNTH_ARG_INTS(&a, x->n * x->c, x->h, x->w, dy->h, dy->w, nd->iarg[0], nd->iarg[1]);
+    clsynth_arg_int(&a, acc);
     return launch_3d(&a, x);
 }
 

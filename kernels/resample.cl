@@ -4,7 +4,7 @@
  * index, PoCL computed the div/mod that recover (nc, h, w) per element.
  * Backward kernels are gather-form: each input element sums the output
  * gradients that depend on it (no atomics); results do not depend on the
- * schedule. Gradients are accumulated (+=).
+ * schedule. A fresh gradient is stored (accumulate 0), an existing one added to (1).
  * Tunables: none.
  *
  * Memory traffic (x: input elements, y: output elements):
@@ -32,7 +32,7 @@ __kernel void resize_nearest_fwd(__global const float *x, const int x_off, __glo
 
 /* Input row ih is the source of output rows [ceil(ih*OH/H), ceil((ih+1)*OH/H)). */
 __kernel void resize_nearest_bwd(__global const float *dy, const int dy_off, __global float *dx, const int dx_off,
-                                 const int NC, const int H, const int W, const int OH, const int OW)
+                                 const int NC, const int H, const int W, const int OH, const int OW, const int accumulate)
 {
     const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), nc = (int)get_global_id(2);
     if (iw >= W || ih >= H || nc >= NC)
@@ -44,7 +44,7 @@ __kernel void resize_nearest_bwd(__global const float *dy, const int dy_off, __g
     for (int oh = oh0; oh < oh1; oh++)
         for (int ow = ow0; ow < ow1; ow++)
             acc += dy[dy_off + (nc * OH + oh) * OW + ow];
-    dx[dx_off + i] += acc;
+    dx[dx_off + i] = accumulate ? dx[dx_off + i] + acc : acc; /* a fresh dx is stored */
 }
 
 /* ---- bilinear 2x, align_corners = false (PyTorch): src = max((dst + 0.5) * 0.5 - 0.5, 0),
@@ -88,7 +88,7 @@ float bl_weight(const int o, const int n, const int in)
 
 /* Only outputs 2i-1 .. 2i+2 read input i (see bl_src). */
 __kernel void bilinear2x_bwd(__global const float *dy, const int dy_off, __global float *dx, const int dx_off,
-                             const int NC, const int H, const int W)
+                             const int NC, const int H, const int W, const int accumulate)
 {
     const int OH = 2 * H, OW = 2 * W;
     const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), nc = (int)get_global_id(2);
@@ -106,7 +106,7 @@ __kernel void bilinear2x_bwd(__global const float *dy, const int dy_off, __globa
             row += bl_weight(ow, W, iw) * g[oh * OW + ow];
         acc += wy * row;
     }
-    dx[dx_off + i] += acc;
+    dx[dx_off + i] = accumulate ? dx[dx_off + i] + acc : acc; /* a fresh dx is stored */
 }
 
 /* ---- bilinear resize to (OH, OW), align_corners = false, as PyTorch's CPU
@@ -158,7 +158,7 @@ __kernel void resize_bilinear_fwd(__global const float *x, const int x_off, __gl
 
 __kernel void resize_bilinear_bwd(__global const float *dy, const int dy_off, __global float *dx, const int dx_off,
                                   const int NC, const int H, const int W, const int OH, const int OW,
-                                  const float scale_h, const float scale_w)
+                                  const float scale_h, const float scale_w, const int accumulate)
 {
     const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), nc = (int)get_global_id(2);
     if (iw >= W || ih >= H || nc >= NC)
@@ -178,7 +178,7 @@ __kernel void resize_bilinear_bwd(__global const float *dy, const int dy_off, __
             row += rb_weight(ow, W, scale_w, iw) * g[oh * OW + ow];
         acc += wy * row;
     }
-    dx[dx_off + i] += acc;
+    dx[dx_off + i] = accumulate ? dx[dx_off + i] + acc : acc; /* a fresh dx is stored */
 }
 
 /* ---- average pooling k x k, stride s, zero pad p, count_include_pad = false ---- */
@@ -203,7 +203,7 @@ __kernel void avgpool_fwd(__global const float *x, const int x_off, __global flo
 /* Outputs whose window holds input (ih, iw): o*S - P <= i < o*S - P + K. */
 __kernel void avgpool_bwd(__global const float *dy, const int dy_off, __global float *dx, const int dx_off,
                           const int NC, const int H, const int W, const int OH, const int OW, const int K,
-                          const int S, const int P)
+                          const int S, const int P, const int accumulate)
 {
     const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), nc = (int)get_global_id(2);
     if (iw >= W || ih >= H || nc >= NC)
@@ -221,7 +221,7 @@ __kernel void avgpool_bwd(__global const float *dy, const int dy_off, __global f
             acc += g[oh * OW + ow] / (float)((he - hs) * (we - ws));
         }
     }
-    dx[dx_off + i] += acc;
+    dx[dx_off + i] = accumulate ? dx[dx_off + i] + acc : acc; /* a fresh dx is stored */
 }
 
 /* ---- max pooling k x k, stride s, no padding. The argmax is the first
@@ -257,7 +257,7 @@ __kernel void maxpool_fwd(__global const float *x, const int x_off, __global flo
 
 __kernel void maxpool_bwd(__global const float *x, const int x_off, __global const float *dy, const int dy_off,
                           __global float *dx, const int dx_off, const int NC, const int H, const int W,
-                          const int OH, const int OW, const int K, const int S)
+                          const int OH, const int OW, const int K, const int S, const int accumulate)
 {
     const int iw = (int)get_global_id(0), ih = (int)get_global_id(1), nc = (int)get_global_id(2);
     if (iw >= W || ih >= H || nc >= NC)
@@ -274,7 +274,7 @@ __kernel void maxpool_bwd(__global const float *x, const int x_off, __global con
         for (int ow = ow0; ow <= ow1; ow++)
             if (mp_argmax(p, W, oh * S, ow * S, K) == self)
                 acc += g[oh * OW + ow];
-    dx[dx_off + i] += acc;
+    dx[dx_off + i] = accumulate ? dx[dx_off + i] + acc : acc; /* a fresh dx is stored */
 }
 
 /* ---- one-hot: labels (N,1,H,W) float ids -> (N,num_channels,H,W). A value

@@ -161,12 +161,25 @@ static void check_against_reference(const op_desc *d, int N, int C, int H, int W
     snprintf(msg, sizeof msg, "%s forward", what);
     clsynth_test_assert_close(msg, out, ry, ny, exact ? 0.0 : 1e-6, exact ? 0.0 : 1e-5);
     clsynth_tensor *g = clsynth_tensor_from_host(ctx, "dy", N, C, OH, OW, dy);
+    clsynth_finish(ctx);
+    const unsigned long l0 = ctx->launches;
     ck_assert_msg(clsynth_backward_with(ctx, y, g) == 0, "%s backward: %s", what, ctx->err.msg);
+    /* the seed's copy and the gather kernel, which stores the fresh dx: no fill */
+    ck_assert_msg(ctx->launches - l0 == 2, "%s backward: %lu launches, expected 2", what, ctx->launches - l0);
     float *dx = clsynth_test_download(ctx, xt->grad);
     snprintf(msg, sizeof msg, "%s backward", what);
     clsynth_test_assert_close(msg, dx, rdx, nx, 1e-6, 1e-5);
+    /* again into the existing gradient: added to */
+    y = run_op(ctx, xt, d);
+    g = clsynth_tensor_from_host(ctx, "dy", N, C, OH, OW, dy);
+    ck_assert_msg(y && g && clsynth_backward_with(ctx, y, g) == 0, "%s second backward: %s", what, ctx->err.msg);
+    float *dx2 = clsynth_test_download(ctx, xt->grad);
+    for (size_t i = 0; i < nx; i++)
+        rdx[i] *= 2.0f;
+    snprintf(msg, sizeof msg, "%s backward, accumulated", what);
+    clsynth_test_assert_close(msg, dx2, rdx, nx, 2e-6, 1e-5);
     clsynth_tensor_free(ctx, xt);
-    free(x), free(dy), free(ry), free(rdx), free(out), free(dx);
+    free(x), free(dy), free(ry), free(rdx), free(out), free(dx), free(dx2);
 }
 
 static clsynth_tensor *fwd_op(clsynth_ctx *c, clsynth_tensor **in, void *user)
