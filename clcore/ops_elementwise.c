@@ -102,6 +102,28 @@ static int binary_backward(clsynth_ctx *ctx, clsynth_node *nd)
 {
     clsynth_tensor *a = nd->in[0], *b = nd->in[1], *g = nd->out->grad;
     int op = nd->iarg[0];
+    if ((a->flags & CLSYNTH_T_REQUIRES_GRAD) && (b->flags & CLSYNTH_T_REQUIRES_GRAD) && clsynth_same_shape(a, g) &&
+        clsynth_same_shape(b, g)) {
+        /* both gradients in one launch (a first: a tensor given twice is stored, then added to) */
+        int acc_a, acc_b;
+        clsynth_tensor *ga = clsynth_grad_for_write(ctx, a, &acc_a);
+        clsynth_tensor *gb = ga ? clsynth_grad_for_write(ctx, b, &acc_b) : NULL;
+        if (!gb)
+            return -1;
+        cl_kernel k = clsynth_kernel_get(ctx, EW_FILE, "ew_grad_pair", NULL);
+        clsynth_args ar = clsynth_args_begin(ctx, k, "ew_grad_pair");
+        clsynth_arg_tensor(&ar, ga);
+        clsynth_arg_int(&ar, acc_a);
+        clsynth_arg_tensor(&ar, gb);
+        clsynth_arg_int(&ar, acc_b);
+        clsynth_arg_tensor(&ar, g);
+        clsynth_arg_tensor(&ar, a);
+        clsynth_arg_tensor(&ar, b);
+        clsynth_arg_int(&ar, op == OP_MUL);
+        clsynth_arg_float(&ar, op == OP_SUB ? -1.0f : 1.0f);
+        clsynth_arg_int(&ar, (int)g->numel);
+        return launch_1d(&ar, g->numel);
+    }
     if (a->flags & CLSYNTH_T_REQUIRES_GRAD)
         if (grad_into(ctx, a, g, op == OP_MUL ? b : NULL, 1.0f))
             return -1;

@@ -8,6 +8,8 @@
  *   ew_binary_same   same without index arithmetic when a, b, y have one shape.
  *   ew_grad_full     backward into an input of the output's shape:
  *                    op 0: gx += sign * g;  op 1: gx += g * other(broadcast).  12-16 B/elt
+ *   ew_grad_pair     both inputs' gradients of a binary op whose a, b and y have one
+ *                    shape, in one launch, with ew_grad_full's values.  16-24 B/elt
  *   ew_unary         y = f(x, p): 0 scale, 1 add scalar, 2 relu, 3 leaky relu,
  *                    4 tanh, 5 sigmoid, 6 exp.  8 B/elt
  *   ew_unary_backward gx (=|+=) gy * f'(x) (tanh, sigmoid, exp use y).  16 B/elt
@@ -81,6 +83,24 @@ __kernel void ew_grad_full(__global float *gx, const int gx_off, __global const 
         return;
     const float v = op == 0 ? sign * g[g_off + i] : g[g_off + i] * other[o_off + bcast_off(i, C, H, W, on, oc, oh, ow)];
     gx[gx_off + i] = (accumulate ? gx[gx_off + i] : 0.0f) + v;
+}
+
+/* ga (+)= g (mul: g * b), then gb (+)= sign_b * g (mul: g * a), each stored
+ * where its gradient is fresh (acc 0): an input given twice (a + a, a * a)
+ * is stored, then added to, as two ew_grad_full launches would. */
+__kernel void ew_grad_pair(__global float *ga, const int ga_off, const int acc_a, __global float *gb,
+                           const int gb_off, const int acc_b, __global const float *g, const int g_off,
+                           __global const float *a, const int a_off, __global const float *b, const int b_off,
+                           const int mul, const float sign_b, const int total)
+{
+    const int i = get_global_id(0);
+    if (i >= total)
+        return;
+    const float gv = g[g_off + i];
+    const float va = mul ? gv * b[b_off + i] : 1.0f * gv;
+    ga[ga_off + i] = (acc_a ? ga[ga_off + i] : 0.0f) + va;
+    const float vb = mul ? gv * a[a_off + i] : sign_b * gv;
+    gb[gb_off + i] = (acc_b ? gb[gb_off + i] : 0.0f) + vb;
 }
 
 float unary_f(const int op, const float x, const float p)

@@ -489,6 +489,53 @@ static void check_reduce(clsynth_ctx *c, const int xd[4], const int od[4], int w
     free(got);
 }
 
+/* A binary op whose inputs have the output's shape takes both gradients in
+ * one launch: a * b gives (g b, g a), a - b (g, -g); an input given twice
+ * gets both terms (a * a: 2 g a; a - a: 0). */
+START_TEST(binary_backward_takes_both_gradients_in_one_launch)
+{
+    const int N = 2, C = 3, H = 5, W = 7;
+    const size_t n = (size_t)N * C * H * W;
+    float *ha = host_uniform(n, -1, 1, 71), *hb = host_uniform(n, -1, 1, 72), *hg = host_uniform(n, -1, 1, 73);
+    float *wa = malloc(n * sizeof *wa), *wb = malloc(n * sizeof *wb);
+    for (int op = 0; op < 4; op++) { /* mul, sub, a * a, a - a */
+        clsynth_tensor *a = clsynth_test_input(ctx, "a", N, C, H, W, ha);
+        clsynth_tensor *b = op < 2 ? clsynth_test_input(ctx, "b", N, C, H, W, hb) : a;
+        clsynth_tensor *g = clsynth_tensor_from_host(ctx, "g", N, C, H, W, hg);
+        clsynth_tensor *y = op % 2 == 0 ? clsynth_mul(ctx, a, b) : clsynth_sub(ctx, a, b);
+        ck_assert_msg(y && g, "%s", ctx->err.msg);
+        clsynth_finish(ctx);
+        const unsigned long l0 = ctx->launches;
+        ck_assert_msg(clsynth_backward_with(ctx, y, g) == 0, "%s", ctx->err.msg);
+        ck_assert_msg(ctx->launches - l0 == 2, "op %d backward: %lu launches (the seed's copy and one)", op,
+                      ctx->launches - l0);
+        for (size_t i = 0; i < n; i++) {
+            const float bv = op < 2 ? hb[i] : ha[i];
+            wa[i] = op % 2 == 0 ? hg[i] * bv : hg[i];
+            wb[i] = op % 2 == 0 ? hg[i] * ha[i] : -hg[i];
+            if (op >= 2)
+                wa[i] += wb[i];
+        }
+        float *ga = clsynth_test_download(ctx, a->grad);
+        clsynth_test_assert_close("binary backward, a", ga, wa, n, 1e-6, 1e-6);
+        free(ga);
+        if (op < 2) {
+            float *gb = clsynth_test_download(ctx, b->grad);
+            clsynth_test_assert_close("binary backward, b", gb, wb, n, 0, 0);
+            free(gb);
+            clsynth_tensor_free(ctx, b);
+        }
+        clsynth_release_activations(ctx);
+        clsynth_tensor_free(ctx, a);
+    }
+    free(ha);
+    free(hb);
+    free(hg);
+    free(wa);
+    free(wb);
+}
+END_TEST
+
 START_TEST(reduce_over_every_subset_of_dims)
 {
     int xd[4] = { 2, 17, 9, 7 };
@@ -551,6 +598,7 @@ int main(void)
                                                slice_c_forward_and_gradient, split_c_is_slices_in_one_launch,
                                                reshape_shares_storage_and_passes_gradients,
                                                gradients_accumulate_into_existing_gradients,
+                                               binary_backward_takes_both_gradients_in_one_launch,
                                                reduce_over_every_subset_of_dims,
                                                reduce_under_small_and_odd_work_groups,
                                                reduce_rejects_bad_shapes));
