@@ -29,12 +29,12 @@ typedef struct applied_set {
 static applied_set applied[16];
 static int n_applied;
 
-static applied_set *applied_slot(cl_device_id dev, int which)
+static applied_set *applied_find(cl_device_id dev, int which)
 {
     for (int i = 0; i < n_applied; i++)
         if (applied[i].dev == dev && applied[i].which == which)
             return &applied[i];
-    return n_applied < (int)(sizeof applied / sizeof applied[0]) ? &applied[n_applied++] : NULL;
+    return NULL;
 }
 
 int clsynth_clblast_override(cl_device_id dev, int which, const int *v, char *why, size_t len)
@@ -46,20 +46,25 @@ int clsynth_clblast_override(cl_device_id dev, int which, const int *v, char *wh
         names[i] = d->params[i].name;
         values[i] = (size_t)(v[i] < 0 ? 0 : v[i]);
     }
+    const size_t bytes = (size_t)d->n_params * sizeof *v;
     clsynth_clblast_lock();
-    applied_set *a = applied_slot(dev, which);
-    if (a && a->dev == dev && a->which == which && memcmp(a->v, v, (size_t)d->n_params * sizeof *v) == 0) {
+    applied_set *a = applied_find(dev, which);
+    if (a && memcmp(a->v, v, bytes) == 0) {
         clsynth_clblast_unlock();
         return 0;
     }
     CLBlastStatusCode st =
         CLBlastOverrideParameters(dev, KERNELS[which], CLBlastPrecisionSingle, (size_t)d->n_params, names, values);
-    if (a && st == CLBlastSuccess) {
-        a->dev = dev;
-        a->which = which;
-        memcpy(a->v, v, (size_t)d->n_params * sizeof *v);
+    if (st == CLBlastSuccess) {
+        if (!a && n_applied < (int)(sizeof applied / sizeof applied[0]))
+            a = &applied[n_applied++];
+        if (a) {
+            a->dev = dev;
+            a->which = which;
+            memcpy(a->v, v, bytes);
+        }
     } else if (a) {
-        a->dev = NULL; /* unknown now: the next override is made */
+        *a = applied[--n_applied]; /* unknown now: the next override is made */
     }
     clsynth_clblast_unlock();
     if (st != CLBlastSuccess) {

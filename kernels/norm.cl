@@ -274,7 +274,6 @@ __kernel void norm_finalize_stats(__global const float *part, const int part_off
                          update_running, rmean, rmean_off, rvar, rvar_off, momentum);
 }
 
-/* Global (G): eval-mode statistics from the running estimates. */
 /* Global (HW, N*C): y = norm_apply_value(x, running mean, 1 / sqrt(running
  * var + eps)) per channel; the item at p 0 of channel c (nc == c) also stores
  * mean[c], invstd[c] for the backward. */

@@ -363,6 +363,21 @@ START_TEST(illegal_clblast_entry_is_dropped_at_load_and_sgemm_works)
 }
 END_TEST
 
+/* A database at path holding CLBlast's default Xgemm parameters as a tuned
+ * entry (p.v[0] receives them), then `extra` lines; no class file. */
+static void write_default_xgemm_db(const char *path, const char *extra, clsynth_clblast_params *p)
+{
+    memset(p, 0, sizeof *p);
+    clsynth_kdef_defaults(&clsynth_kdef_clblast_xgemm, &ctx->dev, p->v[0]);
+    clsynth_tune_record r;
+    clsynth_tune_record_of(&clsynth_kdef_clblast_xgemm, p->v[0], "sgemm", &r);
+    char entries[600];
+    snprintf(entries, sizeof entries, "clblast.Xgemm sgemm opts=\"%s\"\n%s", r.opts, extra);
+    clsynth_test_write_tunedb(ctx, path, NULL, NULL, NULL, entries);
+    clsynth_tunedb_set_path(ctx, path);
+    clsynth_tunedb_set_class_path(ctx, ""); /* a shipped class file's CLBlast entries would fill in */
+}
+
 /* Tuned CLBlast parameters that CLBlast cannot build at run time: the GEMM
  * does not fail; the parameters are replaced by CLBlast's generic defaults
  * (with a warning naming the entry) and the call runs again. */
@@ -371,16 +386,7 @@ START_TEST(gemm_failing_with_tuned_clblast_parameters_falls_back_to_the_defaults
     if (clsynth_test_under_oclgrind())
         return;
     clsynth_clblast_params p;
-    memset(&p, 0, sizeof p);
-    clsynth_kdef_defaults(&clsynth_kdef_clblast_xgemm, &ctx->dev, p.v[0]);
-    clsynth_tune_record r;
-    clsynth_tune_record_of(&clsynth_kdef_clblast_xgemm, p.v[0], "sgemm", &r);
-    char entries[600];
-    snprintf(entries, sizeof entries, "clblast.Xgemm sgemm opts=\"%s\"\n"
-                                      "clblast.GemmRoutine sgemm opts=\"-DXGEMM_MIN_INDIRECT_SIZE=0\"\n", r.opts);
-    clsynth_test_write_tunedb(ctx, "cbfail.txt", NULL, NULL, NULL, entries);
-    clsynth_tunedb_set_path(ctx, "cbfail.txt");
-    clsynth_tunedb_set_class_path(ctx, ""); /* a shipped class file's XgemmDirect entry would set bit 1 */
+    write_default_xgemm_db("cbfail.txt", "clblast.GemmRoutine sgemm opts=\"-DXGEMM_MIN_INDIRECT_SIZE=0\"\n", &p);
     clsynth_tunedb_load(ctx);
     ck_assert_uint_eq(ctx->clblast_overridden, (1u << 0) | (1u << 2));
     /* what a driver that cannot build the tuned set amounts to: CLBlast holds
@@ -405,15 +411,7 @@ START_TEST(stored_clblast_parameters_are_read_with_lookups_off)
     if (clsynth_test_under_oclgrind())
         return;
     clsynth_clblast_params p;
-    memset(&p, 0, sizeof p);
-    clsynth_kdef_defaults(&clsynth_kdef_clblast_xgemm, &ctx->dev, p.v[0]);
-    clsynth_tune_record r;
-    clsynth_tune_record_of(&clsynth_kdef_clblast_xgemm, p.v[0], "sgemm", &r);
-    char entries[600];
-    snprintf(entries, sizeof entries, "clblast.Xgemm sgemm opts=\"%s\"\n", r.opts);
-    clsynth_test_write_tunedb(ctx, "stored.txt", NULL, NULL, NULL, entries);
-    clsynth_tunedb_set_path(ctx, "stored.txt");
-    clsynth_tunedb_set_class_path(ctx, "");
+    write_default_xgemm_db("stored.txt", "", &p);
     clsynth_tunedb_set_enabled(ctx, false);
     ck_assert_int_eq(clsynth_tunedb_load(ctx), 0);
     int v[CLSYNTH_K_MAX_PARAMS];
