@@ -9,6 +9,7 @@
 
 #include "clcore/autograd.h"
 #include "clcore/clblast_util.h"
+#include "clcore/ops.h"
 #include "clcore/program.h"
 #include "clcore/tensor.h"
 
@@ -202,6 +203,7 @@ void clsynth_ctx_free(clsynth_ctx *ctx)
     clsynth_program_cache_free(ctx);
     clsynth_tunedb_free(ctx);
     clsynth_kconfig_free(ctx);
+    clsynth_conv_dnnl_free(ctx);
     /* the last context clears CLBlast's program cache before the programs'
      * context goes: nothing is left to release at exit (clcore/clblast_util.h) */
     if (ctx->clblast_held) {

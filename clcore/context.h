@@ -19,6 +19,7 @@ struct clsynth_tape;
 struct clsynth_tunedb;
 struct clsynth_kcache;
 struct clsynth_comm;
+struct clsynth_dnnl;
 
 typedef struct clsynth_ctx {
     clsynth_device_info dev;
@@ -49,6 +50,8 @@ typedef struct clsynth_ctx {
     struct clsynth_kcache *kcache; /* resolved kernel configurations (clcore/kconfig.c) */
     unsigned clblast_overridden;   /* bit k: CLBlast kernel k runs tuned parameters (clcore/clblast_apply.c) */
     bool clblast_held;             /* holds a reference on CLBlast's cache (clcore/clblast_util.h) */
+    struct clsynth_dnnl *dnnl;     /* oneDNN engine and primitives, NULL until the first oneDNN conv
+                                      (clcore/ops_conv_dnnl.c) */
     struct clsynth_tensor *live;   /* activations, released by clsynth_release_activations */
     unsigned long tensor_serial;   /* serial of the last tensor made */
     /* Diagnostics (NULL: off): called with every activation that owns float device

@@ -212,3 +212,15 @@ int clsynth_device_select(const clsynth_device_info *devs, int count, const char
     *chosen = 0;
     return count > 0 ? 0 : clsynth_fail(err, "no OpenCL device");
 }
+
+bool clsynth_device_host_memory(const clsynth_device_info *d)
+{
+    const char *cls = clsynth_device_class(d); /* CPU type and platform, never the vendor id */
+    if (strcmp(cls, "pocl-cpu") == 0 || strcmp(cls, "intel-cpu") == 0 || strcmp(cls, "rusticl-cpu") == 0)
+        return true;
+    /* the Oclgrind simulator keeps its buffers in host memory too (it calls
+     * its device a GPU): the tests run the host algorithms there, so that
+     * Oclgrind checks the kernels around them and the map protocol (CLBlast
+     * takes minutes to simulate) */
+    return strcmp(d->platform_name, "Oclgrind") == 0;
+}

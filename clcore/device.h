@@ -2,6 +2,8 @@
 #ifndef CLSYNTH_DEVICE_H
 #define CLSYNTH_DEVICE_H
 
+#include <stdbool.h>
+
 #include "clcore/cl.h"
 #include "clcore/error.h"
 
@@ -47,5 +49,11 @@ const char *clsynth_device_type_name(cl_device_type type);
  * implementation ("pocl-cpu", "rusticl-cpu", "intel-cpu", else "cpu").
  * Never decided by vendor id alone (PoCL reports Intel's id on AMD CPUs). */
 const char *clsynth_device_class(const clsynth_device_info *d);
+
+/* Whether the device is the host CPU with its buffers in host memory (PoCL's
+ * CPU device, Intel's CPU runtime, rusticl on llvmpipe, and the Oclgrind
+ * simulator), so that a host library can compute on them mapped in place
+ * (clcore/hostmap.h). */
+bool clsynth_device_host_memory(const clsynth_device_info *d);
 
 #endif

@@ -9,14 +9,7 @@
 bool clsynth_gemm_host_capable(const clsynth_device_info *dev)
 {
 #ifdef CLSYNTH_HAVE_CBLAS
-    const char *cls = clsynth_device_class(dev); /* CPU type and platform, never the vendor id */
-    if (strcmp(cls, "pocl-cpu") == 0 || strcmp(cls, "intel-cpu") == 0 || strcmp(cls, "rusticl-cpu") == 0)
-        return true;
-    /* the Oclgrind simulator keeps its buffers in host memory too (it calls
-     * its device a GPU): the tests run the GEMM path there with the host BLAS,
-     * so that Oclgrind checks its kernels and the map protocol (CLBlast takes
-     * minutes to simulate) */
-    return strcmp(dev->platform_name, "Oclgrind") == 0;
+    return clsynth_device_host_memory(dev);
 #else
     (void)dev;
     return false;

@@ -3,15 +3,10 @@
  * BLAS (OpenBLAS: about 10x CLBlast's default rate on PoCL, platforms.md) can
  * multiply them in place.
  *
- *   1. Map the regions the product touches: one clEnqueueMapBuffer per
- *      distinct cl_mem, the last one blocking (operands sharing a buffer
- *      map the union of their regions once: mapping overlapping regions for
- *      writing is undefined),
- *      C's buffer with CL_MAP_READ | CL_MAP_WRITE (beta may be nonzero, and a
- *      leading dimension larger than n leaves bytes between rows that must
- *      survive), the others CL_MAP_READ. A blocking map on the in-order queue
- *      returns after every command enqueued before it has finished, so the
- *      kernels producing A, B and C and the other maps are done.
+ *   1. Map the regions the product touches (clcore/hostmap.h: one map per
+ *      distinct cl_mem, the last one blocking), C's for writing (beta may be
+ *      nonzero, and a leading dimension larger than n leaves bytes between
+ *      rows that must survive), A's and B's for reading.
  *   2. cblas_sgemm per product, in order (a summed batch with beta = 1 after
  *      its first product), on the mapped pointers; then the bias epilogue, a
  *      loop over the mapped C.
@@ -38,46 +33,17 @@
 #include <time.h>
 
 #include "clcore/gemm.h"
+#include "clcore/hostmap.h"
 #include "clcore/launch.h"
 
 #ifdef CLSYNTH_HAVE_CBLAS
 #include <cblas.h>
-
-typedef struct region {
-    cl_mem mem;
-    size_t lo, hi; /* floats */
-    bool write;
-    float *ptr;    /* mapped: element lo */
-} region;
 
 /* Floats from X's offset to one past the last element of a (rows, cols)
  * matrix with leading dimension ld, batch times at stride. */
 static size_t extent(const clsynth_gemm_mat *x, size_t rows, size_t cols, size_t batch)
 {
     return (batch - 1) * x->stride + (rows - 1) * x->ld + cols;
-}
-
-static void add_region(region *r, int *n, const clsynth_gemm_mat *x, size_t len, bool write)
-{
-    for (int i = 0; i < *n; i++)
-        if (r[i].mem == x->mem) {
-            if (x->off < r[i].lo)
-                r[i].lo = x->off;
-            if (x->off + len > r[i].hi)
-                r[i].hi = x->off + len;
-            r[i].write = r[i].write || write;
-            return;
-        }
-    r[*n] = (region){ x->mem, x->off, x->off + len, write, NULL };
-    (*n)++;
-}
-
-static const float *at(const region *r, int n, const clsynth_gemm_mat *x)
-{
-    for (int i = 0; i < n; i++)
-        if (r[i].mem == x->mem)
-            return r[i].ptr + (x->off - r[i].lo);
-    return NULL;
 }
 
 static double wall_ms(void)
@@ -87,54 +53,26 @@ static double wall_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
-static int unmap_all(clsynth_ctx *ctx, region *r, int n, const char *what)
-{
-    int rc = 0;
-    for (int i = 0; i < n; i++)
-        if (r[i].ptr) {
-            cl_int e = clEnqueueUnmapMemObject(ctx->queue, r[i].mem, r[i].ptr, 0, NULL, NULL);
-            r[i].ptr = NULL;
-            if (e != CL_SUCCESS && !rc)
-                rc = clsynth_cl_fail(ctx, "clEnqueueUnmapMemObject", what, e);
-        }
-    return rc;
-}
-
 int clsynth_gemm_host(clsynth_ctx *ctx, const char *what, const clsynth_gemm_op *g)
 {
     if (ctx->failed)
         return -1;
     const size_t batch = g->batch ? g->batch : 1;
     const double t0 = ctx->profile_launches ? wall_ms() : 0;
-    region r[4];
-    int n = 0;
-    add_region(r, &n, &g->a, extent(&g->a, g->ta ? g->k : g->m, g->ta ? g->m : g->k, batch), false);
-    add_region(r, &n, &g->b, extent(&g->b, g->tb ? g->n : g->k, g->tb ? g->k : g->n, batch), false);
+    clsynth_hostmap m = { 0 };
+    clsynth_hostmap_add(&m, g->a.mem, g->a.off, extent(&g->a, g->ta ? g->k : g->m, g->ta ? g->m : g->k, batch), false);
+    clsynth_hostmap_add(&m, g->b.mem, g->b.off, extent(&g->b, g->tb ? g->n : g->k, g->tb ? g->k : g->n, batch), false);
     clsynth_gemm_mat c = g->c;
     if (g->sum_batch)
         c.stride = 0;
-    add_region(r, &n, &c, extent(&c, g->m, g->n, batch), true);
-    clsynth_gemm_mat bm = { g->bias, g->bias_off, g->m, 0 };
+    clsynth_hostmap_add(&m, c.mem, c.off, extent(&c, g->m, g->n, batch), true);
     if (g->bias)
-        add_region(r, &n, &bm, g->m, false);
-    for (int i = 0; i < n; i++) {
-        /* only the last map blocks: on the in-order queue it returns after
-         * every earlier command, the other maps too, has completed (one
-         * host-device round trip per call instead of one per buffer) */
-        cl_int e = CL_SUCCESS;
-        cl_map_flags fl = r[i].write ? CL_MAP_READ | CL_MAP_WRITE : CL_MAP_READ;
-        r[i].ptr = clEnqueueMapBuffer(ctx->queue, r[i].mem, i == n - 1 ? CL_TRUE : CL_FALSE, fl, r[i].lo * sizeof(float),
-                                      (r[i].hi - r[i].lo) * sizeof(float), 0, NULL, NULL, &e);
-        if (e != CL_SUCCESS || !r[i].ptr) {
-            r[i].ptr = NULL;
-            clsynth_cl_fail(ctx, "clEnqueueMapBuffer", what, e != CL_SUCCESS ? e : CL_INVALID_VALUE);
-            unmap_all(ctx, r, n, what);
-            return -1;
-        }
-    }
-    const float *A = at(r, n, &g->a), *B = at(r, n, &g->b);
-    float *C = (float *)at(r, n, &c);
-    const float *bias = g->bias ? at(r, n, &bm) : NULL;
+        clsynth_hostmap_add(&m, g->bias, g->bias_off, g->m, false);
+    if (clsynth_hostmap_map(ctx, &m, what))
+        return -1;
+    const float *A = clsynth_hostmap_at(&m, g->a.mem, g->a.off), *B = clsynth_hostmap_at(&m, g->b.mem, g->b.off);
+    float *C = clsynth_hostmap_at(&m, c.mem, c.off);
+    const float *bias = g->bias ? clsynth_hostmap_at(&m, g->bias, g->bias_off) : NULL;
     for (size_t i = 0; i < batch; i++) {
         const float beta = g->sum_batch && i > 0 ? 1.0f : g->beta;
         cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)g->m,
@@ -148,7 +86,7 @@ int clsynth_gemm_host(clsynth_ctx *ctx, const char *what, const clsynth_gemm_op 
                 for (size_t j = 0; j < g->n; j++)
                     cr[j] += b;
             }
-    if (unmap_all(ctx, r, n, what))
+    if (clsynth_hostmap_unmap(ctx, &m, what))
         return -1;
     ctx->launches++;
     if (ctx->profile_launches) {

@@ -11,6 +11,7 @@
 
 #include "clcore/autograd.h"
 #include "clcore/context.h"
+#include "clcore/kdefs.h"
 #include "clcore/params.h"
 #include "clcore/tensor.h"
 
@@ -25,9 +26,19 @@ typedef enum clsynth_conv_algo {
     CLSYNTH_CONV_IGEMM,        /* implicit GEMM over the batch (no column buffer), fused epilogue */
     CLSYNTH_CONV_WINOGRAD,     /* Winograd F(2x2, 3x3): 3x3 stride 1 only; backward data Winograd
                                   too (pad <= 2), backward weight implicit GEMM */
+    CLSYNTH_CONV_DNNL,         /* oneDNN's CPU convolutions on the mapped buffers: host-CPU devices
+                                  of a build with oneDNN (clsynth_conv_dnnl_capable) */
     CLSYNTH_CONV_ALGO_COUNT
 } clsynth_conv_algo;
 const char *clsynth_conv_algo_name(clsynth_conv_algo a);
+/* Whether CLSYNTH_CONV_DNNL runs on the device: a build with oneDNN
+ * (CLSYNTH_HAVE_DNNL) and a host-CPU device (clsynth_device_host_memory). */
+bool clsynth_conv_dnnl_capable(const clsynth_device_info *dev);
+/* Whether oneDNN's convolution takes s: its output size needs no negative
+ * right padding (a stride that leaves input rows unread with a small pad). */
+bool clsynth_conv_dnnl_applies(const clsynth_conv_shape *s);
+/* Frees the context's oneDNN engine and primitives (clsynth_ctx_free calls it). */
+void clsynth_conv_dnnl_free(clsynth_ctx *ctx);
 
 /* x (N,Cin,H,W), w (Cout,Cin,KH,KW), bias (1,Cout,1,1) or NULL.
  * y (N,Cout,(H+2p-KH)/s+1,(W+2p-KW)/s+1). Zero padding, groups = 1. */

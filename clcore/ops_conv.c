@@ -8,6 +8,8 @@
  *   IGEMM        clcore/ops_conv_igemm.c: implicit GEMM over the batch (no column
  *                buffer), the fused epilogue in its store.
  *   WINOGRAD     clcore/ops_conv_winograd.c: F(2x2, 3x3), 3x3 stride 1 only.
+ *   DNNL         clcore/ops_conv_dnnl.c: oneDNN's CPU convolutions on the mapped
+ *                buffers of a host-CPU device.
  * The choice: the caller's (clsynth_conv2d_algo), else the "conv2d"
  * descriptor resolved at the layer's shape (tuned, or the defaults of
  * clcore/ops_conv_kdef.c). The bias is the algorithm's in the forward
@@ -23,6 +25,7 @@ static const clsynth_conv_impl *const impls[CLSYNTH_CONV_ALGO_COUNT] = {
     [CLSYNTH_CONV_IM2COL_GEMM] = &clsynth_conv_impl_gemm,
     [CLSYNTH_CONV_IGEMM] = &clsynth_conv_impl_igemm,
     [CLSYNTH_CONV_WINOGRAD] = &clsynth_conv_impl_winograd,
+    [CLSYNTH_CONV_DNNL] = &clsynth_conv_impl_dnnl,
 };
 
 const clsynth_conv_impl *clsynth_conv_impl_of(clsynth_conv_algo a)

@@ -79,6 +79,7 @@ extern const clsynth_conv_impl clsynth_conv_impl_direct;   /* ops_conv_direct.c 
 extern const clsynth_conv_impl clsynth_conv_impl_gemm;     /* ops_conv_gemm.c */
 extern const clsynth_conv_impl clsynth_conv_impl_igemm;    /* ops_conv_igemm.c */
 extern const clsynth_conv_impl clsynth_conv_impl_winograd; /* ops_conv_winograd.c */
+extern const clsynth_conv_impl clsynth_conv_impl_dnnl;     /* ops_conv_dnnl.c */
 
 /* The algorithm's implementation (NULL for AUTO or a value without one). */
 const clsynth_conv_impl *clsynth_conv_impl_of(clsynth_conv_algo a);

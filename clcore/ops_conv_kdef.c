@@ -6,6 +6,7 @@
 #include "clcore/gemm.h"
 #include "clcore/kdefs.h"
 #include "clcore/ops.h"
+#include "clcore/ops_conv_impl.h"
 
 int clsynth_conv_out_size(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
 
@@ -119,6 +120,18 @@ static clsynth_tensor *conv_run_direct(clsynth_ctx *ctx, clsynth_kbench *b, clsy
  * summation order flipped them on Intel's runtime; tools/ref_ccfpse_torch.py
  * says how the new ones were chosen.)
  *
+ * oneDNN (a build with it, on a host-CPU device): from 512 K forward flops.
+ * Every conv of the tiny step, fwd+bwd ms, min of 3 interleaved rounds,
+ * `clsynth bench conv --preset tiny --repeats 3` (PoCL 5, oneDNN 2.6, 2-core
+ * AVX-512 EPYC, load 0.9), direct / im2col+GEMM (OpenBLAS) / oneDNN:
+ *   3x3 16->144 64x64   161    / 10.7 / 7.3    3x3 44->80 16x16   11.2 / 1.38 / 0.78
+ *   3x3 16->1152 8x8     12.0  / 2.37 / 1.64   3x3 64->32 4x4     0.55 / 0.69 / 0.17
+ *   1x1 36->32 64x64     11.7  / 1.57 / 1.76   1x1 128->64 4x4    0.40 / 0.23 / 0.31
+ *   1x1 32->32 8x8       0.33  / 0.26 / 0.54   1x1 32->1 8x8      0.07 / 0.24 / 0.32
+ * (all convs: 1,689 / 269 / 166 ms): below about 512 K flops its fixed cost
+ * (map, reorders, one host synchronization: about 0.15-0.3 ms) loses to a
+ * kernel, so those keep the rules below.
+ *
  * CLBlast (elsewhere), measured on PoCL 3.1 (2-core EPYC, load 5-7, best of
  * 11, N = 1, forward / forward+backward GFLOP/s, direct vs GEMM):
  *   3x3 16->16 64x64    3.3 / 3.8   vs 2.2 / 2.6   (small Cout: direct)
@@ -146,6 +159,10 @@ static void conv2d_fit(int *v, const void *shape, const clsynth_klimits *lim)
         return;
     const bool k1 = s->kh == 1 && s->kw == 1, plain = k1 && s->stride == 1 && s->pad == 0;
     const double flops = 2.0 * s->n * s->cout * (double)oh_of(s) * ow_of(s) * s->cin * s->kh * s->kw;
+    if (flops >= 512e3 && lim->dev && clsynth_conv_dnnl_capable(lim->dev) && clsynth_conv_dnnl_applies(s)) {
+        v[CONV2D_ALGO] = CLSYNTH_CONV_DNNL;
+        return;
+    }
     bool gemm;
     if (host)
         gemm = flops >= (plain ? 512e3 : 1e6);
@@ -154,24 +171,47 @@ static void conv2d_fit(int *v, const void *shape, const clsynth_klimits *lim)
     v[CONV2D_ALGO] = gemm ? CLSYNTH_CONV_IM2COL_GEMM : CLSYNTH_CONV_DIRECT;
 }
 
-/* Winograd is F(2x2, 3x3): 3x3 stride 1 only. */
+/* Winograd is F(2x2, 3x3): 3x3 stride 1 only; oneDNN needs a right padding >= 0. */
 static bool conv2d_valid(const int *v, const void *shape)
 {
     const clsynth_conv_shape *s = shape;
+    if (v[CONV2D_ALGO] == CLSYNTH_CONV_DNNL)
+        return clsynth_conv_dnnl_applies(s);
     return v[CONV2D_ALGO] != CLSYNTH_CONV_WINOGRAD || (s->kh == 3 && s->kw == 3 && s->stride == 1);
+}
+
+static bool conv2d_device_ok(const clsynth_device_info *dev, const int *v, char *why, size_t len)
+{
+    if (v[CONV2D_ALGO] != CLSYNTH_CONV_DNNL || clsynth_conv_dnnl_capable(dev))
+        return true;
+    snprintf(why, len, "the oneDNN convolution needs a host-CPU device (PoCL, Intel's CPU runtime, rusticl); this "
+                       "is a device of class %s", clsynth_device_class(dev));
+    return false;
 }
 
 const clsynth_kdef clsynth_kdef_conv2d = {
     .key = "conv2d", .op = "clsynth_conv2d", .backward = true,
+    /* a build with oneDNN has one algorithm more: entries tuned without it are stale there */
     .revision = "direct; im2col+GEMM over the batch (GEMM_BATCH merged/strided) through clsynth_gemm; implicit "
-                "GEMM; Winograd F(2x2,3x3); im2col/col2im row loops (COL_ROW_ITEMS)",
+                "GEMM; Winograd F(2x2,3x3); im2col/col2im row loops (COL_ROW_ITEMS)"
+#ifdef CLSYNTH_HAVE_DNNL
+                "; oneDNN on host-CPU devices"
+#endif
+    ,
     .before = { "conv_fwd_direct", "conv_bwd_data_direct", "conv_bwd_weight_direct", "conv_igemm_fwd",
                 "conv_igemm_bwd_data", "conv_igemm_bwd_weight", "conv_winograd" },
     .n_params = 3,
     .params = {
+#ifdef CLSYNTH_HAVE_DNNL
+        { .name = "ALGO", .kind = CLSYNTH_K_ALGO, .n = 5,
+          .values = { CLSYNTH_CONV_DIRECT, CLSYNTH_CONV_IM2COL_GEMM, CLSYNTH_CONV_IGEMM, CLSYNTH_CONV_WINOGRAD,
+                      CLSYNTH_CONV_DNNL },
+          .def = 0 },
+#else
         { .name = "ALGO", .kind = CLSYNTH_K_ALGO, .n = 4,
           .values = { CLSYNTH_CONV_DIRECT, CLSYNTH_CONV_IM2COL_GEMM, CLSYNTH_CONV_IGEMM, CLSYNTH_CONV_WINOGRAD },
           .def = 0 },
+#endif
         { .name = "GEMM_BATCH", .kind = CLSYNTH_K_HOST, .n = 2, .values = { CONV2D_GEMM_MERGED, CONV2D_GEMM_STRIDED },
           .def = 0, .only_algo = CLSYNTH_CONV_IM2COL_GEMM },
         /* work-items per row in im2col / col2im (kernels/im2col.cl): one per row on CPUs
@@ -181,7 +221,7 @@ const clsynth_kdef clsynth_kdef_conv2d = {
           .by_class = { { "cpu", 1 } }, .only_algo = CLSYNTH_CONV_IM2COL_GEMM },
     },
     .shape_size = sizeof(clsynth_conv_shape), .format = conv_format, .parse = conv_parse,
-    .valid = conv2d_valid, .fit = conv2d_fit,
+    .valid = conv2d_valid, .device_ok = conv2d_device_ok, .fit = conv2d_fit,
     .test_shapes = test_shapes, .n_test_shapes = 4,
     .bench_shapes = bench_algo, .n_bench_shapes = 5,
     .setup = conv_setup, .run = conv_run_auto,

@@ -696,9 +696,9 @@ END_TEST
 
 /* The defaults without a tuning database: on a CPU device of PoCL or Intel
  * (host BLAS built in) every GEMM runs on the host BLAS, a conv with enough
- * work for it takes the GEMM path (strided), a small one the direct kernels;
- * on a GPU (and wherever the GEMM is CLBlast's) the GEMM is CLBlast's and the
- * conv path merged. Decided by device type and platform, not vendor id. */
+ * work for it takes oneDNN (built in) or else the GEMM path (strided), a
+ * small one the direct kernels; on a GPU (and wherever the GEMM is CLBlast's)
+ * the GEMM is CLBlast's and the conv path merged. Decided by device type and platform, not vendor id. */
 START_TEST(untuned_defaults_follow_the_device_class)
 {
     static const struct {
@@ -712,8 +712,9 @@ START_TEST(untuned_defaults_follow_the_device_class)
         { "NVIDIA CUDA", "NVIDIA Corporation", CL_DEVICE_TYPE_GPU, false },
         { "Intel(R) OpenCL Graphics", "Intel(R) Corporation", CL_DEVICE_TYPE_GPU, false },
     };
-    /* big: GEMM everywhere; narrow (Cout 16, 19 MFLOP): GEMM under the host BLAS
-     * only; tiny (18 KFLOP): direct everywhere */
+    /* big: oneDNN on the host devices of a build with it, else GEMM; narrow
+     * (Cout 16, 19 MFLOP): oneDNN there, GEMM under the host BLAS, else direct;
+     * tiny (18 KFLOP): direct everywhere */
     const clsynth_conv_shape big = { 2, 16, 64, 64, 144, 3, 3, 1, 1 }, narrow = { 2, 16, 64, 64, 16, 3, 3, 1, 1 };
     const clsynth_conv_shape tiny = { 1, 4, 8, 8, 4, 3, 3, 1, 1 };
     for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
@@ -730,12 +731,17 @@ START_TEST(untuned_defaults_follow_the_device_class)
         clsynth_klimits lim = clsynth_klimits_of(ctx);
         lim.dev = &d;
         clsynth_kdef_defaults(&clsynth_kdef_conv2d, &d, v);
+        /* oneDNN, where this build has it, on the host devices */
+        const bool dnnl = devs[i].host && clsynth_conv_dnnl_capable(&d);
+        ck_assert_int_eq(clsynth_conv_dnnl_capable(&d), devs[i].host && clsynth_conv_dnnl_capable(&ctx->dev));
         clsynth_kdef_conv2d.fit(v, &big, &lim);
-        ck_assert_int_eq(v[CONV2D_ALGO], CLSYNTH_CONV_IM2COL_GEMM);
+        ck_assert_int_eq(v[CONV2D_ALGO], dnnl ? CLSYNTH_CONV_DNNL : CLSYNTH_CONV_IM2COL_GEMM);
         ck_assert_int_eq(v[CONV2D_GEMM_BATCH], host ? CONV2D_GEMM_STRIDED : CONV2D_GEMM_MERGED);
         clsynth_kdef_defaults(&clsynth_kdef_conv2d, &d, w);
         clsynth_kdef_conv2d.fit(w, &narrow, &lim);
-        ck_assert_int_eq(w[CONV2D_ALGO], host ? CLSYNTH_CONV_IM2COL_GEMM : CLSYNTH_CONV_DIRECT);
+        ck_assert_int_eq(w[CONV2D_ALGO], dnnl   ? CLSYNTH_CONV_DNNL
+                                         : host ? CLSYNTH_CONV_IM2COL_GEMM
+                                                : CLSYNTH_CONV_DIRECT);
         clsynth_kdef_defaults(&clsynth_kdef_conv2d, &d, w);
         clsynth_kdef_conv2d.fit(w, &tiny, &lim);
         ck_assert_int_eq(w[CONV2D_ALGO], CLSYNTH_CONV_DIRECT);

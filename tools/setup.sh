@@ -13,9 +13,11 @@ build="$root/build"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # libopenmpi-dev/openmpi-bin: data-parallel training (mpirun -np K clsynth train) and its CI test;
-# clsynth builds and passes without them too (CMake -DCLSYNTH_MPI=OFF).
+# clsynth builds and passes without them too (CMake -DCLSYNTH_MPI=OFF). libopenblas-dev and
+# libdnnl-dev: the host GEMM and convolution algorithms of CPU devices (optional the same way).
 packages=(ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev libclfft-dev libpng-dev
-          libjpeg62-turbo-dev libopenblas-dev check cmake pkg-config gcc make oclgrind libopenmpi-dev openmpi-bin)
+          libjpeg62-turbo-dev libopenblas-dev libdnnl-dev check cmake pkg-config gcc make oclgrind
+          libopenmpi-dev openmpi-bin)
 # test only: Mesa's rusticl (a second OpenCL implementation), pip (fetches Intel's runtime)
 test_packages=(mesa-opencl-icd python3-pip)
 
