@@ -33,11 +33,16 @@ typedef enum clsynth_kdef_id {
 typedef struct clsynth_conv_shape {
     int n, cin, h, w, cout, kh, kw, stride, pad;
 } clsynth_conv_shape;
-enum { CONV2D_ALGO, CONV2D_GEMM_BATCH, CONV2D_COL_ROW_ITEMS };
+enum { CONV2D_ALGO, CONV2D_GEMM_BATCH, CONV2D_COL_ROW_ITEMS, CONV2D_DNNL_LAYOUT };
 /* CONV2D_GEMM_BATCH values: how the im2col + GEMM algorithm covers the samples */
 enum {
     CONV2D_GEMM_MERGED = 1,  /* one GEMM for all samples side by side (N*P columns), layouts permuted */
     CONV2D_GEMM_STRIDED = 2, /* one product per sample (a batched GEMM call), no permutes */
+};
+/* CONV2D_DNNL_LAYOUT values (a build with oneDNN): the activations' layout oneDNN computes in */
+enum {
+    CONV2D_DNNL_BLOCKED = 1, /* the primitive's choice (channel-blocked), reordered from and to NCHW */
+    CONV2D_DNNL_PLAIN = 2,   /* NCHW as stored: no reorders of x and y (a GEMM-based primitive) */
 };
 enum { CONV_FWD_COUT_PER_ITEM, CONV_FWD_CIN_CHUNK, CONV_FWD_TILE_W, CONV_FWD_TILE_H, CONV_FWD_USE_LOCAL };
 enum { CONV_BWD_COUT_PER_ITEM, CONV_BWD_LOCAL_X, CONV_BWD_LOCAL_Y };

@@ -13,7 +13,10 @@
  *
  * One call: map x, w, b and y (or dy, dx, dw), reorder the operands from our
  * layouts (NCHW activations, OIHW weights) to the layouts the primitive chose
- * (format "any"), run it, reorder the result back, unmap. The result's
+ * (format "any"), run it, reorder the result back, unmap. The conv2d tunable
+ * DNNL_LAYOUT keeps the activations in NCHW instead (CONV2D_DNNL_PLAIN: no
+ * reorders of x and y, oneDNN's GEMM-based primitive; the default for a
+ * plain 1x1 conv, whose blocked reorders cost more than the conv). The result's
  * reorder carries a sum post-op where the gradient is accumulated (dx += ..,
  * dw += ..), so no extra pass adds it. The reordered copies live in one host
  * scratch arena per context (the size of the largest conv's operands).
@@ -66,6 +69,7 @@ enum { R_SRC, R_WEI, R_DST, N_ROLES };
 typedef struct prim {
     int pass;
     bool bias;
+    bool plain; /* CONV2D_DNNL_PLAIN: x and y (dx, dy) stay NCHW */
     clsynth_conv_geom g;
     dnnl_primitive_t conv;
     dnnl_memory_desc_t user[N_ROLES]; /* ours: nchw, oihw, nchw */
@@ -154,20 +158,22 @@ static int md_init(clsynth_ctx *ctx, dnnl_memory_desc_t *md, int n, int c, int h
     return 0;
 }
 
-/* The three tensors' descriptors at g: ours (tag nchw/oihw) or "any". */
-static int mds(clsynth_ctx *ctx, const clsynth_conv_geom *g, bool any, dnnl_memory_desc_t md[N_ROLES],
+/* The three tensors' descriptors at g: ours (tag nchw/oihw), or what the
+ * primitive may choose ("any"; the activations stay nchw when plain). */
+static int mds(clsynth_ctx *ctx, const clsynth_conv_geom *g, bool any, bool plain, dnnl_memory_desc_t md[N_ROLES],
                const char *what)
 {
-    return md_init(ctx, &md[R_SRC], g->N, g->Cin, g->H, g->W, any ? dnnl_format_tag_any : dnnl_nchw, what) ||
+    const dnnl_format_tag_t act = any && !plain ? dnnl_format_tag_any : dnnl_nchw;
+    return md_init(ctx, &md[R_SRC], g->N, g->Cin, g->H, g->W, act, what) ||
            md_init(ctx, &md[R_WEI], g->Cout, g->Cin, g->KH, g->KW, any ? dnnl_format_tag_any : dnnl_oihw, what) ||
-           md_init(ctx, &md[R_DST], g->N, g->Cout, g->OH, g->OW, any ? dnnl_format_tag_any : dnnl_nchw, what);
+           md_init(ctx, &md[R_DST], g->N, g->Cout, g->OH, g->OW, act, what);
 }
 
-static int fwd_pd(clsynth_ctx *ctx, clsynth_dnnl *d, const clsynth_conv_geom *g, bool bias,
+static int fwd_pd(clsynth_ctx *ctx, clsynth_dnnl *d, const clsynth_conv_geom *g, bool bias, bool plain,
                   dnnl_primitive_desc_t *pd, const char *what)
 {
     dnnl_memory_desc_t any[N_ROLES], bmd;
-    if (mds(ctx, g, true, any, what))
+    if (mds(ctx, g, true, plain, any, what))
         return -1;
     const dnnl_dims_t bd = { g->Cout };
     DNNL_CK(ctx, dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x), what);
@@ -210,12 +216,12 @@ static int reorder(clsynth_ctx *ctx, clsynth_dnnl *d, const dnnl_memory_desc_t *
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* The primitive of (pass, g, bias): from the list, or made and added. */
-static prim *prim_get(clsynth_ctx *ctx, clsynth_dnnl *d, int pass, const clsynth_conv_geom *g, bool bias,
+/* The primitive of (pass, g, bias, layout): from the list, or made and added. */
+static prim *prim_get(clsynth_ctx *ctx, clsynth_dnnl *d, int pass, const clsynth_conv_geom *g, bool bias, bool plain,
                       const char *what)
 {
     for (prim *p = d->prims; p; p = p->next)
-        if (p->pass == pass && p->bias == bias && memcmp(&p->g, g, sizeof *g) == 0)
+        if (p->pass == pass && p->bias == bias && p->plain == plain && memcmp(&p->g, g, sizeof *g) == 0)
             return p;
     prim *p = calloc(1, sizeof *p);
     if (!p) {
@@ -224,9 +230,10 @@ static prim *prim_get(clsynth_ctx *ctx, clsynth_dnnl *d, int pass, const clsynth
     }
     p->pass = pass;
     p->bias = bias;
+    p->plain = plain;
     p->g = *g;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    int rc = mds(ctx, g, false, p->user, what) || fwd_pd(ctx, d, g, bias, &hint, what);
+    int rc = mds(ctx, g, false, false, p->user, what) || fwd_pd(ctx, d, g, bias, plain, &hint, what);
     if (!rc && pass == PASS_FWD) {
         pd = hint;
         hint = NULL;
@@ -236,7 +243,7 @@ static prim *prim_get(clsynth_ctx *ctx, clsynth_dnnl *d, int pass, const clsynth
         const dnnl_dims_t pr = { (g->OH - 1) * g->stride + g->KH - g->H - g->pad,
                                  (g->OW - 1) * g->stride + g->KW - g->W - g->pad };
         dnnl_convolution_desc_t cd;
-        dnnl_status_t s = mds(ctx, g, true, any, what) ? dnnl_runtime_error : dnnl_success;
+        dnnl_status_t s = mds(ctx, g, true, plain, any, what) ? dnnl_runtime_error : dnnl_success;
         if (s == dnnl_success)
             s = pass == PASS_BWD_DATA
                     ? dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &any[R_SRC], &any[R_WEI],
@@ -400,7 +407,8 @@ static int run_pass(clsynth_ctx *ctx, const clsynth_conv_call *c, int pass, clsy
                                 c->what, s.stride, s.pad, s.h, s.w);
     const double t0 = ctx->profile_launches ? wall_ms() : 0;
     clsynth_dnnl *d = state(ctx, c->what);
-    prim *p = d ? prim_get(ctx, d, pass, &c->g, bias != NULL, c->what) : NULL;
+    const bool plain = c->cfg->v[CONV2D_DNNL_LAYOUT] == CONV2D_DNNL_PLAIN;
+    prim *p = d ? prim_get(ctx, d, pass, &c->g, bias != NULL, plain, c->what) : NULL;
     if (!p)
         return -1;
     const int out = pass == PASS_FWD ? R_DST : pass == PASS_BWD_DATA ? R_SRC : R_WEI;

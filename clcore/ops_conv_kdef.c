@@ -131,6 +131,13 @@ static clsynth_tensor *conv_run_direct(clsynth_ctx *ctx, clsynth_kbench *b, clsy
  * (all convs: 1,689 / 269 / 166 ms): below about 512 K flops its fixed cost
  * (map, reorders, one host synchronization: about 0.15-0.3 ms) loses to a
  * kernel, so those keep the rules below.
+ * DNNL_LAYOUT (0: automatic): plain NCHW for a plain 1x1 conv, blocked
+ * otherwise. oneDNN 2.6 alone, 1 thread, N 1, forward ms (the blocked time
+ * includes the reorders of x, w and y): 1x1 36->32 64x64 blocked 0.262 (of
+ * it 0.135 reordering x) vs plain 0.105; 1x1 128->64 4x4 0.004 vs 0.003;
+ * 3x3 16->16 64x64 0.149 vs 0.414; 3x3 44->80 16x16 0.107 vs 0.140; 3x3
+ * 16->576 8x8 0.082 vs 0.065 (a 3x3 conv's GEMM-based primitive pays its
+ * own im2col).
  *
  * CLBlast (elsewhere), measured on PoCL 3.1 (2-core EPYC, load 5-7, best of
  * 11, N = 1, forward / forward+backward GFLOP/s, direct vs GEMM):
@@ -155,9 +162,13 @@ static void conv2d_fit(int *v, const void *shape, const clsynth_klimits *lim)
     const bool host = g[GEMM_ALGO] == CLSYNTH_GEMM_HOST_BLAS;
     if (v[CONV2D_GEMM_BATCH] == 0)
         v[CONV2D_GEMM_BATCH] = host ? CONV2D_GEMM_STRIDED : CONV2D_GEMM_MERGED;
+    const bool k1 = s->kh == 1 && s->kw == 1, plain = k1 && s->stride == 1 && s->pad == 0;
+#ifdef CLSYNTH_HAVE_DNNL
+    if (v[CONV2D_DNNL_LAYOUT] == 0)
+        v[CONV2D_DNNL_LAYOUT] = plain ? CONV2D_DNNL_PLAIN : CONV2D_DNNL_BLOCKED;
+#endif
     if (v[CONV2D_ALGO] != 0)
         return;
-    const bool k1 = s->kh == 1 && s->kw == 1, plain = k1 && s->stride == 1 && s->pad == 0;
     const double flops = 2.0 * s->n * s->cout * (double)oh_of(s) * ow_of(s) * s->cin * s->kh * s->kw;
     if (flops >= 512e3 && lim->dev && clsynth_conv_dnnl_capable(lim->dev) && clsynth_conv_dnnl_applies(s)) {
         v[CONV2D_ALGO] = CLSYNTH_CONV_DNNL;
@@ -195,12 +206,16 @@ const clsynth_kdef clsynth_kdef_conv2d = {
     .revision = "direct; im2col+GEMM over the batch (GEMM_BATCH merged/strided) through clsynth_gemm; implicit "
                 "GEMM; Winograd F(2x2,3x3); im2col/col2im row loops (COL_ROW_ITEMS)"
 #ifdef CLSYNTH_HAVE_DNNL
-                "; oneDNN on host-CPU devices"
+                "; oneDNN on host-CPU devices (DNNL_LAYOUT blocked/plain)"
 #endif
     ,
     .before = { "conv_fwd_direct", "conv_bwd_data_direct", "conv_bwd_weight_direct", "conv_igemm_fwd",
                 "conv_igemm_bwd_data", "conv_igemm_bwd_weight", "conv_winograd" },
+#ifdef CLSYNTH_HAVE_DNNL
+    .n_params = 4,
+#else
     .n_params = 3,
+#endif
     .params = {
 #ifdef CLSYNTH_HAVE_DNNL
         { .name = "ALGO", .kind = CLSYNTH_K_ALGO, .n = 5,
@@ -219,6 +234,10 @@ const clsynth_kdef clsynth_kdef_conv2d = {
          * wide row on GPUs (neighbouring items on neighbouring addresses) */
         { .name = "COL_ROW_ITEMS", .kind = CLSYNTH_K_HOST, .n = 4, .values = { 1, 8, 64, 256 }, .def = 256,
           .by_class = { { "cpu", 1 } }, .only_algo = CLSYNTH_CONV_IM2COL_GEMM },
+#ifdef CLSYNTH_HAVE_DNNL
+        { .name = "DNNL_LAYOUT", .kind = CLSYNTH_K_HOST, .n = 2, .values = { CONV2D_DNNL_BLOCKED, CONV2D_DNNL_PLAIN },
+          .def = 0, .only_algo = CLSYNTH_CONV_DNNL },
+#endif
     },
     .shape_size = sizeof(clsynth_conv_shape), .format = conv_format, .parse = conv_parse,
     .valid = conv2d_valid, .device_ok = conv2d_device_ok, .fit = conv2d_fit,

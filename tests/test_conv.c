@@ -745,6 +745,15 @@ START_TEST(untuned_defaults_follow_the_device_class)
         clsynth_kdef_defaults(&clsynth_kdef_conv2d, &d, w);
         clsynth_kdef_conv2d.fit(w, &tiny, &lim);
         ck_assert_int_eq(w[CONV2D_ALGO], CLSYNTH_CONV_DIRECT);
+#ifdef CLSYNTH_HAVE_DNNL
+        /* oneDNN's layout: blocked for a 3x3 conv, NCHW as stored for a plain 1x1 */
+        ck_assert_int_eq(v[CONV2D_DNNL_LAYOUT], CONV2D_DNNL_BLOCKED);
+        const clsynth_conv_shape one = { 2, 36, 64, 64, 32, 1, 1, 1, 0 };
+        clsynth_kdef_defaults(&clsynth_kdef_conv2d, &d, w);
+        clsynth_kdef_conv2d.fit(w, &one, &lim);
+        ck_assert_int_eq(w[CONV2D_ALGO], dnnl ? CLSYNTH_CONV_DNNL : CLSYNTH_CONV_IM2COL_GEMM);
+        ck_assert_int_eq(w[CONV2D_DNNL_LAYOUT], CONV2D_DNNL_PLAIN);
+#endif
     }
 }
 END_TEST

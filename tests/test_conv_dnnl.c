@@ -110,12 +110,22 @@ typedef struct result {
     float *y, *dx, *dw, *db;
 } result;
 
-static result run_dnnl(const cv *c, const host *h)
+/* layout: CONV2D_DNNL_BLOCKED or _PLAIN (forced), 0 as resolved */
+static result run_dnnl(const cv *c, const host *h, int layout)
 {
     clsynth_tensor *x = clsynth_test_input(ctx, "x", c->N, c->Cin, c->H, c->W, h->x);
     clsynth_tensor *w = clsynth_test_input(ctx, "w", c->Cout, c->Cin, c->K, c->K, h->w);
     clsynth_tensor *b = clsynth_test_input(ctx, "b", 1, c->Cout, 1, 1, h->b);
-    clsynth_tensor *y = clsynth_conv2d_algo(ctx, x, w, b, c->stride, c->pad, CLSYNTH_CONV_DNNL);
+    clsynth_kforce f = { .def = &clsynth_kdef_conv2d };
+    if (layout) {
+        const clsynth_conv_shape s = shape_of(c);
+        clsynth_kcfg cfg;
+        ck_assert_msg(clsynth_kconfig(ctx, f.def, &s, NULL, &cfg) == 0, "%s", ctx->err.msg);
+        memcpy(f.v, cfg.v, sizeof f.v);
+        f.v[CONV2D_ALGO] = CLSYNTH_CONV_DNNL;
+        f.v[CONV2D_DNNL_LAYOUT] = layout;
+    }
+    clsynth_tensor *y = clsynth_conv2d_forced(ctx, x, w, b, c->stride, c->pad, CLSYNTH_CONV_DNNL, layout ? &f : NULL);
     ck_assert_msg(y != NULL, "%s", ctx->err.msg);
     result r = { clsynth_test_download(ctx, y), NULL, NULL, NULL };
     clsynth_tensor *gy = clsynth_tensor_from_host(ctx, "dy", y->n, y->c, y->h, y->w, h->dy);
@@ -123,6 +133,7 @@ static result run_dnnl(const cv *c, const host *h)
     r.dx = clsynth_test_download(ctx, x->grad);
     r.dw = clsynth_test_download(ctx, w->grad);
     r.db = clsynth_test_download(ctx, b->grad);
+    ck_assert_msg(!layout || f.hits > 0, "the forced layout was never resolved");
     clsynth_tensor_free(ctx, x);
     clsynth_tensor_free(ctx, w);
     clsynth_tensor_free(ctx, b);
@@ -138,14 +149,17 @@ static void free_result(result *r)
     free(r->db);
 }
 
+/* Both layouts (blocked: reordered around the primitive; plain: NCHW as stored). */
 START_TEST(forward_and_backward_match_reference)
 {
     if (!runs_here("forward_and_backward_match_reference"))
         return;
     int n;
     const cv *cs = shape_list(&n);
-    for (int i = 0; i < n; i++) {
-        const cv *c = &cs[i];
+    for (int k = 0; k < 2 * n; k++) {
+        const cv *c = &cs[k / 2];
+        const int layout = k % 2 ? CONV2D_DNNL_PLAIN : CONV2D_DNNL_BLOCKED;
+        const int i = k / 2;
         const clsynth_conv_shape s = shape_of(c);
         if (!clsynth_conv_dnnl_applies(&s))
             continue;
@@ -155,9 +169,9 @@ START_TEST(forward_and_backward_match_reference)
         ref_conv2d_forward(h.x, h.w, h.b, ry, c->N, c->Cin, c->H, c->W, c->Cout, c->K, c->K, c->stride, c->pad);
         ref_conv2d_backward(h.x, h.w, h.dy, rdx, rdw, rdb, c->N, c->Cin, c->H, c->W, c->Cout, c->K, c->K, c->stride,
                             c->pad);
-        result r = run_dnnl(c, &h);
+        result r = run_dnnl(c, &h, layout);
         char base[160], what[200];
-        describe(c, "dnnl", base, sizeof base);
+        describe(c, layout == CONV2D_DNNL_PLAIN ? "dnnl (plain)" : "dnnl (blocked)", base, sizeof base);
         snprintf(what, sizeof what, "%s: y", base);
         clsynth_test_assert_close(what, r.y, ry, h.ny, ATOL, RTOL);
         snprintf(what, sizeof what, "%s: dx", base);
@@ -176,20 +190,22 @@ START_TEST(forward_and_backward_match_reference)
 }
 END_TEST
 
-/* Two runs give the same bits: y and every gradient. */
+/* Two runs give the same bits: y and every gradient, in both layouts. */
 START_TEST(reruns_are_bit_identical)
 {
     if (!runs_here("reruns_are_bit_identical"))
         return;
     const cv c = clsynth_test_under_oclgrind() ? (cv){ 2, 3, 6, 6, 4, 3, 1, 1 } : (cv){ 3, 37, 23, 21, 19, 3, 1, 1 };
     host h = make_host(&c, 70);
-    result r[2] = { run_dnnl(&c, &h), run_dnnl(&c, &h) };
-    ck_assert_msg(memcmp(r[0].y, r[1].y, h.ny * sizeof(float)) == 0, "y differs between runs");
-    ck_assert_msg(memcmp(r[0].dx, r[1].dx, h.nx * sizeof(float)) == 0, "dx differs between runs");
-    ck_assert_msg(memcmp(r[0].dw, r[1].dw, h.nw * sizeof(float)) == 0, "dw differs between runs");
-    ck_assert_msg(memcmp(r[0].db, r[1].db, (size_t)c.Cout * sizeof(float)) == 0, "db differs between runs");
-    free_result(&r[0]);
-    free_result(&r[1]);
+    for (int layout = CONV2D_DNNL_BLOCKED; layout <= CONV2D_DNNL_PLAIN; layout++) {
+        result r[2] = { run_dnnl(&c, &h, layout), run_dnnl(&c, &h, layout) };
+        ck_assert_msg(memcmp(r[0].y, r[1].y, h.ny * sizeof(float)) == 0, "layout %d: y differs between runs", layout);
+        ck_assert_msg(memcmp(r[0].dx, r[1].dx, h.nx * sizeof(float)) == 0, "layout %d: dx differs", layout);
+        ck_assert_msg(memcmp(r[0].dw, r[1].dw, h.nw * sizeof(float)) == 0, "layout %d: dw differs", layout);
+        ck_assert_msg(memcmp(r[0].db, r[1].db, (size_t)c.Cout * sizeof(float)) == 0, "layout %d: db differs", layout);
+        free_result(&r[0]);
+        free_result(&r[1]);
+    }
     free_host(&h);
 }
 END_TEST
