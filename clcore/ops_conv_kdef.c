@@ -131,13 +131,20 @@ static clsynth_tensor *conv_run_direct(clsynth_ctx *ctx, clsynth_kbench *b, clsy
  * (all convs: 1,689 / 269 / 166 ms): below about 512 K flops its fixed cost
  * (map, reorders, one host synchronization: about 0.15-0.3 ms) loses to a
  * kernel, so those keep the rules below.
- * DNNL_LAYOUT (0: automatic): plain NCHW for a plain 1x1 conv, blocked
- * otherwise. oneDNN 2.6 alone, 1 thread, N 1, forward ms (the blocked time
- * includes the reorders of x, w and y): 1x1 36->32 64x64 blocked 0.262 (of
- * it 0.135 reordering x) vs plain 0.105; 1x1 128->64 4x4 0.004 vs 0.003;
- * 3x3 16->16 64x64 0.149 vs 0.414; 3x3 44->80 16x16 0.107 vs 0.140; 3x3
- * 16->576 8x8 0.082 vs 0.065 (a 3x3 conv's GEMM-based primitive pays its
- * own im2col).
+ * DNNL_LAYOUT (0: automatic): plain NCHW for a plain 1x1 conv and for a
+ * conv whose weights outnumber its activations (x and y) 4 to 1, blocked
+ * otherwise. The blocked primitive needs its weights reordered on every
+ * call (they change every step; the reorder ran at about 4 GB/s), the
+ * GEMM-based plain one reads them as stored but pays its own im2col.
+ * oneDNN 2.6 alone, N 1, forward ms, blocked (the reorders of x, w and y
+ * included) vs plain; 2 threads:
+ *   3x3 1024->1024 2x2   10.77 (8.83 of it w) vs 4.55   3x3 1024->512 8x8   5.00 vs 3.58
+ *   3x3 1024->1024 4x4    7.60 vs 2.40                  3x3 512->256 16x16  1.92 vs 1.59
+ *   3x3 1024->1024 8x8    9.80 vs 5.35                  3x3 256->128 32x32  1.45 vs 1.73
+ *   3x3 184->1024 4x4     0.53 vs 0.23                  3x3 128->64 64x64   1.52 vs 2.35
+ * 1 thread: 1x1 36->32 64x64 0.262 (0.135 of it reordering x) vs 0.105; 3x3
+ * 16->16 64x64 0.149 vs 0.414; 3x3 44->80 16x16 0.107 vs 0.140; 3x3 64->32
+ * 8x8 0.021 vs 0.052; 3x3 16->576 8x8 0.082 vs 0.065.
  *
  * CLBlast (elsewhere), measured on PoCL 3.1 (2-core EPYC, load 5-7, best of
  * 11, N = 1, forward / forward+backward GFLOP/s, direct vs GEMM):
@@ -164,8 +171,11 @@ static void conv2d_fit(int *v, const void *shape, const clsynth_klimits *lim)
         v[CONV2D_GEMM_BATCH] = host ? CONV2D_GEMM_STRIDED : CONV2D_GEMM_MERGED;
     const bool k1 = s->kh == 1 && s->kw == 1, plain = k1 && s->stride == 1 && s->pad == 0;
 #ifdef CLSYNTH_HAVE_DNNL
-    if (v[CONV2D_DNNL_LAYOUT] == 0)
-        v[CONV2D_DNNL_LAYOUT] = plain ? CONV2D_DNNL_PLAIN : CONV2D_DNNL_BLOCKED;
+    if (v[CONV2D_DNNL_LAYOUT] == 0) {
+        const double weights = (double)s->cout * s->cin * s->kh * s->kw;
+        const double acts = (double)s->n * ((double)s->cin * s->h * s->w + (double)s->cout * oh_of(s) * ow_of(s));
+        v[CONV2D_DNNL_LAYOUT] = plain || weights >= 4 * acts ? CONV2D_DNNL_PLAIN : CONV2D_DNNL_BLOCKED;
+    }
 #endif
     if (v[CONV2D_ALGO] != 0)
         return;
