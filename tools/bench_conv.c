@@ -11,20 +11,45 @@
 #include "clcore/kdefs.h"
 #include "clcore/ops.h"
 
-#define NA (CLSYNTH_CONV_ALGO_COUNT - 1) /* algorithms 1 .. COUNT-1 */
+/* The table's columns: each algorithm, and oneDNN once per layout. */
+typedef struct column {
+    int algo;
+    int layout; /* CONV2D_DNNL_LAYOUT's value, 0: any */
+    const char *name;
+} column;
+
+static const column columns[] = {
+    { CLSYNTH_CONV_DIRECT, 0, "direct" },     { CLSYNTH_CONV_IM2COL_GEMM, 0, "im2col_gemm" },
+    { CLSYNTH_CONV_IGEMM, 0, "igemm" },       { CLSYNTH_CONV_WINOGRAD, 0, "winograd" },
+#ifdef CLSYNTH_HAVE_DNNL
+    { CLSYNTH_CONV_DNNL, CONV2D_DNNL_BLOCKED, "dnnl" }, { CLSYNTH_CONV_DNNL, CONV2D_DNNL_PLAIN, "dnnl_plain" },
+#endif
+};
+#define NA ((int)(sizeof columns / sizeof columns[0]))
 
 typedef struct conv_row {
     const char *key;
     unsigned long uses;
-    int def_algo;      /* the resolver's choice */
+    int def_col;                     /* the resolver's choice (-1: none of the columns) */
     int def_v[CLSYNTH_K_MAX_PARAMS]; /* its values */
-    double ms[NA + 1]; /* [a]: algorithm a; NAN: not legal here; [0] unused */
+    double ms[NA];                   /* [k]: column k; NAN: not legal here */
 } conv_row;
 
-/* The first legal candidate of the conv2d descriptor at key with ALGO algo
+static bool is_layout(int p)
+{
+#ifdef CLSYNTH_HAVE_DNNL
+    return p == CONV2D_DNNL_LAYOUT;
+#else
+    (void)p;
+    return false;
+#endif
+}
+
+/* The first legal candidate of the conv2d descriptor at key of column col
  * (the tuner's enumeration: its other tunables at their first legal values),
  * timed; NAN when the algorithm has none there (Winograd off 3x3 stride 1). */
-static int measure_algo(clsynth_ctx *ctx, const char *key, const int *def, int algo, int repeats, double *ms)
+static int measure_algo(clsynth_ctx *ctx, const char *key, const int *def, const column *col, int repeats,
+                        double *ms)
 {
     int *v = NULL;
     size_t count = 0;
@@ -36,11 +61,16 @@ static int measure_algo(clsynth_ctx *ctx, const char *key, const int *def, int a
     size_t c = count;
     for (size_t i = 0; i < count; i++) {
         const int *cv = v + i * (size_t)np;
-        if (cv[CONV2D_ALGO] != algo)
+        if (cv[CONV2D_ALGO] != col->algo)
+            continue;
+        bool lay = false;
+        for (int p = 0; p < np; p++)
+            lay = lay || (is_layout(p) && col->layout && cv[p] != col->layout);
+        if (lay)
             continue;
         bool same = true;
         for (int p = 0; p < np; p++)
-            same = same && (p == CONV2D_ALGO || cv[p] == def[p]);
+            same = same && (p == CONV2D_ALGO || (is_layout(p) && col->layout) || cv[p] == def[p]);
         if (same || c == count)
             c = i;
         if (same)
@@ -78,19 +108,23 @@ int clsynth_bench_conv(clsynth_ctx *ctx, const clsynth_tune_job *jobs, size_t n_
             free(rows);
             return -1;
         }
-        r->def_algo = cfg.v[CONV2D_ALGO];
         memcpy(r->def_v, cfg.v, sizeof r->def_v);
-        for (int a = 1; a <= NA; a++)
-            r->ms[a] = INFINITY;
+        r->def_col = -1;
+        for (int k = 0; k < NA; k++) {
+            r->ms[k] = INFINITY;
+            if (r->def_col < 0 && columns[k].algo == cfg.v[CONV2D_ALGO] &&
+                (!columns[k].layout || cfg.v[CONV2D_DNNL_LAYOUT] == columns[k].layout))
+                r->def_col = k;
+        }
     }
     /* interleaved: every row and algorithm once per round */
     for (int round = 0; round < rounds; round++)
         for (size_t i = 0; i < n; i++)
-            for (int a = 1; a <= NA; a++) {
+            for (int a = 0; a < NA; a++) {
                 double ms;
                 if (isnan(rows[i].ms[a]))
                     continue;
-                if (measure_algo(ctx, rows[i].key, rows[i].def_v, a, repeats, &ms)) {
+                if (measure_algo(ctx, rows[i].key, rows[i].def_v, &columns[a], repeats, &ms)) {
                     free(rows);
                     return -1;
                 }
@@ -101,36 +135,35 @@ int clsynth_bench_conv(clsynth_ctx *ctx, const clsynth_tune_job *jobs, size_t n_
            "of %d); lookups: per training step + inference (about 2 per forward + backward)\n",
            rounds, repeats);
     printf("%-34s %7s", "shape N.Cin.HxW.Cout.KxK.s.p", "lookups");
-    for (int a = 1; a <= NA; a++)
-        printf(" %11s", clsynth_conv_algo_name((clsynth_conv_algo)a));
+    for (int a = 0; a < NA; a++)
+        printf(" %11s", columns[a].name);
     printf("  %-11s %s\n", "default", "best");
-    double tot[NA + 1] = { 0 }, tot_def = 0, tot_best = 0;
+    double tot[NA] = { 0 }, tot_def = 0, tot_best = 0;
     for (size_t i = 0; i < n; i++) {
         const conv_row *r = &rows[i];
         const double w = (double)r->uses / 2.0;
         printf("%-34s %7lu", r->key, r->uses);
-        int best = 0;
-        for (int a = 1; a <= NA; a++) {
+        int best = -1;
+        for (int a = 0; a < NA; a++) {
             if (isnan(r->ms[a])) {
                 printf(" %11s", "-");
                 continue;
             }
             printf(" %11.3f", r->ms[a]);
             tot[a] += w * r->ms[a];
-            if (!best || r->ms[a] < r->ms[best])
+            if (best < 0 || r->ms[a] < r->ms[best])
                 best = a;
         }
-        for (int a = 1; a <= NA; a++)
+        for (int a = 0; a < NA; a++)
             if (isnan(r->ms[a]))
-                tot[a] += w * (best ? r->ms[best] : 0); /* n/a: counted at the best, so the totals compare */
-        const int d = r->def_algo >= 1 && r->def_algo <= NA ? r->def_algo : 0;
-        tot_def += d && !isnan(r->ms[d]) ? w * r->ms[d] : 0;
-        tot_best += best ? w * r->ms[best] : 0;
-        printf("  %-11s %s\n", d ? clsynth_conv_algo_name((clsynth_conv_algo)d) : "?",
-               best ? clsynth_conv_algo_name((clsynth_conv_algo)best) : "-");
+                tot[a] += w * (best >= 0 ? r->ms[best] : 0); /* n/a: counted at the best, so the totals compare */
+        const int d = r->def_col;
+        tot_def += d >= 0 && !isnan(r->ms[d]) ? w * r->ms[d] : 0;
+        tot_best += best >= 0 ? w * r->ms[best] : 0;
+        printf("  %-11s %s\n", d >= 0 ? columns[d].name : "?", best >= 0 ? columns[best].name : "-");
     }
     printf("%-34s %7s", "total (ms per step, lookups/2 each)", "");
-    for (int a = 1; a <= NA; a++)
+    for (int a = 0; a < NA; a++)
         printf(" %11.1f", tot[a]);
     printf("  default %.1f, best per shape %.1f (n/a cells counted at the row's best)\n", tot_def, tot_best);
     free(rows);

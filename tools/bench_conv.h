@@ -1,5 +1,6 @@
 /* `clsynth bench conv`: every convolution algorithm (direct, im2col + GEMM,
- * implicit GEMM, Winograd) at each conv2d shape one training step of the
+ * implicit GEMM, Winograd, and in a build with oneDNN oneDNN in each of its
+ * layouts, blocked and plain) at each conv2d shape one training step of the
  * model flags looks up, forward + backward, beside the algorithm the
  * resolver picks there; totals weighted by the lookups per step. */
 #ifndef CLSYNTH_BENCH_CONV_H

@@ -477,8 +477,9 @@ int clsynth_cmd_bench(int argc, char **argv)
                    "       (%s);\n"
                    "gemm: clsynth_gemm's algorithms at the GEMM products of one training step (and inference)\n"
                    "     of the model flags against OpenBLAS on host arrays (ops: at the representative convs);\n"
-                   "conv: every conv algorithm (direct, im2col_gemm, igemm, winograd) at the conv shapes of one\n"
-                   "     training step of the model flags, forward + backward, beside the default choice;\n"
+                   "conv: every conv algorithm (direct, im2col_gemm, igemm, winograd; dnnl and dnnl_plain: oneDNN\n"
+                   "     blocked and in NCHW, CPU devices) at the conv shapes of one training step of the model\n"
+                   "     flags, forward + backward, beside the default choice;\n"
                    "checkpoint: checkpoint save (latest + hard-linked numbered copy) and load times (one process);\n"
                    "step: training steps (each printed) and inference as training runs them (tuning as\n"
                    "      installed), pool peaks and peak RSS (tools/bench_vs_torch.py reads its --json).\n",
