@@ -391,6 +391,26 @@ START_TEST(split_c_is_slices_in_one_launch)
     }
     clsynth_tape_clear(ctx);
     clsynth_release_activations(ctx);
+    /* one sample without a tape: views of x's storage, no launch, the same values */
+    int d1[4] = { 1, 17, 5, 3 };
+    clsynth_tensor *x1 = input4("x1", d1, hx);
+    clsynth_no_grad_begin(ctx);
+    const unsigned long l1 = ctx->launches;
+    ck_assert_msg(clsynth_split_c(ctx, x1, counts, 4, p) == 0, "%s", ctx->err.msg);
+    clsynth_no_grad_end(ctx);
+    ck_assert_int_eq((int)(ctx->launches - l1), 0);
+    for (int i = 0, c0 = 0; i < 4; c0 += counts[i], i++) {
+        ck_assert(p[i]->n == 1 && p[i]->c == counts[i] && p[i]->h == 5 && p[i]->w == 3);
+        ck_assert(p[i]->mem == x1->mem && p[i]->off == x1->off + (size_t)c0 * 15);
+        float *hy = clsynth_test_download(ctx, p[i]);
+        float *ref = malloc(p[i]->numel * sizeof *ref);
+        ref_ew_slice_c(hx, 1, 17, 15, c0, counts[i], ref);
+        clsynth_test_assert_close("split_c of one sample without a tape", hy, ref, p[i]->numel, 0.0, 0.0);
+        free(hy);
+        free(ref);
+    }
+    clsynth_release_activations(ctx);
+    clsynth_tensor_free(ctx, x1);
     clsynth_test_gradcheck(ctx, "split_c", fwd_split, &x, 1, (void *)counts, 1e-2f, 1e-3, 1e-3, 8);
     /* bad parts name the tensor and the range; nothing is returned */
     const int too_many[2] = { 9, 9 };
