@@ -66,8 +66,11 @@ static bool runs_here(const char *test)
 {
     if (clsynth_conv_dnnl_capable(&ctx->dev))
         return true;
-    printf("%s: left out: no oneDNN in this build, or device class %s is not the host CPU\n", test,
-           clsynth_device_class(&ctx->dev));
+#ifdef CLSYNTH_HAVE_DNNL
+    printf("%s: left out: device class %s is not the host CPU\n", test, clsynth_device_class(&ctx->dev));
+#else
+    printf("%s: left out: this build has no oneDNN (-DCLSYNTH_DNNL=OFF, or libdnnl-dev missing)\n", test);
+#endif
     return false;
 }
 
