@@ -6,7 +6,6 @@
 #include <clblast_c.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <time.h>
 
 /* Contexts alive in the process (CLBlast's cache is process-wide: see the header). */
 static pthread_mutex_t clblast_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -104,13 +103,6 @@ const char *clsynth_clblast_status_name(int status)
     return "CLBlastUnknownStatus";
 }
 
-static double wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
 /* Statuses CLBlast returns before it enqueues anything (building or
  * checking its kernels): a retry cannot double-accumulate into C. */
 static bool failed_before_running(CLBlastStatusCode st)
@@ -162,12 +154,9 @@ static int run(clsynth_ctx *ctx, const char *what, const sgemm_call *g)
     if (ctx->failed)
         return -1;
     const char *routine = g->batch ? "CLBlastSgemmStridedBatched" : "CLBlastSgemm";
-    double t0 = 0;
-    if (ctx->profile_launches) {
-        if (clsynth_finish(ctx))
-            return -1;
-        t0 = wall_ms();
-    }
+    double t0;
+    if (clsynth_host_call_begin(ctx, &t0))
+        return -1;
     CLBlastStatusCode st = enqueue(ctx, g);
     if (st != CLBlastSuccess && failed_before_running(st)) {
         /* a kernel that does not build or launch with tuned parameters: CLBlast's
@@ -181,15 +170,7 @@ static int run(clsynth_ctx *ctx, const char *what, const sgemm_call *g)
         return clsynth_ctx_fail(ctx, "%s (%s, m %zu n %zu k %zu, op(A)%s op(B)%s%s) failed: %s (%d)", routine, what,
                                 g->m, g->n, g->k, g->ta ? "=A^T" : "=A", g->tb ? "=B^T" : "=B",
                                 g->batch ? ", strided batch" : "", clsynth_clblast_status_name(st), (int)st);
-    ctx->launches++;
-    if (ctx->profile_launches) {
-        if (clsynth_finish(ctx))
-            return -1;
-        double t = wall_ms() - t0;
-        ctx->launch_ms_total += t;
-        clsynth_kprofile_add(ctx, routine, t);
-    }
-    return 0;
+    return clsynth_host_call_end(ctx, routine, t0);
 }
 
 int clsynth_sgemm(clsynth_ctx *ctx, const char *what, bool trans_a, bool trans_b, size_t m, size_t n,

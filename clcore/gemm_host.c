@@ -30,7 +30,6 @@
  * idle PoCL queue, the whole call 0.1-0.2 ms more than OpenBLAS's own
  * under load (platforms.md). */
 #include <stdio.h>
-#include <time.h>
 
 #include "clcore/gemm.h"
 #include "clcore/hostmap.h"
@@ -46,19 +45,14 @@ static size_t extent(const clsynth_gemm_mat *x, size_t rows, size_t cols, size_t
     return (batch - 1) * x->stride + (rows - 1) * x->ld + cols;
 }
 
-static double wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
 int clsynth_gemm_host(clsynth_ctx *ctx, const char *what, const clsynth_gemm_op *g)
 {
     if (ctx->failed)
         return -1;
     const size_t batch = g->batch ? g->batch : 1;
-    const double t0 = ctx->profile_launches ? wall_ms() : 0;
+    double t0;
+    if (clsynth_host_call_begin(ctx, &t0))
+        return -1;
     clsynth_hostmap m = { 0 };
     clsynth_hostmap_add(&m, g->a.mem, g->a.off, extent(&g->a, g->ta ? g->k : g->m, g->ta ? g->m : g->k, batch), false);
     clsynth_hostmap_add(&m, g->b.mem, g->b.off, extent(&g->b, g->tb ? g->n : g->k, g->tb ? g->k : g->n, batch), false);
@@ -88,15 +82,7 @@ int clsynth_gemm_host(clsynth_ctx *ctx, const char *what, const clsynth_gemm_op 
             }
     if (clsynth_hostmap_unmap(ctx, &m, what))
         return -1;
-    ctx->launches++;
-    if (ctx->profile_launches) {
-        if (clsynth_finish(ctx))
-            return -1;
-        double t = wall_ms() - t0;
-        ctx->launch_ms_total += t;
-        clsynth_kprofile_add(ctx, "host cblas_sgemm", t);
-    }
-    return 0;
+    return clsynth_host_call_end(ctx, "host cblas_sgemm", t0);
 }
 
 #else

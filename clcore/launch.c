@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clcore/program.h"
 
@@ -245,5 +246,36 @@ int clsynth_launch(clsynth_args *a, int dims, const size_t global[], const size_
         if (ms)
             *ms = t;
     }
+    return 0;
+}
+
+static double wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+int clsynth_host_call_begin(clsynth_ctx *ctx, double *t0)
+{
+    *t0 = 0;
+    if (!ctx->profile_launches)
+        return 0;
+    if (clsynth_finish(ctx))
+        return -1;
+    *t0 = wall_ms();
+    return 0;
+}
+
+int clsynth_host_call_end(clsynth_ctx *ctx, const char *name, double t0)
+{
+    ctx->launches++;
+    if (!ctx->profile_launches)
+        return 0;
+    if (clsynth_finish(ctx))
+        return -1;
+    const double ms = wall_ms() - t0;
+    ctx->launch_ms_total += ms;
+    clsynth_kprofile_add(ctx, name, ms);
     return 0;
 }

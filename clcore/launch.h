@@ -47,6 +47,14 @@ int clsynth_launch(clsynth_args *a, int dims, const size_t global[], const size_
  * e.g. a string literal); launches add themselves when ctx->profile_launches. */
 void clsynth_kprofile_add(clsynth_ctx *ctx, const char *kname, double ms);
 
+/* A host library call that stands for a launch (CLBlast, the host BLAS,
+ * oneDNN). begin stores its start in *t0 (0 unless ctx->profile_launches;
+ * then it drains the queue first, so the time is the call's own); end counts
+ * it in ctx->launches and, when profiling, drains the queue and adds the wall
+ * time under name (which must outlive the context). 0, or -1 with ctx->err set. */
+int clsynth_host_call_begin(clsynth_ctx *ctx, double *t0);
+int clsynth_host_call_end(clsynth_ctx *ctx, const char *name, double t0);
+
 /* The default local size clsynth_launch would use (for tests and the tuner). */
 int clsynth_default_local(clsynth_ctx *ctx, cl_kernel k, const char *kname, int dims,
                           const size_t global[], size_t local_out[]);

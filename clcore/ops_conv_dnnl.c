@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clcore/hostmap.h"
 #include "clcore/launch.h"
@@ -123,9 +122,11 @@ static clsynth_dnnl *state(clsynth_ctx *ctx, const char *what)
     return d;
 }
 
+/* frees what was made so far (prim_get's failures too) */
 static void prim_free(prim *p)
 {
-    dnnl_primitive_destroy(p->conv);
+    if (p->conv)
+        dnnl_primitive_destroy(p->conv);
     for (int r = 0; r < N_ROLES; r++)
         if (p->to_own[r])
             dnnl_primitive_destroy(p->to_own[r]);
@@ -170,6 +171,19 @@ static int mds(clsynth_ctx *ctx, const clsynth_conv_geom *g, bool any, bool plai
            md_init(ctx, &md[R_DST], g->N, g->Cout, g->OH, g->OW, act, what);
 }
 
+/* Strides and paddings of g; the right padding makes oneDNN's output size
+ * ours (clsynth_conv_dnnl_applies: never negative). */
+typedef struct window {
+    dnnl_dims_t strides, pl, pr;
+} window;
+
+static window window_of(const clsynth_conv_geom *g)
+{
+    return (window){ { g->stride, g->stride },
+                     { g->pad, g->pad },
+                     { (g->OH - 1) * g->stride + g->KH - g->H - g->pad, (g->OW - 1) * g->stride + g->KW - g->W - g->pad } };
+}
+
 static int fwd_pd(clsynth_ctx *ctx, clsynth_dnnl *d, const clsynth_conv_geom *g, bool bias, bool plain,
                   dnnl_primitive_desc_t *pd, const char *what)
 {
@@ -178,13 +192,12 @@ static int fwd_pd(clsynth_ctx *ctx, clsynth_dnnl *d, const clsynth_conv_geom *g,
         return -1;
     const dnnl_dims_t bd = { g->Cout };
     DNNL_CK(ctx, dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x), what);
-    const dnnl_dims_t strides = { g->stride, g->stride }, pl = { g->pad, g->pad };
-    const dnnl_dims_t pr = { (g->OH - 1) * g->stride + g->KH - g->H - g->pad,
-                             (g->OW - 1) * g->stride + g->KW - g->W - g->pad };
+    const window wd = window_of(g);
     dnnl_convolution_desc_t cd;
     DNNL_CK(ctx,
             dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &any[R_SRC],
-                                               &any[R_WEI], bias ? &bmd : NULL, &any[R_DST], strides, pl, pr),
+                                               &any[R_WEI], bias ? &bmd : NULL, &any[R_DST], wd.strides, wd.pl,
+                                               wd.pr),
             what);
     DNNL_CK(ctx, dnnl_primitive_desc_create(pd, &cd, NULL, d->engine, NULL), what);
     return 0;
@@ -240,17 +253,16 @@ static prim *prim_get(clsynth_ctx *ctx, clsynth_dnnl *d, int pass, const clsynth
         hint = NULL;
     } else if (!rc) {
         dnnl_memory_desc_t any[N_ROLES];
-        const dnnl_dims_t strides = { g->stride, g->stride }, pl = { g->pad, g->pad };
-        const dnnl_dims_t pr = { (g->OH - 1) * g->stride + g->KH - g->H - g->pad,
-                                 (g->OW - 1) * g->stride + g->KW - g->W - g->pad };
+        const window wd = window_of(g);
         dnnl_convolution_desc_t cd;
         dnnl_status_t s = mds(ctx, g, true, plain, any, what) ? dnnl_runtime_error : dnnl_success;
         if (s == dnnl_success)
             s = pass == PASS_BWD_DATA
                     ? dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &any[R_SRC], &any[R_WEI],
-                                                               &any[R_DST], strides, pl, pr)
+                                                               &any[R_DST], wd.strides, wd.pl, wd.pr)
                     : dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &any[R_SRC],
-                                                                  &any[R_WEI], NULL, &any[R_DST], strides, pl, pr);
+                                                                  &any[R_WEI], NULL, &any[R_DST], wd.strides, wd.pl,
+                                                                  wd.pr);
         if (s == dnnl_success)
             s = dnnl_primitive_desc_create(&pd, &cd, NULL, d->engine, hint);
         if (s != dnnl_success)
@@ -280,10 +292,7 @@ static prim *prim_get(clsynth_ctx *ctx, clsynth_dnnl *d, int pass, const clsynth
     if (pd)
         dnnl_primitive_desc_destroy(pd);
     if (rc) {
-        if (p->conv || p->to_own[0] || p->to_own[1] || p->to_own[2])
-            prim_free(p);
-        else
-            free(p);
+        prim_free(p);
         return NULL;
     }
     p->next = d->prims;
@@ -301,13 +310,6 @@ static int arena_fit(clsynth_ctx *ctx, clsynth_dnnl *d, size_t bytes, const char
         return clsynth_ctx_fail(ctx, "%s: out of host memory (%zu bytes of oneDNN layouts)", what, bytes);
     d->arena_size = align64(bytes);
     return 0;
-}
-
-static double wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
 /* One pass on mapped pointers: ptr[r] the user tensor of role r, bias or
@@ -406,7 +408,9 @@ static int run_pass(clsynth_ctx *ctx, const clsynth_conv_call *c, int pass, clsy
         return clsynth_ctx_fail(ctx, "%s: the oneDNN convolution cannot take stride %d with pad %d at %dx%d "
                                      "(input rows past the last window): another algorithm runs it",
                                 c->what, s.stride, s.pad, s.h, s.w);
-    const double t0 = ctx->profile_launches ? wall_ms() : 0;
+    double t0;
+    if (clsynth_host_call_begin(ctx, &t0))
+        return -1;
     clsynth_dnnl *d = state(ctx, c->what);
     const bool plain = c->cfg->v[CONV2D_DNNL_LAYOUT] == CONV2D_DNNL_PLAIN;
     prim *p = d ? prim_get(ctx, d, pass, &c->g, bias != NULL, plain, c->what) : NULL;
@@ -427,17 +431,7 @@ static int run_pass(clsynth_ctx *ctx, const clsynth_conv_call *c, int pass, clsy
     int rc = execute(ctx, d, p, ptr, pb, add, c->what);
     if (clsynth_hostmap_unmap(ctx, &m, c->what))
         rc = -1;
-    if (rc)
-        return -1;
-    ctx->launches++;
-    if (ctx->profile_launches) {
-        if (clsynth_finish(ctx))
-            return -1;
-        double ms = wall_ms() - t0;
-        ctx->launch_ms_total += ms;
-        clsynth_kprofile_add(ctx, profile_name, ms);
-    }
-    return 0;
+    return rc ? -1 : clsynth_host_call_end(ctx, profile_name, t0);
 }
 
 static int conv_dnnl_forward(clsynth_ctx *ctx, const clsynth_conv_call *c)
@@ -450,12 +444,12 @@ static int conv_dnnl_backward(clsynth_ctx *ctx, const clsynth_conv_call *c)
 {
     if (c->dx) {
         clsynth_tensor *const t[N_ROLES] = { c->dx, c->w, c->dy };
-        if (run_pass(ctx, c, PASS_BWD_DATA, t, NULL, !c->dx_fresh, "host oneDNN conv backward data"))
+        if (run_pass(ctx, c, PASS_BWD_DATA, t, NULL, !c->dx_fresh, "host oneDNN conv bwd data"))
             return -1;
     }
     if (c->dw) {
         clsynth_tensor *const t[N_ROLES] = { c->x, c->dw, c->dy };
-        if (run_pass(ctx, c, PASS_BWD_WEIGHTS, t, NULL, true, "host oneDNN conv backward weights"))
+        if (run_pass(ctx, c, PASS_BWD_WEIGHTS, t, NULL, true, "host oneDNN conv bwd weights"))
             return -1;
     }
     return 0;
